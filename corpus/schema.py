@@ -1,0 +1,53 @@
+"""The on-disk contract of a corpus build: directory names, dataset columns, manifest keys.
+
+Every stage of `luke-corpus build` writes into one output directory DIR, and the trainer
+(`pretrain/`) reads it only through what this module names. Changing a name or a column here
+is a schema change: bump SCHEMA_VERSION so that older builds are refused instead of misread.
+
+DIR/
+  manifest.json          one JSON object, see below
+  pages/                 datasets.Dataset, one row per namespace-0 article (PAGE_COLUMNS)
+  redirects.tsv          "source<TAB>final target" per line, titles normalized, chains resolved
+  entity_vocab/          entity_vocab.json (transformers format: title -> id) and counts.jsonl
+  tokenizer/             a directory that transformers.AutoTokenizer loads (MLukeTokenizer)
+  examples/              datasets.Dataset saved with several shards (EXAMPLE_COLUMNS)
+  validation/            same columns, built from held-out pages only
+
+manifest.json:
+  {"schema_version": 1,
+   "stages": {"pages": {...}, "entity_vocab": {...}, "tokenizer": {...}, "examples": {...}}}
+Each stage section holds at least "options" (the options it depended on), "fingerprint"
+(a hex digest that changes when its output changes) and "counts" (a flat dict of integers).
+The trainer reads these keys (written by the stages named):
+  stages.tokenizer.vocab_size, .pad_token_id, .bos_token_id, .eos_token_id, .mask_token_id
+  stages.entity_vocab.size
+  stages.examples.num_examples, .fingerprint, .max_seq_length, .max_entities,
+                  .max_mention_length, .validation_examples
+"""
+
+SCHEMA_VERSION = 1
+
+MANIFEST_FILE = "manifest.json"
+PAGES_DIR = "pages"
+REDIRECTS_FILE = "redirects.tsv"
+ENTITY_VOCAB_DIR = "entity_vocab"
+ENTITY_VOCAB_FILE = "entity_vocab.json"  # inside ENTITY_VOCAB_DIR, and inside TOKENIZER_DIR
+ENTITY_COUNTS_FILE = "counts.jsonl"      # {"id", "entities": [[title, lang]], "count"} per line
+TOKENIZER_DIR = "tokenizer"
+EXAMPLES_DIR = "examples"
+VALIDATION_DIR = "validation"
+
+# pages/: character offsets are Python str indices into `text`, end exclusive. Paragraphs are
+# separated by "\n". `link_target` is the normalized title after redirect resolution.
+PAGE_COLUMNS = ("id", "title", "text", "link_start", "link_end", "link_target")
+
+# examples/ and validation/: `word_ids` is exactly what the exported tokenizer gives for the
+# sequence's text, <s> and </s> included. `entity_start`/`entity_end` are token positions in
+# `word_ids` (end exclusive), one per entry of `entity_ids`.
+EXAMPLE_COLUMNS = ("word_ids", "entity_ids", "entity_start", "entity_end", "page_id")
+
+# Entity vocabulary ids are fixed: specials first, then titles by descending link count.
+ENTITY_SPECIALS = ("[PAD]", "[UNK]", "[MASK]", "[MASK2]")
+ENTITY_PAD_ID, ENTITY_UNK_ID, ENTITY_MASK_ID, ENTITY_MASK2_ID = range(4)
+
+STAGES = ("pages", "entity_vocab", "tokenizer", "examples")

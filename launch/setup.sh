@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Create (or update) the project's virtual environment in .venv and install the project into it.
+# torch is pinned to the CPU build 2.13.0 first, because an unpinned torch pulls a CUDA build of
+# several GB; on a GPU machine set TORCH_SPEC (e.g. TORCH_SPEC="torch==2.13.0") to take another.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+VENV=${VENV:-.venv}
+TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
+
+if [ "${1:-}" = "--help" ] || [ "${1:-}" = "-h" ]; then
+    echo "usage: bash launch/setup.sh   (env: PYTHON, VENV=.venv, TORCH_SPEC=torch==2.13.0)"
+    exit 0
+fi
+[ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+"$VENV/bin/python" -m pip install --quiet --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
+"$VENV/bin/python" -m pip install --quiet "$TORCH_SPEC" 2>&1 | grep -v '^WARNING: Location' || true
+"$VENV/bin/python" -m pip install --quiet -e '.[test,plot]' 2>&1 | grep -v '^WARNING: Location' || true
+"$VENV/bin/python" -c "import torch, deepspeed, transformers, datasets, corpus, pretrain" \
+    || { echo "setup: the environment in $VENV is incomplete (see pip output above)" >&2; exit 1; }
+echo "setup: $VENV ready (torch $("$VENV/bin/python" -c 'import torch; print(torch.__version__)'))"
