@@ -1,0 +1,41 @@
+"""Shared fixtures: the bundled real dump samples and corpora built from them once per session.
+
+Building a corpus trains a small sentencepiece model, so it is done once per test session and
+shared read-only; a test that needs to modify a build copies it first.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from corpus.options import BuildOptions
+
+DATA = Path(__file__).parent / "data"
+EN_DUMP = DATA / "enwiki-sample-5-articles.xml.bz2"
+BG_DUMP = DATA / "bgwiki-sample-utf16.xml.bz2"
+
+# Small enough to train in seconds on the samples, large enough to make real examples.
+TEST_BUILD = dict(word_vocab_size=2000, entity_vocab_size=2000, max_seq_length=128,
+                  max_entities=32, partial_dump=True, validation_pages=1, workers=1)
+
+
+def build_corpus(dump: Path, out: Path, **overrides) -> Path:
+    from corpus.build import build
+
+    build(BuildOptions(dump=dump, out=out, **{**TEST_BUILD, **overrides}))
+    return out
+
+
+@pytest.fixture(scope="session")
+def en_corpus(tmp_path_factory) -> Path:
+    """A full corpus build (pages .. examples) of the English sample. Treat as read-only."""
+    return build_corpus(EN_DUMP, tmp_path_factory.mktemp("en") / "corpus")
+
+
+@pytest.fixture
+def en_corpus_copy(en_corpus, tmp_path) -> Path:
+    """A private copy of the English build that a test may modify."""
+    return Path(shutil.copytree(en_corpus, tmp_path / "corpus"))
