@@ -1,0 +1,114 @@
+"""LUKE self-attention through one `scaled_dot_product_attention` call, entity-aware or plain.
+
+transformers' LukeSelfAttention computes entity-aware attention eagerly: four query/key score
+blocks (word->word, word->entity, entity->word, entity->entity), concatenated, then one softmax.
+The same scores come out of a single fused call by widening the head dimension to 2 * head_dim:
+
+    word queries   [q_w2w, q_w2e]       word keys    [k, 0]
+    entity queries [q_e2w, q_e2e]       entity keys  [0, k]
+
+so a word query meets a word key as q_w2w . k and an entity key as q_w2e . k, and likewise for
+entity queries. The softmax scale stays 1 / sqrt(head_dim), not 1 / sqrt(2 * head_dim), so the
+result is exactly the four-block softmax (REFERENCE section 6). Values keep head_dim.
+
+Hidden states stay as one (batch, words + entities, hidden) tensor through the whole encoder
+(transformers splits and re-concatenates them in every sub-layer); `num_words` says where the
+entities start.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def split_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
+    """(batch, seq, heads * dim) -> (batch, heads, seq, dim)."""
+    batch, seq, width = x.shape
+    return x.view(batch, seq, num_heads, width // num_heads).transpose(1, 2)
+
+
+def merge_heads(x: torch.Tensor) -> torch.Tensor:
+    """(batch, heads, seq, dim) -> (batch, seq, heads * dim)."""
+    batch, heads, seq, dim = x.shape
+    return x.transpose(1, 2).reshape(batch, seq, heads * dim)
+
+
+def paired_queries(first: torch.Tensor, second: torch.Tensor, num_heads: int) -> torch.Tensor:
+    """Two (batch, seq, hidden) query projections -> (batch, heads, seq, 2 * head_dim), per head
+    [first_h, second_h] side by side."""
+    batch, seq, width = first.shape
+    head_dim = width // num_heads
+    pair = torch.stack([first.view(batch, seq, num_heads, head_dim),
+                        second.view(batch, seq, num_heads, head_dim)], dim=3)
+    return pair.view(batch, seq, num_heads, 2 * head_dim).transpose(1, 2)
+
+
+class FastLukeSelfAttention(nn.Module):
+    """Holds exactly LukeSelfAttention's parameters (query, key, value and, for entity-aware
+    attention, w2e_query, e2w_query, e2e_query); returns the attention context before the
+    output projection, (batch, seq, hidden)."""
+
+    def __init__(self, config):
+        super().__init__()
+        if config.hidden_size % config.num_attention_heads:
+            raise ValueError(f"hidden_size {config.hidden_size} is not a multiple of "
+                             f"num_attention_heads {config.num_attention_heads}")
+        hidden = config.hidden_size
+        self.num_heads = config.num_attention_heads
+        self.head_dim = hidden // self.num_heads
+        self.use_entity_aware_attention = config.use_entity_aware_attention
+        self.dropout_p = config.attention_probs_dropout_prob
+        self.query = nn.Linear(hidden, hidden)
+        self.key = nn.Linear(hidden, hidden)
+        self.value = nn.Linear(hidden, hidden)
+        if self.use_entity_aware_attention:
+            self.w2e_query = nn.Linear(hidden, hidden)
+            self.e2w_query = nn.Linear(hidden, hidden)
+            self.e2e_query = nn.Linear(hidden, hidden)
+
+    def forward(self, hidden: torch.Tensor, num_words: int, mask: torch.Tensor) -> torch.Tensor:
+        """`mask`: bool (batch, 1, 1, seq), True where a key may be attended to."""
+        dropout_p = self.dropout_p if self.training else 0.0
+        if self.use_entity_aware_attention and hidden.shape[1] > num_words:
+            query, key, value = self.entity_aware_qkv(hidden, num_words)
+        else:
+            query, key, value = self.plain_qkv(hidden)
+        context = F.scaled_dot_product_attention(query, key, value, attn_mask=mask,
+                                                 dropout_p=dropout_p,
+                                                 scale=1.0 / math.sqrt(self.head_dim))
+        return merge_heads(context)
+
+    def plain_qkv(self, hidden: torch.Tensor):
+        """Query, key and value heads from one matmul against the three stacked weights."""
+        weight = torch.cat([self.query.weight, self.key.weight, self.value.weight])
+        bias = torch.cat([self.query.bias, self.key.bias, self.value.bias])
+        query, key, value = F.linear(hidden, weight, bias).chunk(3, dim=-1)
+        return (split_heads(query, self.num_heads), split_heads(key, self.num_heads),
+                split_heads(value, self.num_heads))
+
+    def entity_aware_qkv(self, hidden: torch.Tensor, num_words: int):
+        """Widened queries and keys of the concatenation identity (module docstring), values
+        as usual. Words and entities each take one matmul: their two queries, key and value."""
+        words, entities = hidden[:, :num_words], hidden[:, num_words:]
+        word_q, word_q2, word_k, word_v = self.project(
+            words, (self.query, self.w2e_query, self.key, self.value))
+        ent_q, ent_q2, ent_k, ent_v = self.project(
+            entities, (self.e2w_query, self.e2e_query, self.key, self.value))
+        query = torch.cat([paired_queries(word_q, word_q2, self.num_heads),
+                           paired_queries(ent_q, ent_q2, self.num_heads)], dim=2)
+        zeros_w, zeros_e = torch.zeros_like(word_k), torch.zeros_like(ent_k)
+        key = torch.cat([paired_queries(word_k, zeros_w, self.num_heads),
+                         paired_queries(zeros_e, ent_k, self.num_heads)], dim=2)
+        value = split_heads(torch.cat([word_v, ent_v], dim=1), self.num_heads)
+        return query, key, value
+
+    @staticmethod
+    def project(x: torch.Tensor, linears) -> tuple[torch.Tensor, ...]:
+        """x through several same-shaped Linear layers in one matmul, split back."""
+        weight = torch.cat([linear.weight for linear in linears])
+        bias = torch.cat([linear.bias for linear in linears])
+        return F.linear(x, weight, bias).chunk(len(linears), dim=-1)
