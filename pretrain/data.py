@@ -251,6 +251,23 @@ def column_values(column) -> list:
     return np.split(flat, offsets[1:-1] - offsets[0])
 
 
+def check_row(row: dict, corpus: CorpusInfo) -> None:
+    """Refuse ids that would index past the model's tables (on a GPU: an opaque device assert)."""
+    words, entities = row["word_ids"], row["entity_ids"]
+    problems = []
+    if len(words) > corpus.max_seq_length:
+        problems.append(f"{len(words)} word ids, more than max_seq_length {corpus.max_seq_length}")
+    if len(words) and (words.min() < 0 or words.max() >= corpus.vocab_size):
+        problems.append(f"word ids in [{words.min()}, {words.max()}], outside the vocabulary of "
+                        f"{corpus.vocab_size}")
+    if len(entities) and (entities.min() < 0 or entities.max() >= corpus.entity_vocab_size):
+        problems.append(f"entity ids in [{entities.min()}, {entities.max()}], outside the entity "
+                        f"vocabulary of {corpus.entity_vocab_size}")
+    if problems:
+        raise CorpusError(f"{corpus.corpus_dir}: example of page {row['page_id']}: "
+                          + "; ".join(problems))
+
+
 class TrainBatches:
     """Collated, masked micro-batches of one rank, step by step, prefetched in a thread."""
 
@@ -263,6 +280,9 @@ class TrainBatches:
         self.prefetch = prefetch
         self.pin_memory = pin_memory
         self.dataset = open_split(corpus, split)
+        if len(self.dataset) != corpus.split_size(split):
+            raise CorpusError(f"{corpus.split_dir(split)}: holds {len(self.dataset)} examples, "
+                              f"the manifest says {corpus.split_size(split)}: a broken build")
         if sampler.num_examples > len(self.dataset):
             raise CorpusError(f"{corpus.split_dir(split)}: sampler expects {sampler.num_examples} "
                               f"examples, the dataset holds {len(self.dataset)}")
@@ -271,6 +291,7 @@ class TrainBatches:
         self.wait_seconds = 0.0  # total time consumers of iter_from() waited for a batch
 
     def mask_example(self, row: dict, rng: np.random.Generator) -> MaskedExample:
+        check_row(row, self.corpus)
         input_ids, labels = mask_words(row["word_ids"], self.maskable, self.word_start,
                                        self.masking, rng, self.corpus.mask_token_id,
                                        self.corpus.vocab_size)
@@ -363,7 +384,13 @@ class Prefetcher:
 
     def __next__(self) -> tuple[int, list[dict]]:
         started = time.perf_counter()
-        step, batches = self._queue.get()
+        while True:
+            try:
+                step, batches = self._queue.get(timeout=1.0)
+                break
+            except queue.Empty:
+                if not self._thread.is_alive():
+                    raise RuntimeError("the batch prefetch thread has stopped") from None
         waited = time.perf_counter() - started
         self.wait_seconds += waited
         self.batches.wait_seconds += waited
