@@ -1,0 +1,65 @@
+"""Progress bars on stderr for the corpus stages: rate and ETA, in pages/s and MB/s.
+
+Two shapes cover the stages: `byte_progress` for reading an input of known size (the bar
+advances with input bytes, so the ETA is right even though pages vary a lot in size; pages/s
+and MB/s of XML are shown beside it), and `item_progress` for a loop over a known number of
+items (pages, sentences, examples). Both are plain tqdm bars on stderr; LUKE_PROGRESS=0 turns
+them off (for logs that should hold only results).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import Iterable, TypeVar
+
+from tqdm import tqdm
+
+T = TypeVar("T")
+MB = 1_000_000
+
+
+def progress_enabled() -> bool:
+    return os.environ.get("LUKE_PROGRESS", "1") not in ("0", "")
+
+
+class ByteProgress:
+    """A bar over the input's bytes with pages/s and MB/s (of XML) shown as a postfix."""
+
+    def __init__(self, total_bytes: int, desc: str) -> None:
+        self.bar = tqdm(total=total_bytes, desc=desc, unit="B", unit_scale=True,
+                        unit_divisor=1024, file=sys.stderr, disable=not progress_enabled(),
+                        dynamic_ncols=True, smoothing=0.05)
+        self.started = time.perf_counter()
+        self._shown_at = 0.0
+
+    def update(self, input_bytes: int, pages: int, xml_bytes: int) -> None:
+        """Move the bar to `input_bytes` read so far (absolute, not a delta)."""
+        self.bar.update(max(0, input_bytes - self.bar.n))
+        now = time.perf_counter()
+        if now - self._shown_at > 0.5:      # formatting the postfix costs; twice a second is plenty
+            seconds = max(now - self.started, 1e-9)
+            self.bar.set_postfix_str(f"{pages / seconds:,.0f} pages/s, "
+                                     f"{xml_bytes / MB / seconds:.2f} MB/s XML", refresh=False)
+            self._shown_at = now
+
+    def close(self) -> None:
+        self.bar.close()
+
+    def __enter__(self) -> "ByteProgress":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def byte_progress(total_bytes: int, desc: str) -> ByteProgress:
+    return ByteProgress(total_bytes, desc)
+
+
+def item_progress(items: Iterable[T], desc: str, unit: str = "page",
+                  total: int | None = None) -> Iterable[T]:
+    """Wrap an iterable in a bar counting `unit`s per second with an ETA when total is known."""
+    return tqdm(items, desc=desc, unit=unit, total=total, file=sys.stderr,
+                disable=not progress_enabled(), dynamic_ncols=True, smoothing=0.05)
