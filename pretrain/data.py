@@ -321,13 +321,13 @@ class TrainBatches:
         return Prefetcher(self, step)
 
     def eval_batches(self, micro_batch_size: int, limit: int | None = None) -> Iterator[dict]:
-        """This rank's share of the validation split's first `limit` examples (all when None),
-        in micro-batches round-robin over ranks, with the same masks at every call. A rank may
-        get no batch at all when the split is small: reduce counts across ranks."""
+        """This rank's share of the validation split's first `limit` micro-batches (all of them
+        when None or 0), dealt round-robin over ranks, with the same masks at every call. A rank
+        may get no batch at all when the split is small: sum the counts across ranks."""
         if self._validation is None:
             self._validation = open_split(self.corpus, "validation")
-        total = len(self._validation) if limit is None else min(limit, len(self._validation))
-        starts = range(0, total, micro_batch_size)
+        total = len(self._validation)
+        starts = range(0, total, micro_batch_size)[:limit or None]
         for b in itertools.islice(starts, self.sampler.rank, None, self.sampler.world_size):
             indices = list(range(b, min(b + micro_batch_size, total)))
             rng = eval_masking_rng(self.seed, b // micro_batch_size)
