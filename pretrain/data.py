@@ -198,6 +198,7 @@ class StepSampler:
         self.accumulation = global_batch_size // (micro_batch_size * world_size)
         self.rank_batch_size = global_batch_size // world_size
         self._permutations: dict[int, np.ndarray] = {}
+        self._lock = threading.Lock()  # the prefetch thread and the caller may both ask
 
     def epoch_of(self, step: int) -> int:
         """The epoch that the first example of global step `step` belongs to."""
@@ -205,14 +206,16 @@ class StepSampler:
 
     def permutation(self, epoch: int) -> np.ndarray:
         """The order of all examples in `epoch`; the two most recent epochs are kept."""
-        if epoch not in self._permutations:
-            rng = np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(0, epoch)))
-            order = rng.permutation(self.num_examples)
-            self._permutations[epoch] = order.astype(np.int32 if self.num_examples < 2**31
-                                                     else np.int64)
-            for old in sorted(self._permutations)[:-2]:
-                del self._permutations[old]
-        return self._permutations[epoch]
+        with self._lock:
+            if epoch not in self._permutations:
+                seq = np.random.SeedSequence(self.seed, spawn_key=(0, epoch))
+                order = np.random.default_rng(seq).permutation(self.num_examples)
+                # int32 halves the memory of a 10M-example order held by every rank.
+                self._permutations[epoch] = order.astype(
+                    np.int32 if self.num_examples < 2**31 else np.int64)
+                for old in sorted(self._permutations)[:-2]:
+                    del self._permutations[old]
+            return self._permutations[epoch]
 
     def global_positions(self, step: int) -> np.ndarray:
         """Positions in the endless stream of epochs that this rank reads at `step`."""
