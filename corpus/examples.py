@@ -1,0 +1,304 @@
+"""Pages to pretraining sequences: sentences, token ids with mention spans, greedy packing.
+
+Pure functions over plain data (a page is a dict with the PAGE_COLUMNS); the examples stage
+runs them in worker processes and `luke-corpus inspect` re-runs them to show a stored example
+with its text.
+
+One id mapping: word ids come from the exported transformers tokenizer itself, split the way
+`MLukeTokenizer.__call__` splits a text given `entity_spans` (the text is cut at every mention
+boundary, a space before a boundary going with the following piece, and each piece tokenized on
+its own by the fast backend). So for every example,
+`tokenizer(text, entities=titles, entity_spans=char_spans, max_entity_length=len(titles),
+truncation=False)` gives back exactly its word and entity ids, and every mention starts and ends
+on a token boundary. Sentences are whitespace-collapsed and joined by one space; pieces are cut
+only at spaces, so a packed sequence's ids are the concatenation of its sentences' ids. A
+sentence holding a special token's text (`<s>`, `[MASK]`, ...) or the metaspace character is
+dropped: the tokenizer would turn that text into a special id, which is not what the page says.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+from corpus.schema import ENTITY_UNK_ID
+from corpus.sentences import sentence_spans
+
+UNK_TITLE = "[UNK]"
+_SPACES = re.compile(r"\s+")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The packing limits (BuildOptions of the examples stage)."""
+    max_seq_length: int = 512        # <s> and </s> included
+    max_entities: int = 128
+    max_mention_length: int = 30     # tokens; longer mentions are cut to their first tokens
+    min_sentence_tokens: int = 5
+    unk_entities: str = "keep"       # keep: link to a title outside the vocabulary -> [UNK]
+
+
+@dataclass(frozen=True)
+class Mention:
+    start: int                       # character span in its sentence's (or example's) text
+    end: int
+    title: str                       # the key looked up in entity_vocab.json ("[UNK]" if unknown)
+    entity_id: int
+    target: str                      # the link target as the page has it
+
+
+@dataclass
+class Sentence:
+    text: str
+    mentions: list[Mention]
+    word_ids: list[int] = field(default_factory=list)
+    token_spans: list[tuple[int, int]] = field(default_factory=list)  # one per mention
+
+
+@dataclass(frozen=True)
+class Example:
+    """One packed sequence, with the text and character spans it was tokenized from."""
+    page_id: int
+    text: str
+    mentions: tuple[Mention, ...]
+    word_ids: tuple[int, ...]        # <s> ... </s>
+    entity_start: tuple[int, ...]    # token positions in word_ids, end exclusive
+    entity_end: tuple[int, ...]
+
+    @property
+    def entity_ids(self) -> list[int]:
+        return [m.entity_id for m in self.mentions]
+
+    def row(self) -> dict:
+        """The stored columns (schema.EXAMPLE_COLUMNS)."""
+        return {"word_ids": list(self.word_ids), "entity_ids": self.entity_ids,
+                "entity_start": list(self.entity_start), "entity_end": list(self.entity_end),
+                "page_id": self.page_id}
+
+
+class WordEncoder:
+    """Token ids exactly as the transformers tokenizer computes them, many texts per call."""
+
+    def __init__(self, tokenizer):
+        self.backend = tokenizer.backend_tokenizer
+        # MLukeTokenizer maps tokens to ids with convert_tokens_to_ids (token_to_id, else unk);
+        # doing the same keeps its quirks (an added token with lstrip becomes <unk>).
+        self.vocab = self.backend.get_vocab(with_added_tokens=True)
+        self.unk_id = tokenizer.unk_token_id
+        self.bos_id = tokenizer.cls_token_id
+        self.eos_id = tokenizer.sep_token_id
+        special = sorted(tokenizer.added_tokens_encoder, key=len, reverse=True) + ["\u2581"]
+        self.special_text = re.compile("|".join(re.escape(s) for s in special))
+
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        vocab, unk = self.vocab, self.unk_id
+        encodings = self.backend.encode_batch(list(texts), add_special_tokens=False)
+        return [[vocab.get(token, unk) for token in e.tokens] for e in encodings]
+
+    def encode_sentences(self, sentences: Sequence[Sentence]) -> None:
+        """Fill each sentence's word_ids and token_spans (one backend call for all of them)."""
+        pieces, plans = [], []
+        for sentence in sentences:
+            texts, boundary_piece = split_at_mentions(sentence.text, sentence.mentions)
+            plans.append((len(pieces), len(texts), boundary_piece))
+            pieces.extend(texts)
+        ids = self.encode(pieces)
+        for sentence, (first, count, boundary_piece) in zip(sentences, plans):
+            piece_ids = ids[first:first + count]
+            offsets = [0]
+            for p in piece_ids:
+                offsets.append(offsets[-1] + len(p))
+            sentence.word_ids = [i for p in piece_ids for i in p]
+            sentence.token_spans = [(offsets[boundary_piece[m.start]],
+                                     offsets[boundary_piece[m.end]]) for m in sentence.mentions]
+
+
+def split_at_mentions(text: str, mentions: Sequence[Mention]) -> tuple[list[str], dict[int, int]]:
+    """Pieces of `text` cut at every mention boundary, as MLukeTokenizer cuts them, and for
+    each boundary the index of the piece it starts (its token position is the number of tokens
+    of the pieces before)."""
+    pieces: list[str] = []
+    boundary_piece: dict[int, int] = {}
+    cursor = 0
+    for position in sorted({p for m in mentions for p in (m.start, m.end)}):
+        cut = position - 1 if position > 0 and text[position - 1] == " " else position
+        if cut != cursor:
+            pieces.append(text[cursor:cut])
+            cursor = cut
+        boundary_piece[position] = len(pieces)
+    pieces.append(text[cursor:])
+    return pieces, boundary_piece
+
+
+def page_links(page: dict) -> list[tuple[int, int, str]]:
+    """The page's links as (start, end, target), in order, overlapping ones left out."""
+    links, last_end = [], 0
+    for start, end, target in sorted(zip(page["link_start"], page["link_end"],
+                                         page["link_target"])):
+        if start >= last_end and end > start:
+            links.append((start, end, target))
+            last_end = end
+    return links
+
+
+def page_sentences(page: dict, locale: str, entity_vocab: dict[str, int], limits: Limits,
+                   counts: Counter) -> list[Sentence]:
+    """The page's sentences, whitespace collapsed, each with its mentions (before tokenizing)."""
+    text = page["text"]
+    links = page_links(page)
+    counts["mentions_overlapping"] += len(page["link_start"]) - len(links)
+    sentences, link_index = [], 0
+    for start, end in sentence_spans(text, locale, [(s, e) for s, e, _ in links]):
+        inside = []
+        while link_index < len(links) and links[link_index][0] < end:
+            inside.append(links[link_index])
+            link_index += 1
+        sentence = collapse_sentence(text[start:end], [(s - start, e - start, t)
+                                                       for s, e, t in inside],
+                                     entity_vocab, limits, counts)
+        if sentence.text:
+            sentences.append(sentence)
+    return sentences
+
+
+def collapse_sentence(text: str, links: Sequence[tuple[int, int, str]],
+                      entity_vocab: dict[str, int], limits: Limits,
+                      counts: Counter) -> Sentence:
+    """One sentence with runs of whitespace made one space, stripped, and its mentions resolved."""
+    out: list[str] = []
+    length = 0
+    after_space = True  # at the start, a space would be leading whitespace: dropped
+    mentions: list[Mention] = []
+
+    def append(piece: str) -> None:
+        nonlocal length, after_space
+        piece = _SPACES.sub(" ", piece)
+        if piece.startswith(" ") and after_space:
+            piece = piece[1:]
+        if piece:
+            out.append(piece)
+            length += len(piece)
+            after_space = piece.endswith(" ")
+
+    cursor = 0
+    for start, end, target in links:
+        append(text[cursor:start])
+        cursor = end
+        anchor = _SPACES.sub(" ", text[start:end])
+        mention = resolve_mention(anchor.strip(), target, entity_vocab, limits, counts)
+        if mention is None:
+            append(anchor)
+            continue
+        append(" " if anchor[:1] == " " else "")
+        start_in_sentence = length
+        append(anchor.strip())
+        mentions.append(Mention(start_in_sentence, length, mention.title, mention.entity_id,
+                                target))
+        append(" " if anchor[-1:] == " " else "")
+    append(text[cursor:])
+    if len(mentions) > limits.max_entities:
+        # The extra mentions become plain text; the sentence is tokenized without cuts there.
+        counts["mentions_over_max_entities"] += len(mentions) - limits.max_entities
+        mentions = mentions[:limits.max_entities]
+    return Sentence("".join(out).rstrip(), mentions)
+
+
+def resolve_mention(anchor: str, target: str, entity_vocab: dict[str, int], limits: Limits,
+                    counts: Counter) -> Mention | None:
+    """The mention for a link (span filled in by the caller), or None when it is dropped."""
+    if not anchor:
+        counts["mentions_empty"] += 1
+        return None
+    entity_id = entity_vocab.get(target)
+    if entity_id is not None:
+        return Mention(0, 0, target, entity_id, target)
+    if limits.unk_entities == "drop":
+        counts["mentions_unk_dropped"] += 1
+        return None
+    counts["mentions_unk_kept"] += 1
+    return Mention(0, 0, UNK_TITLE, ENTITY_UNK_ID, target)
+
+
+def keep_sentence(sentence: Sentence, encoder: WordEncoder, limits: Limits,
+                  counts: Counter) -> bool:
+    """Whether a tokenized sentence goes into packing (the reason counted when not)."""
+    if encoder.special_text.search(sentence.text):
+        counts["sentences_with_special_text"] += 1
+        return False
+    if len(sentence.word_ids) < limits.min_sentence_tokens:
+        counts["sentences_too_short"] += 1
+        return False
+    if len(sentence.word_ids) > limits.max_seq_length - 2:
+        counts["sentences_too_long"] += 1
+        return False
+    return True
+
+
+def pack_sentences(sentences: Iterable[Sentence], limits: Limits) -> list[list[Sentence]]:
+    """Greedy packing of consecutive sentences within the token and entity budgets."""
+    packs: list[list[Sentence]] = []
+    current: list[Sentence] = []
+    tokens = entities = 0
+    for sentence in sentences:
+        if current and (tokens + len(sentence.word_ids) > limits.max_seq_length - 2
+                        or entities + len(sentence.mentions) > limits.max_entities):
+            packs.append(current)
+            current, tokens, entities = [], 0, 0
+        current.append(sentence)
+        tokens += len(sentence.word_ids)
+        entities += len(sentence.mentions)
+    if current:
+        packs.append(current)
+    return packs
+
+
+def make_example(page_id: int, pack: Sequence[Sentence], encoder: WordEncoder,
+                 limits: Limits, counts: Counter) -> Example:
+    """Join a pack's sentences with one space; token spans shift by the tokens before (+1 for
+    <s>), and a mention longer than max_mention_length keeps its first tokens."""
+    text_parts, mentions, starts, ends, word_ids = [], [], [], [], [encoder.bos_id]
+    char_offset = 0
+    for sentence in pack:
+        token_offset = len(word_ids)
+        for mention, (start, end) in zip(sentence.mentions, sentence.token_spans):
+            mentions.append(Mention(mention.start + char_offset, mention.end + char_offset,
+                                    mention.title, mention.entity_id, mention.target))
+            if end - start > limits.max_mention_length:
+                counts["mentions_truncated"] += 1
+                end = start + limits.max_mention_length
+            starts.append(start + token_offset)
+            ends.append(end + token_offset)
+        word_ids.extend(sentence.word_ids)
+        text_parts.append(sentence.text)
+        char_offset += len(sentence.text) + 1
+    word_ids.append(encoder.eos_id)
+    return Example(page_id, " ".join(text_parts), tuple(mentions), tuple(word_ids),
+                   tuple(starts), tuple(ends))
+
+
+def examples_from_pages(pages: Sequence[dict], encoder: WordEncoder, locale: str,
+                        entity_vocab: dict[str, int], limits: Limits,
+                        counts: Counter) -> list[Example]:
+    """All examples of the pages, in page order (tokenized in one backend call)."""
+    per_page = [page_sentences(p, locale, entity_vocab, limits, counts) for p in pages]
+    encoder.encode_sentences([s for sentences in per_page for s in sentences])
+    examples = []
+    for page, sentences in zip(pages, per_page):
+        counts["pages"] += 1
+        counts["sentences"] += len(sentences)
+        kept = [s for s in sentences if keep_sentence(s, encoder, limits, counts)]
+        page_examples = []
+        for pack in pack_sentences(kept, limits):
+            if not any(s.mentions for s in pack):
+                counts["sequences_without_entities"] += 1
+                continue
+            page_examples.append(make_example(page["id"], pack, encoder, limits, counts))
+        counts["pages_without_examples"] += not page_examples
+        examples.extend(page_examples)
+    for example in examples:
+        counts["examples"] += 1
+        counts["tokens"] += len(example.word_ids)
+        counts["entities"] += len(example.mentions)
+    return examples
