@@ -1,0 +1,185 @@
+"""Wikitext of one article -> clean text with its hyperlinks as character spans.
+
+`parse_page(wikitext, title, site)` is a pure function: the pre-pass (corpus/wikitext_prepass.py)
+cuts what the text drops, mwparserfromhell parses the rest, a walk over its nodes writes the
+visible text and records each article link, and corpus/wikitext_layout.py tidies paragraphs
+and whitespace while the spans follow.
+
+What the clean text holds, and why:
+- Prose as a reader sees it: bold/italic quotes, HTML tags, list markers and entities are
+  gone (`&nbsp;` becomes a plain space); the contents of formatting tags stay.
+- Dropped: templates, tables, references, comments, math, galleries and the other extension
+  tags of DROPPED_TAGS, files/images, category tags, language links, bare external URLs (an
+  external link keeps its label), magic words.
+- Headings are dropped (they only end a paragraph): they are labels, not sentences, and kept
+  as paragraphs they would become fragment "sentences" in the pretraining text.
+- Paragraphs as MediaWiki makes them: a blank line, a heading, a list item or a block tag
+  starts one; a single line break inside a paragraph is a space. Paragraphs are separated by
+  "\\n"; no empty paragraphs; whitespace runs collapsed to one space. `<br>` breaks the
+  paragraph as it breaks the line on screen.
+Links (`ParsedPage.links`, (start, end, target) with text[start:end] the anchor text):
+- only links whose target is in namespace 0 of this wiki; the target is the normalized title
+  (corpus/titles.py), `[[#Section]]` resolving to the current page;
+- `[[Target|anchor]]` spans the anchor as displayed (its own markup stripped);
+  `[[Target]]` spans the target as written (without a leading ':');
+- a blend `[[Target]]s` spans "Targets": MediaWiki draws the trailing letters as part of the
+  link, so they are part of the mention (any letters, where MediaWiki's English rule is a-z);
+- links to other namespaces (`[[:Category:X|...]]`, `[[Wikipedia:...]]`) and interwiki links
+  (`[[wikt:word|word]]`) keep their visible text but are never spans; category tags, files and
+  language links render no text at all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import re
+
+import mwparserfromhell
+from mwparserfromhell.nodes import ExternalLink, Heading, HTMLEntity, Tag, Text, Wikilink
+from mwparserfromhell.wikicode import Wikicode
+
+from corpus.siteinfo import SiteInfo
+from corpus.titles import link_display_text, namespace_of, resolve_link_target
+from corpus.wikitext_layout import Span, finish_layout
+from corpus.wikitext_prepass import DROPPED_TAGS, INVISIBLE_LINK_NAMESPACES, strip_dropped
+
+# Tags whose contents are dropped (the pre-pass cuts most before parsing; tables are
+# mwparserfromhell Tag nodes too).
+_DROPPED_TAG_NAMES = frozenset((*DROPPED_TAGS, "table", "tr", "td", "th", "caption", "math"))
+# Tags that start a new paragraph: list items (`*`, `#`, `:`, `;`), rules, line breaks, blocks.
+_BREAK_TAGS = frozenset({"li", "dt", "dd", "br", "hr", "p", "div", "blockquote", "center",
+                         "ul", "ol", "dl", "poem"})
+_PARAGRAPH_BREAK = "\n\n"   # what finish_layout reads as a paragraph break
+_LINK_TRAIL = re.compile(r"[^\W\d_]+")
+
+
+@dataclass(frozen=True)
+class ParsedPage:
+    text: str
+    links: list[tuple[int, int, str]]   # (start, end, normalized target), text[start:end] = anchor
+
+
+@dataclass(frozen=True)
+class _Context:
+    title: str
+    site: SiteInfo
+    namespace_ids: dict[str, int]
+
+
+class _TextBuilder:
+    """Collects visible text and link spans over it, in order."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.length = 0
+        self.spans: list[Span] = []
+        self._trail_open = False   # the last thing written was a span: letters may join it
+
+    def text(self, value: str) -> None:
+        if self._trail_open:
+            self._trail_open = False
+            trail = _LINK_TRAIL.match(value)
+            if trail:
+                start, _, target = self.spans[-1]
+                self.spans[-1] = (start, self.length + trail.end(), target)
+        self.parts.append(value)
+        self.length += len(value)
+
+    def link(self, anchor: str, target: str) -> None:
+        start = self.length
+        self.text(anchor)
+        self.spans.append((start, self.length, target))
+        self._trail_open = True
+
+    def close_trail(self) -> None:
+        self._trail_open = False
+
+    def joined(self) -> str:
+        return "".join(self.parts)
+
+
+def parse_page(wikitext: str, title: str, site: SiteInfo, *, prepass: bool = True) -> ParsedPage:
+    """Clean text and article-link spans of one page's wikitext (see the module docstring).
+
+    `prepass=False` parses the whole wikitext with mwparserfromhell (slower, same result; kept
+    to test the pre-pass against). May raise on a pathological page (mwparserfromhell's
+    ParserError, RecursionError): the caller counts and skips it.
+    """
+    context = _Context(title, site, site.namespace_ids())
+    source = strip_dropped(wikitext, site) if prepass else wikitext
+    builder = _TextBuilder()
+    _write_nodes(mwparserfromhell.parse(source, skip_style_tags=False), context, builder)
+    text, spans = finish_layout(builder.joined(), builder.spans)
+    return ParsedPage(text=text, links=spans)
+
+
+def _write_nodes(code: Wikicode, context: _Context, out: _TextBuilder, links: bool = True) -> None:
+    """Write the visible text of code's nodes into out; links=False inside a link's anchor."""
+    for node in code.nodes:
+        kind = type(node)
+        if kind is Text:
+            out.text(node.value)
+            continue
+        out.close_trail()   # only text right after a link can extend it
+        if kind is Wikilink:
+            _write_link(node, context, out, links)
+        elif kind is Tag:
+            _write_tag(node, context, out, links)
+        elif kind is HTMLEntity:
+            out.text(node.normalize())
+        elif kind is ExternalLink:
+            if node.title is not None:   # a bare URL or [http://x] shows no words
+                _write_nodes(node.title, context, out, links)
+        elif kind is Heading:
+            out.text(_PARAGRAPH_BREAK)
+        # Template, Argument, Comment: nothing visible.
+
+
+def _write_tag(node: Tag, context: _Context, out: _TextBuilder, links: bool) -> None:
+    name = str(node.tag).strip().lower()
+    if name in _DROPPED_TAG_NAMES:
+        return
+    if name in _BREAK_TAGS:
+        out.text(_PARAGRAPH_BREAK)
+    if node.contents is not None and not node.self_closing:
+        _write_nodes(node.contents, context, out, links)
+        if name in _BREAK_TAGS:
+            out.text(_PARAGRAPH_BREAK)
+
+
+def _write_link(node: Wikilink, context: _Context, out: _TextBuilder, links: bool) -> None:
+    raw_target = str(node.title)
+    visible_prefix = raw_target.lstrip().startswith(":")
+    ns = namespace_of(raw_target, context.site, context.namespace_ids)
+    if not visible_prefix and ns in INVISIBLE_LINK_NAMESPACES:
+        return
+    anchor = _anchor_text(node, raw_target, context)
+    target = resolve_link_target(raw_target, context.title, context.site,
+                                 context.namespace_ids) if ns == 0 and links else None
+    if target is None:
+        out.text(anchor)
+    else:
+        out.link(anchor, target)
+
+
+def _anchor_text(node: Wikilink, raw_target: str, context: _Context) -> str:
+    """The text MediaWiki shows for a link: its label without markup, else the target as
+    written (percent-encoding and entities decoded, leading ':' removed)."""
+    if node.text is not None:
+        label = _TextBuilder()
+        _write_nodes(node.text, context, label, links=False)
+        shown = label.joined()
+        if shown.strip():
+            return shown.replace("\n", " ")
+        return _pipe_trick(raw_target, context)
+    shown = link_display_text(raw_target)
+    return shown[1:] if shown.startswith(":") else shown
+
+
+def _pipe_trick(raw_target: str, context: _Context) -> str:
+    """`[[Paris (band)|]]` shows "Paris": namespace and parenthetical dropped (MediaWiki
+    expands this on save, so dumps rarely hold it)."""
+    shown = link_display_text(raw_target).lstrip(":")
+    if namespace_of(shown, context.site, context.namespace_ids) != 0:
+        shown = shown.split(":", 1)[1]
+    return re.sub(r"\s*\([^()]*\)\s*$", "", shown).strip()

@@ -1,0 +1,170 @@
+"""A linear pre-pass that cuts from wikitext what the clean text drops, before the real parse.
+
+mwparserfromhell builds a node tree for everything it reads, and most of an article's bytes sit
+in markup whose output is thrown away: references, templates (infoboxes, citations, navboxes),
+tables, comments, galleries, math, file and category links. Cutting those with a few regular
+expressions and bracket counting costs a fraction of parsing them, so `strip_dropped` runs
+first and mwparserfromhell only parses the prose that remains.
+
+The cuts follow MediaWiki's preprocessor where it matters for correctness:
+- comments and extension tags (`<ref>`, `<math>` ...) are opaque: braces inside them do not
+  count; an extension tag without its closing tag is dropped alone (MediaWiki shows it as text);
+- braces pair as MediaWiki pairs them: runs of two or more `{`, closed by `}}` (3 for an
+  argument `{{{x}}}`), single braces ignored; an unclosed `{{` loses only its braces;
+- a table starts with `{|` at a line start (after optional spaces or ':' indents) and ends at
+  the matching `|}` line, nested tables counted; a table that is never closed (its end is often
+  produced by a template such as `{{end}}`) ends at the first blank line;
+- `[[File:...]]`, `[[Category:...]]` and language links `[[fr:...]]` (without a leading ':') go
+  whole, captions and nested links included; the namespace names come from the site.
+What the pre-pass leaves is still wikitext; the parser (corpus/wikitext.py) drops the same kinds
+of nodes again, so the result is the same with or without this pass (tests/test_wikitext.py).
+"""
+
+from __future__ import annotations
+
+import re
+
+from corpus.siteinfo import SiteInfo
+from corpus.titles import LANGUAGE_LINK, namespace_of
+
+# Extension tags whose contents never reach the clean text (MediaWiki keeps them opaque).
+DROPPED_TAGS = (
+    "ref", "references", "gallery", "math", "chem", "ce", "timeline", "score", "graph",
+    "mapframe", "maplink", "syntaxhighlight", "source", "pre", "hiero", "imagemap",
+    "templatedata", "templatestyles", "inputbox", "categorytree", "indicator", "section",
+    "charinsert", "rss", "talkpage", "noinclude",
+)
+_TAG_NAMES = "|".join(DROPPED_TAGS)
+# Namespaces whose links (without a leading ':') render no text in the article.
+INVISIBLE_LINK_NAMESPACES = frozenset({6, 14, LANGUAGE_LINK})
+
+_OPAQUE = rf"(?P<comment><!--)|(?P<tag><(?P<name>{_TAG_NAMES}|nowiki)\b[^<>]*?(?P<selfclose>/)?>)"
+# What the top level of a page starts to cut (or, for nowiki and links, to look at).
+_TOP = re.compile(
+    _OPAQUE + r"|(?P<braces>\{\{+)|(?P<table>^[ \t:]*\{\|)|(?P<link>\[\[)|(?P<magic>__[A-Z]+__)",
+    re.IGNORECASE | re.MULTILINE)
+_IN_BRACES = re.compile(_OPAQUE + r"|(?P<open>\{\{+)|(?P<close>\}\}+)", re.IGNORECASE)
+_IN_TABLE = re.compile(
+    _OPAQUE + r"|(?P<braces>\{\{+)|(?P<open>^[ \t:]*\{\|)|(?P<close>^[ \t]*\|\})",
+    re.IGNORECASE | re.MULTILINE)
+_IN_LINK = re.compile(_OPAQUE + r"|(?P<braces>\{\{+)|(?P<open>\[\[)|(?P<close>\]\])|(?P<eol>\n)",
+                      re.IGNORECASE)
+_LINK_TARGET = re.compile(r"[^|\[\]{}<>\n]*")
+_CLOSING_TAGS: dict[str, re.Pattern] = {
+    name: re.compile(rf"</{name}\s*>", re.IGNORECASE) for name in (*DROPPED_TAGS, "nowiki")}
+
+
+def strip_dropped(wikitext: str, site: SiteInfo) -> str:
+    """The wikitext with comments, dropped extension tags, templates, tables, magic words and
+    invisible links (files, categories, language links) removed; nowiki sections kept."""
+    ids = site.namespace_ids()
+    out: list[str] = []
+    pos = 0
+    while (m := _TOP.search(wikitext, pos)) is not None:
+        out.append(wikitext[pos:m.start()])
+        kind = m.lastgroup
+        if kind == "link":
+            end = _end_of_invisible_link(wikitext, m.end(), ids, site)
+            if end is None:
+                out.append("[[")
+                end = m.end()
+        elif kind == "tag" and m.group("name").lower() == "nowiki":
+            end = _end_of_opaque(wikitext, m)
+            out.append(wikitext[m.start():end])
+        elif kind == "braces":
+            end = _end_of_braces(wikitext, m)
+        elif kind == "table":
+            end = _end_of_table(wikitext, m.start(), m.end())
+        elif kind == "magic":
+            end = m.end()
+        else:
+            end = _end_of_opaque(wikitext, m)
+        pos = end
+    out.append(wikitext[pos:])
+    return "".join(out)
+
+
+def _end_of_opaque(text: str, m: re.Match) -> int:
+    """The end of a comment or extension tag opened at match m (its own end if unclosed)."""
+    if m.group("comment"):
+        close = text.find("-->", m.end())
+        return len(text) if close < 0 else close + 3
+    if m.group("selfclose"):
+        return m.end()
+    close = _CLOSING_TAGS[m.group("name").lower()].search(text, m.end())
+    return m.end() if close is None else close.end()
+
+
+def _end_of_braces(text: str, first: re.Match) -> int:
+    """The end of the template/argument whose opening brace run is `first`.
+
+    A stack of open brace runs, closed as MediaWiki closes them: each `}}` or `}}}` takes 2 or
+    3 braces off the innermost run; a run left with one brace is closed (the brace is text).
+    Unclosed: only the first run's braces are cut, the rest is read again as normal text.
+    """
+    stack = [len(first.group())]
+    pos = first.end()
+    while (m := _IN_BRACES.search(text, pos)) is not None:
+        pos = m.end()
+        if m.lastgroup == "open":
+            stack.append(len(m.group()))
+        elif m.lastgroup == "close":
+            closing = len(m.group())
+            while closing >= 2 and stack:
+                used = min(3, closing, stack[-1])
+                stack[-1] -= used
+                closing -= used
+                if stack[-1] < 2:
+                    stack.pop()
+            if not stack:
+                return m.end() - closing
+        else:
+            pos = _end_of_opaque(text, m)
+    return first.end()
+
+
+def _end_of_table(text: str, start: int, pos: int) -> int:
+    """The end of the table opened at start (its `{|` ends at pos): after its matching `|}`,
+    nested tables counted; a table never closed ends at the first blank line."""
+    depth = 1
+    while (m := _IN_TABLE.search(text, pos)) is not None:
+        pos = m.end()
+        if m.lastgroup == "open":
+            depth += 1
+        elif m.lastgroup == "close":
+            depth -= 1
+            if depth == 0:
+                return pos
+        elif m.lastgroup == "braces":
+            pos = _end_of_braces(text, m)
+        else:
+            pos = _end_of_opaque(text, m)
+    blank = text.find("\n\n", start)
+    return len(text) if blank < 0 else blank
+
+
+def _end_of_invisible_link(text: str, pos: int, ids: dict[str, int], site: SiteInfo) -> int | None:
+    """For `[[` ending at pos: the end of the whole link if it renders no text, else None."""
+    target = _LINK_TARGET.match(text, pos).group()
+    if target.lstrip().startswith(":"):
+        return None
+    if namespace_of(target, site, ids) not in INVISIBLE_LINK_NAMESPACES:
+        return None
+    depth = 1
+    while (m := _IN_LINK.search(text, pos)) is not None:
+        pos = m.end()
+        kind = m.lastgroup
+        if kind == "open":
+            depth += 1
+        elif kind == "close":
+            depth -= 1
+            if depth == 0:
+                return pos
+        elif kind == "braces":
+            pos = _end_of_braces(text, m)
+        elif kind == "eol":
+            if depth == 1 and namespace_of(target, site, ids) != 6:
+                return None   # a category or language link never spans lines: not a link
+        else:
+            pos = _end_of_opaque(text, m)
+    return None
