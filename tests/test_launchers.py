@@ -1,0 +1,248 @@
+"""The launchers in launch/: their dry runs (exact commands, hostfiles, a faked SLURM job) and a
+real two-process CPU run of the single-node launcher through the deepspeed launcher.
+
+A dry run prints one shell-quoted command per line on stdout (lines starting with '#' are
+comments), so the tests split each line with shlex, as the shell would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+LAUNCH = REPO / "launch"
+VENV_BIN = Path(sys.executable).parent
+TRAINER = str(VENV_BIN / "luke-train")
+TRAINER_ARGS = ["--config", "configs/tiny.toml", "--corpus", "/data/en corpus", "--output", "/runs/r"]
+
+
+def launcher_env(**overrides: str) -> dict[str, str]:
+    """The environment of a test launch: no GPU, no SLURM or rendezvous variables of the host."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("SLURM_", "MASTER_", "NCCL_", "NODE_RANK", "LAUNCHER", "DRY_RUN"))}
+    env["CUDA_VISIBLE_DEVICES"] = ""
+    env["PATH"] = f"{VENV_BIN}:{env.get('PATH', '')}"
+    env.update(overrides)
+    return env
+
+
+def launch(script: str, *args: str, check: bool = True, **env: str) -> subprocess.CompletedProcess:
+    result = subprocess.run(["bash", str(LAUNCH / script), *args], cwd=REPO, text=True,
+                            capture_output=True, env=launcher_env(**env), timeout=120)
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def dry_run_lines(script: str, *args: str, **env: str) -> list[str]:
+    """The command lines a launcher's dry run prints, comments left out."""
+    out = launch(script, "--dry-run", *args, **env).stdout
+    return [line for line in out.splitlines() if line and not line.startswith("#")]
+
+
+def dry_run(script: str, *args: str, **env: str) -> list[list[str]]:
+    """The commands a launcher's dry run prints, each split into words."""
+    return [shlex.split(line) for line in dry_run_lines(script, *args, **env)]
+
+
+def cpu_threads(processes: int) -> str:
+    return str(max(1, len(os.sched_getaffinity(0)) // processes))
+
+
+@pytest.mark.parametrize("script", ["single_node.sh", "multi_node.sh", "torchrun.sh",
+                                    "slurm.sbatch", "quickstart.sh"])
+def test_every_launcher_has_help_and_a_dry_run(script):
+    result = launch(script, "--help")
+    assert "usage:" in result.stdout
+    assert "--dry-run" in result.stdout or "DRY_RUN" in result.stdout
+
+
+def test_single_node_cpu_runs_n_processes_through_deepspeed():
+    (command,) = dry_run("single_node.sh", "--procs", "2", "--master-port", "29611", *TRAINER_ARGS)
+    assert command == ["env", f"OMP_NUM_THREADS={cpu_threads(2)}", "deepspeed", "--master_port",
+                       "29611", "--num_gpus", "2", TRAINER, *TRAINER_ARGS]
+
+
+def test_single_node_dry_run_env_and_separator_and_overrides():
+    (command,) = dry_run("single_node.sh", "--procs", "3", "--", "--resume", "optim.lr=3e-4",
+                         *TRAINER_ARGS, DRY_RUN="1", MASTER_PORT="30001", OMP_NUM_THREADS="5")
+    assert command[:7] == ["env", "OMP_NUM_THREADS=5", "deepspeed", "--master_port", "30001",
+                           "--num_gpus", "3"]
+    assert command[7:] == [TRAINER, "--resume", "optim.lr=3e-4", *TRAINER_ARGS]
+
+
+def test_single_node_picks_a_free_port_when_none_given():
+    (command,) = dry_run("single_node.sh", *TRAINER_ARGS)
+    port = int(command[command.index("--master_port") + 1])
+    assert 1024 <= port < 65536
+
+
+@pytest.mark.parametrize("args, message", [
+    ((), "no trainer arguments"),
+    (("--procs", "0", *TRAINER_ARGS), "--procs must be a positive integer"),
+    (("--gpus", "2", *TRAINER_ARGS), "only 0 GPU(s) visible"),
+])
+def test_single_node_refuses_bad_arguments_with_one_line(args, message):
+    result = launch("single_node.sh", "--dry-run", *args, check=False)
+    assert result.returncode == 2
+    assert message in result.stderr and result.stdout == ""
+
+
+def write_hostfile(tmp_path: Path, *lines: str) -> Path:
+    hostfile = tmp_path / "hosts.txt"
+    hostfile.write_text("".join(f"{line}\n" for line in lines))
+    return hostfile
+
+
+def test_multi_node_uses_hostfile_first_host_as_master_and_passes_nccl_env(tmp_path):
+    hostfile = write_hostfile(tmp_path, "# two nodes", "node-a slots=8", "node-b slots=8")
+    (command,) = dry_run("multi_node.sh", "--hostfile", str(hostfile), "--", *TRAINER_ARGS,
+                         NCCL_SOCKET_IFNAME="ib0", NCCL_IB_DISABLE="1")
+    assert command == ["env", "NCCL_SOCKET_IFNAME=ib0", "NCCL_IB_DISABLE=1", "deepspeed",
+                       "--hostfile", str(hostfile), "--num_nodes", "2", "--master_addr", "node-a",
+                       "--master_port", "29500", TRAINER, *TRAINER_ARGS]
+
+
+def test_multi_node_no_ssh_mode_with_node_rank_and_explicit_master(tmp_path):
+    hostfile = write_hostfile(tmp_path, "node-a slots=8", "node-b slots=8", "node-c slots=8")
+    (command,) = dry_run("multi_node.sh", "--hostfile", str(hostfile), "--num-nodes", "2",
+                         "--gpus-per-node", "4", *TRAINER_ARGS,
+                         NODE_RANK="1", MASTER_ADDR="10.0.0.1", MASTER_PORT="6000")
+    assert command[:command.index(TRAINER)] == [
+        "deepspeed", "--hostfile", str(hostfile), "--num_nodes", "2", "--master_addr", "10.0.0.1",
+        "--master_port", "6000", "--num_gpus", "4", "--no_ssh", "--node_rank", "1"]
+
+
+@pytest.mark.parametrize("hostfile_lines, args, message", [
+    (None, (), "--hostfile FILE is required"),
+    ((), ("--hostfile", "HOSTFILE"), "no host lines"),
+    (("a slots=1",), ("--hostfile", "HOSTFILE", "--num-nodes", "2"), "lists 1 host(s)"),
+    (("a slots=1",), ("--hostfile", "HOSTFILE", "--node-rank", "1"), "only 1 node(s)"),
+])
+def test_multi_node_refuses_bad_hostfiles(tmp_path, hostfile_lines, args, message):
+    if hostfile_lines is not None:
+        hostfile = write_hostfile(tmp_path, *hostfile_lines)
+        args = tuple(str(hostfile) if a == "HOSTFILE" else a for a in args)
+    result = launch("multi_node.sh", "--dry-run", *args, *TRAINER_ARGS, check=False)
+    assert result.returncode == 2 and message in result.stderr
+
+
+def test_torchrun_standalone_on_one_machine():
+    (command,) = dry_run("torchrun.sh", "--", *TRAINER_ARGS)
+    assert command == ["env", f"OMP_NUM_THREADS={cpu_threads(2)}", "torchrun", "--nnodes", "1",
+                       "--nproc-per-node", "2", "--standalone", TRAINER, *TRAINER_ARGS]
+
+
+def test_torchrun_several_nodes_rendezvous_at_master():
+    (command,) = dry_run("torchrun.sh", "--nnodes", "4", "--nproc-per-node", "8",
+                         "--rdzv-id", "job7", *TRAINER_ARGS, MASTER_ADDR="head", MASTER_PORT="7000")
+    assert command[command.index("torchrun"):command.index(TRAINER)] == [
+        "torchrun", "--nnodes", "4", "--nproc-per-node", "8", "--rdzv-backend", "c10d",
+        "--rdzv-endpoint", "head:7000", "--rdzv-id", "job7"]
+    result = launch("torchrun.sh", "--dry-run", "--nnodes", "2", *TRAINER_ARGS, check=False)
+    assert result.returncode == 2 and "needs MASTER_ADDR" in result.stderr
+
+
+def slurm_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
+    """A faked allocation of two GPU nodes, as sbatch would set it up."""
+    return {"SLURM_JOB_ID": "73519", "SLURM_JOB_NODELIST": "gpu-[01-02]", "SLURM_NNODES": "2",
+            "SLURM_GPUS_ON_NODE": "4", "SLURM_CPUS_PER_TASK": "32", "SLURM_SUBMIT_DIR": str(REPO),
+            "LUKE_SLURM_DIR": str(tmp_path / "slurm"), **overrides}
+
+
+def test_nodelist_expansion_without_scontrol():
+    expand = 'source launch/common.sh; expand_nodelist "$1"'
+    for nodelist, hosts in [("gpu-[01-02,07],cpu9", ["gpu-01", "gpu-02", "gpu-07", "cpu9"]),
+                            ("n[8-11]-ib", ["n8-ib", "n9-ib", "n10-ib", "n11-ib"]),
+                            ("single", ["single"])]:
+        result = subprocess.run(["bash", "-c", expand, "_", nodelist], cwd=REPO, text=True,
+                                capture_output=True, env=launcher_env(), check=True)
+        assert result.stdout.split() == hosts
+
+
+def test_slurm_deepspeed_hostfile_per_node_launch_and_resubmission(tmp_path):
+    env = slurm_env(tmp_path)
+    write, step, resubmit = dry_run_lines("slurm.sbatch", *TRAINER_ARGS, **env)
+    hostfile = tmp_path / "slurm" / "hostfile-73519"
+    # The printed hostfile command, run by a shell, writes the hostfile DeepSpeed reads.
+    (tmp_path / "slurm").mkdir()
+    subprocess.run(["bash", "-c", write], check=True)
+    assert hostfile.read_text() == "gpu-01 slots=4\ngpu-02 slots=4\n"
+
+    step, resubmit = shlex.split(step), shlex.split(resubmit)
+    assert step[:-1] == ["srun", "--nodes", "2", "--ntasks-per-node", "1", "--kill-on-bad-exit=1",
+                         "--cpus-per-task", "32", "bash", "-c"]
+    per_node = shlex.split(step[-1])
+    assert per_node[:per_node.index(TRAINER)] == [
+        "exec", "deepspeed", "--hostfile", str(hostfile), "--no_ssh", "--node_rank",
+        "$SLURM_NODEID", "--master_addr", "gpu-01", "--master_port", str(20000 + 73519 % 10000)]
+    assert per_node[per_node.index(TRAINER) + 1:] == TRAINER_ARGS
+
+    assert resubmit == ["sbatch", "--dependency=afterany:73519", "--nodes", "2",
+                        "--export=ALL,LUKE_RESUBMIT_COUNT=1", str(LAUNCH / "slurm.sbatch"),
+                        *TRAINER_ARGS, "--resume"]
+
+
+def test_slurm_torchrun_rendezvous_cpu_nodes_and_counted_resubmission(tmp_path):
+    env = slurm_env(tmp_path, SLURM_JOB_NODELIST="cpu[7-9]", SLURM_NNODES="3",
+                    SLURM_GPUS_ON_NODE="0", LAUNCHER="torchrun", LUKE_RESUBMIT_COUNT="4",
+                    MASTER_PORT="6100")
+    step, resubmit = dry_run("slurm.sbatch", *TRAINER_ARGS, "--resume", **env)
+    assert step[step.index("torchrun"):step.index(TRAINER)] == [
+        "torchrun", "--nnodes", "3", "--nproc-per-node", "2", "--rdzv-backend", "c10d",
+        "--rdzv-endpoint", "cpu7:6100", "--rdzv-id", "73519"]
+    assert resubmit.count("--resume") == 1
+    assert "--export=ALL,LUKE_RESUBMIT_COUNT=5" in resubmit
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"SLURM_JOB_ID": ""}, "SLURM_JOB_ID is not set"),
+    ({"SLURM_NNODES": "3"}, "names 2 host(s), SLURM_NNODES=3"),
+    ({"LAUNCHER": "mpirun"}, "LAUNCHER=mpirun is not one of"),
+])
+def test_slurm_refuses_an_inconsistent_environment(tmp_path, overrides, message):
+    result = launch("slurm.sbatch", "--dry-run", *TRAINER_ARGS, check=False,
+                    **slurm_env(tmp_path, **overrides))
+    assert result.returncode == 2 and message in result.stderr
+
+
+def test_slurm_needs_the_run_directory_to_resume(tmp_path):
+    result = launch("slurm.sbatch", "--dry-run", "--config", "configs/tiny.toml", check=False,
+                    **slurm_env(tmp_path))
+    assert result.returncode == 2 and "lack --output RUN" in result.stderr
+
+
+def test_quickstart_dry_run_lists_the_pipeline_in_order(tmp_path):
+    commands = dry_run("quickstart.sh", QUICKSTART_DIR=str(tmp_path / "qs"), QUICKSTART_STEPS="40")
+    qs = str(tmp_path / "qs")
+    assert [c[:2] for c in commands] == [
+        ["bash", "launch/setup.sh"], ["luke-corpus", "build"], ["bash", "launch/single_node.sh"],
+        ["luke-export", f"{qs}/run"], ["python", "launch/show_predictions.py"],
+        ["luke-train", "plot"]]
+    train = commands[2]
+    assert train[train.index("--max-steps") + 1] == "40"
+    assert train[train.index("--output") + 1] == f"{qs}/run"
+
+
+@pytest.mark.slow
+def test_single_node_trains_for_real_on_two_cpu_processes(en_corpus, tmp_path):
+    run = tmp_path / "run"
+    result = launch("single_node.sh", "--procs", "2", "--config", "configs/tiny.toml",
+                    "--corpus", str(en_corpus), "--output", str(run), "--max-steps", "3",
+                    "--save-every", "3", check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "deepspeed --master_port" in result.stderr  # the launcher echoed what it ran
+    assert (run / "checkpoints" / "latest").read_text().strip() == "3"
+    steps = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [m["step"] for m in steps if "loss" in m] == [1, 2, 3]
+    remaining = subprocess.run(["bash", "-c", 'source launch/common.sh; run_steps_remaining "$1"',
+                                "_", str(run)], cwd=REPO, text=True, capture_output=True,
+                               env=launcher_env(), check=True)
+    assert remaining.stdout.strip() == "0"
