@@ -1,0 +1,270 @@
+"""The training loop of `luke-train`: LukeForMaskedLM under DeepSpeed, on one or many ranks.
+
+`train()` reads the corpus manifest, derives the model and DeepSpeed configs, builds the model
+(weights in place before `deepspeed.initialize`, where fp16/bf16 copies are made), optionally
+resumes from the newest checkpoint, then runs optimizer steps. Each step sums the micro-batch
+losses, reduces them (with token counts and a stop flag) over all ranks in one collective, so
+every rank takes the same decision on NaN, evaluation, saving and stopping.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import signal
+import socket
+import time
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from pretrain import checkpoint, run_layout
+from pretrain.config import RunConfig, config_dict, config_hash, luke_config
+from pretrain.data import CorpusInfo, StepSampler, TrainBatches
+from pretrain.ds_config import derive_ds_config, total_steps
+from pretrain.masking import IGNORE_INDEX
+from pretrain.metrics import MetricsLog
+
+# A run whose loss stays non-finite this many steps in a row is not going to recover.
+MAX_CONSECUTIVE_SKIPS = 10
+
+
+class TrainingError(RuntimeError):
+    """A run that cannot start or go on; the message says why, with step and where."""
+
+
+def init_distributed() -> tuple[int, int]:
+    """(rank, world size), under deepspeed/torchrun or as a single process without one."""
+    import deepspeed
+
+    if "RANK" not in os.environ:  # no launcher: a world of one
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", LOCAL_WORLD_SIZE="1",
+                          MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    if torch.cuda.is_available():
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+    deepspeed.init_distributed()
+    return dist.get_rank(), dist.get_world_size()
+
+
+def build_model(luke_cfg, model_cfg):
+    """The model to train, weights initialized (pretrain.models' choice of implementation)."""
+    from pretrain.models import build_model as build_impl
+
+    return build_impl(luke_cfg, model_cfg.impl, compile=model_cfg.compile,
+                      activation_checkpointing=model_cfg.activation_checkpointing)
+
+
+def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """AdamW groups: no weight decay on biases and LayerNorm weights (as LUKE and BERT)."""
+    decay, no_decay, seen = [], [], set()
+    for module in model.modules():
+        for name, param in module.named_parameters(recurse=False):
+            if id(param) in seen or not param.requires_grad:
+                continue  # tied weights appear under several modules
+            seen.add(id(param))
+            exempt = isinstance(module, torch.nn.LayerNorm) or name.endswith("bias")
+            (no_decay if exempt else decay).append(param)
+    return [{"params": decay, "weight_decay": weight_decay},
+            {"params": no_decay, "weight_decay": 0.0}]
+
+
+def write_run_files(run: Path, config: RunConfig, ds_config: dict, luke_cfg, corpus_dir) -> None:
+    run.mkdir(parents=True, exist_ok=True)
+    resolved = {**config_dict(config), "corpus": str(Path(corpus_dir).resolve())}
+    for name, value in ((run_layout.CONFIG_FILE, resolved), (run_layout.DS_CONFIG_FILE, ds_config),
+                        (run_layout.MODEL_CONFIG_FILE, luke_cfg.to_dict())):
+        checkpoint.write_atomic(run / name, json.dumps(value, indent=1, default=str) + "\n")
+
+
+class StopSignal:
+    """Turns SIGTERM/SIGINT into a flag the loop checks after each step; a second SIGINT
+    interrupts at once (the user means it)."""
+
+    def __init__(self):
+        self.received: str | None = None
+        signal.signal(signal.SIGTERM, self.handle)
+        signal.signal(signal.SIGINT, self.handle)
+
+    def handle(self, signum, frame):
+        self.received = signal.Signals(signum).name
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def train_step(engine, micro_batches: list[dict], stop: bool) -> tuple[torch.Tensor, list]:
+    """Forward/backward over this rank's micro-batches and one optimizer step. Returns the
+    world's [loss, mlm_loss, mep_loss] means, its token and sequence counts and stop votes,
+    and this rank's page ids."""
+    totals = torch.zeros(6, dtype=torch.float64)
+    page_ids = []
+    for batch in micro_batches:
+        page_ids += batch["page_ids"].tolist()
+        inputs = {k: v.to(engine.device) for k, v in batch.items() if k != "page_ids"}
+        out = engine(**inputs)
+        engine.backward(out.loss)
+        engine.step()
+        totals[:3] += torch.stack([out.loss, out.mlm_loss, out.mep_loss]).detach().double().cpu()
+        totals[3] += inputs["attention_mask"].sum().item() + inputs["entity_attention_mask"].sum().item()
+        totals[4] += len(batch["page_ids"])
+    totals[:3] /= len(micro_batches)
+    totals[5] = float(stop)
+    dist.all_reduce(totals)
+    totals[:3] /= dist.get_world_size()
+    return totals, page_ids
+
+
+def eval_plan(examples: int, micro: int, world: int, max_batches: int) -> tuple[int, int]:
+    """(micro batch size, number of micro-batches) giving every rank the same number of full
+    validation batches: under ZeRO-3 each forward is a collective, so unequal counts hang."""
+    micro = min(micro, examples // world)
+    if micro == 0:
+        return 0, 0
+    per_rank = examples // (micro * world)
+    if max_batches:
+        per_rank = min(per_rank, max(1, max_batches // world))
+    return micro, per_rank * world
+
+
+@torch.no_grad()
+def evaluate(engine, batches: TrainBatches, config: RunConfig, corpus: CorpusInfo) -> dict:
+    """Word and entity prediction accuracy (and loss) on the validation split."""
+    micro, n_batches = eval_plan(corpus.validation_examples, config.train.micro_batch_size,
+                             dist.get_world_size(), config.data.eval_batches)
+    if n_batches == 0:
+        return {}
+    engine.eval()
+    counts = torch.zeros(5, dtype=torch.float64)  # word right/total, entity right/total, loss
+    for batch in batches.eval_batches(micro, n_batches):
+        inputs = {k: v.to(engine.device) for k, v in batch.items() if k != "page_ids"}
+        out = engine(**inputs)
+        counts[:2] += prediction_counts(out.logits, inputs["labels"])
+        counts[2:4] += prediction_counts(out.entity_logits, inputs["entity_labels"])
+        counts[4] += out.loss.double().item()
+    engine.train()
+    dist.all_reduce(counts)
+    return {"word_accuracy": (counts[0] / counts[1]).item(),
+            "entity_accuracy": (counts[2] / counts[3]).item(),
+            "loss": (counts[4] / n_batches).item()}
+
+
+def prediction_counts(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """[correct, predicted] over the labelled positions. Logits cover every position
+    (transformers) or only the labelled ones, in order (a model that gathers before its head)."""
+    wanted = labels != IGNORE_INDEX
+    if logits.dim() == labels.dim() + 1:
+        logits = logits[wanted]
+    right = (logits.argmax(-1) == labels[wanted]).sum()
+    return torch.tensor([right.item(), wanted.sum().item()], dtype=torch.float64)
+
+
+def nonfinite_message(done: int, totals: torch.Tensor, page_ids: list, policy: str) -> str:
+    parts = ", ".join(f"{n} {v:.6g}" for n, v in zip(("loss", "mlm_loss", "mep_loss"), totals[:3]))
+    return (f"non-finite loss at step {done} ({parts}); batch pages {sorted(set(page_ids))}; "
+            f"nan_policy={policy}")
+
+
+def train(config: RunConfig, corpus_dir: Path, run: Path, resume: bool) -> int:
+    """Train (or continue) the run in RUN; returns the last finished step."""
+    import deepspeed
+
+    run = Path(run)
+    rank, world = init_distributed()
+    corpus = CorpusInfo.load(corpus_dir)
+    luke_cfg = luke_config(config.model, corpus)
+    steps = total_steps(config, corpus.num_examples)
+    ds_config = derive_ds_config(config, world, steps, on_gpu=torch.cuda.is_available())
+    shape, seed = checkpoint.model_shape(luke_cfg), config.train.seed
+    state = checkpoint.read_trainer_state(run)
+    if state is not None and not resume:
+        raise TrainingError(f"{run} already holds checkpoints (latest step {state['step']}): "
+                            "pass --resume to continue it, or choose another --output")
+    if state is not None:
+        checkpoint.check_resume(state, corpus.fingerprint, shape, seed,
+                                config.train.global_batch_size, world, run)
+    if rank == 0:
+        write_run_files(run, config, ds_config, luke_cfg, corpus_dir)
+
+    torch.manual_seed(seed)  # the same initial weights on every rank
+    model = build_model(luke_cfg, config.model)
+    engine, *_ = deepspeed.initialize(model=model, config=ds_config,
+                                      model_parameters=param_groups(model, config.optim.weight_decay))
+    start = 0
+    if state is not None:
+        checkpoint.load_checkpoint(engine, run, state["step"], rank)
+        start = state["step"]
+    else:
+        torch.manual_seed(seed + 1 + rank)  # dropout: a different stream per rank
+    sampler = StepSampler(corpus.num_examples, config.train.global_batch_size,
+                          config.train.micro_batch_size, world, rank, seed)
+    batches = TrainBatches(corpus, "train", sampler, config.masking, seed)
+    log = MetricsLog(run, rank, start, steps)
+    stop = StopSignal()
+    stream = batches.iter_from(start)
+    done, skipped_in_row, last = start, 0, time.perf_counter()
+    wait_before = stream.wait_seconds
+    try:
+        for step, micro_batches in stream:
+            if step >= steps:
+                break
+            lr = engine.get_lr()[0]  # the rate this step applies; the scheduler moves on in it
+            totals, page_ids = train_step(engine, micro_batches, stop.received is not None)
+            done = step + 1
+            now = time.perf_counter()
+            seconds, waited = now - last, stream.wait_seconds - wait_before
+            last, wait_before = now, stream.wait_seconds
+            finite = bool(torch.isfinite(totals[:3]).all())
+            if not finite:
+                pages = [None] * world
+                dist.all_gather_object(pages, page_ids)
+                message = nonfinite_message(done, totals, sum(pages, []), config.train.nan_policy)
+                skipped_in_row += 1
+                if config.train.nan_policy == "stop" or skipped_in_row >= MAX_CONSECUTIVE_SKIPS:
+                    raise TrainingError(message + (" (too many in a row)" if skipped_in_row > 1 else "")
+                                        + f"; the last good checkpoint is step "
+                                        f"{run_layout.latest_step(run)}")
+                log.message("skipped: " + message)
+            else:
+                skipped_in_row = 0
+            log.log({"kind": "train", "step": done, "loss": totals[0].item(),
+                     "mlm_loss": totals[1].item(), "mep_loss": totals[2].item(),
+                     "lr": lr, "grad_norm": grad_norm(engine),
+                     "tokens_per_s": totals[3].item() / seconds,
+                     "sequences_per_s": totals[4].item() / seconds,
+                     "seconds_per_step": seconds, "data_wait_share": waited / seconds,
+                     "skipped": not finite})
+            stopping = totals[5].item() > 0
+            if done % config.train.eval_every == 0 or done == steps:
+                result = evaluate(engine, batches, config, corpus)
+                if result:
+                    log.log({"kind": "validation", "step": done, **result})
+            if done % config.train.save_every == 0 or done == steps or stopping:
+                save(engine, run, done, corpus, config, shape, world, rank, log)
+            if stopping:
+                log.message(f"stopped by {stop.received or 'a signal on another rank'} "
+                            f"after step {done}; resume with --resume")
+                break
+            last = time.perf_counter()  # evaluation and saving are not step time
+    finally:
+        stream.close()
+        log.close()
+    return done
+
+
+def grad_norm(engine) -> float | None:
+    norm = engine.get_global_grad_norm()
+    if norm is None:
+        return None
+    norm = float(norm)
+    return norm if math.isfinite(norm) else None
+
+
+def save(engine, run, done, corpus, config, shape, world, rank, log) -> None:
+    state = checkpoint.trainer_state(done, corpus.fingerprint, config_hash(config), shape,
+                                     config.train.seed, config.train.global_batch_size, world)
+    directory = checkpoint.save_checkpoint(engine, run, state, rank)
+    log.message(f"saved checkpoint {directory}")
