@@ -13,6 +13,7 @@ root element.
 from __future__ import annotations
 
 import bz2
+from dataclasses import dataclass
 from pathlib import Path
 
 from corpus.dump import DumpError, RawPage, XmlPageParser, check_encoding
@@ -95,8 +96,15 @@ def read_header_site(dump: Path) -> SiteInfo:
     return parser.handler.site or SiteInfo.default()
 
 
-def read_stream_pages(dump: Path, start: int, end: int) -> tuple[list[RawPage], bool]:
-    """The complete pages of the streams in bytes [start, end) of the dump, and a truncated flag."""
+@dataclass
+class StreamPages:
+    pages: list[RawPage]       # the complete pages, in order
+    truncated: bool            # the range's last stream ends early
+    xml_bytes: int             # decompressed size
+
+
+def read_stream_pages(dump: Path, start: int, end: int) -> StreamPages:
+    """The complete pages of the bz2 streams in bytes [start, end) of the dump."""
     where = f"{dump} (stream at byte {start})"
     with open(dump, "rb") as raw:
         raw.seek(start)
@@ -110,7 +118,6 @@ def read_stream_pages(dump: Path, start: int, end: int) -> tuple[list[RawPage], 
     parser = XmlPageParser(str(dump), base_offset=-len(opening),
                            offset_note=f" of the bz2 stream starting at byte {start}")
     pages = parser.feed(opening + body)
-    if truncated:
-        return pages, True                   # the last page may be cut; keep the complete ones
-    pages += parser.feed(_ROOT_CLOSE, final=True)
-    return pages, parser.truncated
+    if not truncated:                        # else the last page may be cut: keep complete ones
+        pages += parser.feed(_ROOT_CLOSE, final=True)
+    return StreamPages(pages, truncated or parser.truncated, len(xml))

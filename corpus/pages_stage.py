@@ -1,0 +1,383 @@
+"""The pages stage: dump -> DIR/pages (clean text + link spans) and DIR/redirects.tsv.
+
+Reading and parsing are split so that N worker processes do the expensive part (wikitext
+parsing) while pages stay in dump order, whatever N is:
+  - a plain dump: this process reads pages and sends chunks of articles to the workers;
+  - a multistream dump with its index: each worker reads and parses whole bz2 streams itself,
+    so decompression is parallel too.
+Only namespace-0 pages that are not redirects become rows; redirects are collected, chains are
+resolved once the whole dump has been read, and then every link target is resolved in one pass
+over the rows written so far (a redirect can come after the pages that link to it). A page the
+parser chokes on (exception, RecursionError, over `page_timeout` seconds) is skipped, counted by
+reason and named in the log; the build goes on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import multiprocessing
+import signal
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from corpus.dump import DumpReader, RawPage
+from corpus.multistream import find_index, read_header_site, read_stream_offsets, \
+    read_stream_pages, stream_ranges
+from corpus.options import StageContext
+from corpus.progress import byte_progress, progress_enabled
+from corpus.redirects import resolve_redirects, write_redirects_tsv
+from corpus.schema import PAGE_COLUMNS, PAGES_DIR, REDIRECTS_FILE
+from corpus.siteinfo import SiteInfo
+
+log = logging.getLogger(__name__)
+
+SKIP_REASONS = ("exception", "recursion", "timeout")
+CHUNK_WIKITEXT_CHARS = 1 << 19      # articles per task: enough to amortize pickling
+MAX_SKIPPED_LISTED = 1000           # skipped pages named in the manifest (all are in the log)
+ROWS_PER_BATCH = 1000
+
+PAGE_SCHEMA = pa.schema([
+    ("id", pa.int64()), ("title", pa.string()), ("text", pa.string()),
+    ("link_start", pa.list_(pa.int32())), ("link_end", pa.list_(pa.int32())),
+    ("link_target", pa.list_(pa.string())),
+])
+assert tuple(PAGE_SCHEMA.names) == PAGE_COLUMNS
+
+
+@dataclass(frozen=True)
+class ParseContext:
+    """Everything a worker needs, passed with every task (no pool-initializer globals)."""
+    site: SiteInfo
+    page_timeout: float
+
+
+@dataclass
+class ChunkResult:
+    """What parsing one chunk of pages gives back to the writer, in dump order."""
+    rows: list[tuple] = field(default_factory=list)
+    skipped: list[tuple[int, str, str, str]] = field(default_factory=list)  # id, title, reason, why
+    redirects: list[tuple[str, str]] = field(default_factory=list)   # source, normalized target
+    other_pages: int = 0             # pages outside namespace 0
+    truncated: bool = False
+    input_end: int = 0               # compressed byte reached (for progress)
+    xml_bytes: int = 0
+
+
+class PageTimeout(Exception):
+    pass
+
+
+def _raise_timeout(signum, frame):
+    raise PageTimeout()
+
+
+def parse_article(page: RawPage, site: SiteInfo) -> tuple:
+    """One row of PAGE_SCHEMA with link targets normalized but not yet redirect-resolved."""
+    from corpus.wikitext import parse_page    # lazy: mwparserfromhell only where pages are parsed
+
+    parsed = parse_page(page.text, page.title, site)
+    links = [link for link in parsed.links if link[2]]
+    return (page.id, page.title, parsed.text, [s for s, _, _ in links], [e for _, e, _ in links],
+            [t for _, _, t in links])
+
+
+def _parse_with_limits(page: RawPage, ctx: ParseContext, result: ChunkResult) -> None:
+    """Parse one article into `result`, or record why it was skipped."""
+    timer = ctx.page_timeout > 0 and _timer_available()
+    try:
+        if timer:
+            signal.setitimer(signal.ITIMER_REAL, ctx.page_timeout)
+        result.rows.append(parse_article(page, ctx.site))
+    except PageTimeout:
+        result.skipped.append((page.id, page.title, "timeout", f"over {ctx.page_timeout} s"))
+    except RecursionError:
+        result.skipped.append((page.id, page.title, "recursion", "RecursionError"))
+    except Exception as error:    # the parser may fail in any way on odd wikitext; skip the page
+        result.skipped.append((page.id, page.title, "exception",
+                               f"{type(error).__name__}: {error}"[:300]))
+    finally:
+        if timer:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+
+
+def _timer_available() -> bool:
+    """SIGALRM can only be handled in the main thread of a process."""
+    import threading
+    return threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer")
+
+
+def parse_articles(pages: list[RawPage], ctx: ParseContext) -> ChunkResult:
+    """Worker task: parse a chunk of articles (plain-dump mode)."""
+    result = ChunkResult()
+    old = signal.signal(signal.SIGALRM, _raise_timeout) if _timer_available() else None
+    try:
+        for page in pages:
+            _parse_with_limits(page, ctx, result)
+    finally:
+        if old is not None:
+            signal.signal(signal.SIGALRM, old)
+    return result
+
+
+def classify(page: RawPage, site: SiteInfo, result: ChunkResult) -> bool:
+    """True for an article to parse; records redirects and other-namespace pages in `result`."""
+    from corpus.titles import normalize_title
+
+    if page.ns != 0:
+        result.other_pages += 1
+        return False
+    if page.redirect is not None:
+        result.redirects.append((page.title, normalize_title(page.redirect, site)))
+        return False
+    return True
+
+
+def read_and_parse_stream(dump: str, start: int, end: int, ctx: ParseContext) -> ChunkResult:
+    """Worker task: read the bz2 streams in bytes [start, end) and parse their articles."""
+    stream = read_stream_pages(Path(dump), start, end)
+    classified = ChunkResult()
+    articles = [p for p in stream.pages if classify(p, ctx.site, classified)]
+    result = parse_articles(articles, ctx)
+    result.redirects, result.other_pages = classified.redirects, classified.other_pages
+    result.truncated, result.input_end = stream.truncated, end
+    result.xml_bytes = stream.xml_bytes
+    return result
+
+
+def ordered_map(func: Callable[..., ChunkResult], tasks: Iterable[tuple], workers: int
+                ) -> Iterator[ChunkResult]:
+    """func(*task) for every task, in task order, on `workers` processes, a few tasks ahead."""
+    if workers <= 1:
+        yield from (func(*task) for task in tasks)
+        return
+    # forkserver: never fork a process that runs threads (tqdm's monitor, datasets' pools).
+    pool = multiprocessing.get_context("forkserver").Pool(workers)
+    pending: deque = deque()
+    try:
+        for task in tasks:
+            pending.append(pool.apply_async(func, task))
+            if len(pending) >= 3 * workers:    # bounded: memory stays flat on any dump
+                yield pending.popleft().get()
+        while pending:
+            yield pending.popleft().get()
+        pool.close()
+    finally:
+        pool.terminate()
+        pool.join()
+
+
+class PagesCollector:
+    """Takes ChunkResults in dump order: writes rows, keeps redirects, counts, logs skips."""
+
+    def __init__(self, raw_path: Path) -> None:
+        self.writer = pa.ipc.new_stream(str(raw_path), PAGE_SCHEMA)
+        self.batch: list[tuple] = []
+        self.redirects: dict[str, str] = {}
+        self.article_titles: set[str] = set()
+        self.skip_reasons: Counter = Counter()
+        self.skipped_pages: list[list] = []
+        self.counts: Counter = Counter()
+        self.truncated = False
+        self.rows = 0
+
+    def add(self, result: ChunkResult) -> None:
+        self.rows += len(result.rows)
+        for row in result.rows:
+            self.article_titles.add(row[1])
+            self.batch.append(row)
+        if len(self.batch) >= ROWS_PER_BATCH:
+            self.flush()
+        self.redirects.update(result.redirects)
+        self.counts["other_namespace_pages"] += result.other_pages
+        self.truncated |= result.truncated
+        for page_id, title, reason, why in result.skipped:
+            log.warning("skipped page %r (id %d): %s: %s", title, page_id, reason, why)
+            self.skip_reasons[reason] += 1
+            if len(self.skipped_pages) < MAX_SKIPPED_LISTED:
+                self.skipped_pages.append([page_id, title, reason])
+
+    def flush(self) -> None:
+        if self.batch:
+            columns = list(zip(*self.batch))
+            self.writer.write_batch(pa.record_batch(
+                [pa.array(c, type=f.type) for c, f in zip(columns, PAGE_SCHEMA)],
+                schema=PAGE_SCHEMA))
+            self.batch = []
+
+    def close(self) -> None:
+        self.flush()
+        self.writer.close()
+
+
+def plain_tasks(reader: DumpReader, collector: PagesCollector, ctx_of: Callable[[], ParseContext]
+                ) -> Iterator[tuple]:
+    """(chunk of articles, context) tasks from a streamed dump; redirects go to the collector."""
+    chunk, chars, side = [], 0, ChunkResult()
+    for page in reader:
+        if not classify(page, reader.site, side):
+            continue
+        chunk.append(page)
+        chars += len(page.text)
+        if chars >= CHUNK_WIKITEXT_CHARS:
+            yield chunk, ctx_of()
+            chunk, chars = [], 0
+        if side.redirects or side.other_pages:
+            collector.add(side)
+            side = ChunkResult()
+    collector.add(side)
+    if chunk:
+        yield chunk, ctx_of()
+
+
+def input_fingerprint(path: Path) -> dict[str, Any]:
+    """Identity of an input file: size and a hash of its first and last MiB (not its mtime, so
+    a copied or re-downloaded identical dump is the same input); mtime is recorded for reading."""
+    stat = Path(path).stat()
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(str(stat.st_size).encode())
+    with open(path, "rb") as f:
+        digest.update(f.read(1 << 20))
+        f.seek(max(0, stat.st_size - (1 << 20)))
+        digest.update(f.read(1 << 20))
+    return {"path": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
+            "digest": digest.hexdigest(),
+            "digest_of": "blake2b-128 of the size, the first MiB and the last MiB"}
+
+
+def run(ctx: StageContext) -> dict:
+    """Build DIR/pages and DIR/redirects.tsv; return the stage's manifest section."""
+    options, out = ctx.options, ctx.out_dir
+    dump = Path(options.dump)
+    started = time.perf_counter()
+    index = options.index or find_index(dump)
+    raw_path = out / "pages.unresolved.arrow"
+    collector = PagesCollector(raw_path)
+    try:
+        if index:
+            site, xml_bytes, truncation = _read_multistream(dump, Path(index), options, ctx,
+                                                            collector)
+        else:
+            site, xml_bytes, truncation = _read_plain(dump, options, ctx, collector)
+    finally:
+        collector.close()
+    section = _finish(collector, raw_path, out)
+    section["counts"]["xml_bytes"] = xml_bytes
+    section.update(
+        truncated=collector.truncated, truncation=truncation, language=site.language,
+        siteinfo={"dbname": site.dbname, "language": site.language, "case": site.case,
+                  "from_dump": site.from_dump, "namespaces": site.namespaces},
+        input=input_fingerprint(dump), index=str(index) if index else None,
+        workers=ctx.workers, seconds=round(time.perf_counter() - started, 3))
+    return section
+
+
+def _read_plain(dump: Path, options, ctx: StageContext, collector: PagesCollector):
+    reader = DumpReader(dump)
+    with byte_progress(reader.size, f"pages ({dump.name})") as bar:
+        reader.on_progress = lambda done, xml: bar.update(done, reader.pages_read, xml)
+        tasks = plain_tasks(reader, collector,
+                            lambda: ParseContext(reader.site, options.page_timeout))
+        for result in ordered_map(parse_articles, tasks, ctx.workers):
+            collector.add(result)
+    collector.truncated |= reader.truncated
+    if reader.truncated:
+        log.warning(reader.truncation)
+    return reader.site or SiteInfo.default(), reader.xml_bytes, reader.truncation
+
+
+def _read_multistream(dump: Path, index: Path, options, ctx: StageContext,
+                      collector: PagesCollector):
+    site = read_header_site(dump)
+    size = dump.stat().st_size
+    offsets = read_stream_offsets(index)
+    parse_ctx = ParseContext(site, options.page_timeout)
+    tasks = ((str(dump), start, end, parse_ctx) for start, end in stream_ranges(offsets, size))
+    xml_bytes = pages = 0
+    truncation = ""
+    with byte_progress(size, f"pages ({dump.name}, multistream)") as bar:
+        for result in ordered_map(read_and_parse_stream, tasks, ctx.workers):
+            collector.add(result)
+            xml_bytes += result.xml_bytes
+            pages += len(result.rows) + len(result.redirects) + result.other_pages
+            bar.update(result.input_end, pages, xml_bytes)
+            if result.truncated and not truncation:
+                truncation = f"{dump}: input truncated: a bz2 stream before byte " \
+                             f"{result.input_end} ends early; complete pages kept"
+    if offsets[-1] >= size:
+        collector.truncated = True
+        truncation = truncation or f"{dump}: input truncated: the index names streams at " \
+                                   f"byte {offsets[-1]}, past the file's end ({size})"
+    if truncation:
+        log.warning(truncation)
+    return site, xml_bytes, truncation
+
+
+def _finish(collector: PagesCollector, raw_path: Path, out: Path) -> dict:
+    """Resolve redirects, rewrite link targets, save the dataset; the section without inputs."""
+    import datasets
+
+    resolved = resolve_redirects(collector.redirects)
+    write_redirects_tsv(resolved.targets, out / REDIRECTS_FILE)
+    final_path = out / "pages.arrow"
+    link_counts = _resolve_links(raw_path, final_path, resolved.targets, collector.article_titles)
+    raw_path.unlink()
+    if not progress_enabled():
+        datasets.disable_progress_bars()
+    pages = datasets.Dataset.from_file(str(final_path), in_memory=False)
+    pages.save_to_disk(str(out / PAGES_DIR))
+    del pages
+    final_path.unlink()
+    counts = {"articles": collector.rows,
+              "redirects": len(resolved.targets), "redirect_loops": resolved.loops,
+              "redirects_in_loops": resolved.in_loops,
+              "longest_redirect_chain": resolved.longest_chain,
+              "skipped": sum(collector.skip_reasons.values()),
+              **{f"skipped_{r}": collector.skip_reasons[r] for r in SKIP_REASONS},
+              **collector.counts, **link_counts}
+    return {"fingerprint": _output_fingerprint(out), "counts": counts,
+            "skipped_pages": collector.skipped_pages}
+
+
+def _resolve_links(raw_path: Path, final_path: Path, redirects: dict[str, str],
+                   articles: set[str]) -> dict[str, int]:
+    """Copy the rows with every link target resolved through redirects; count links and misses."""
+    links = missing = 0
+    missing_titles: set[str] = set()
+    targets_seen: set[str] = set()
+    with pa.memory_map(str(raw_path)) as source, pa.ipc.open_stream(source) as reader, \
+            pa.ipc.new_stream(str(final_path), PAGE_SCHEMA) as writer:
+        for batch in reader:
+            column = batch.column(PAGE_COLUMNS.index("link_target"))
+            flat = [redirects.get(t, t) for t in column.flatten().to_pylist()]
+            links += len(flat)
+            for target in flat:
+                targets_seen.add(target)
+                if target not in articles:
+                    missing += 1
+                    missing_titles.add(target)
+            offsets = column.offsets
+            resolved = pa.ListArray.from_arrays(
+                pc.subtract(offsets, offsets[0]), pa.array(flat, pa.string()))
+            writer.write_batch(batch.set_column(PAGE_COLUMNS.index("link_target"),
+                                                "link_target", resolved))
+    return {"links": links, "link_targets_missing": missing,
+            "distinct_link_targets": len(targets_seen),
+            "distinct_link_targets_missing": len(missing_titles)}
+
+
+def _output_fingerprint(out: Path) -> str:
+    """blake2b of the dataset's Arrow files and redirects.tsv: changes exactly when they do."""
+    digest = hashlib.blake2b(digest_size=16)
+    for path in sorted((out / PAGES_DIR).glob("*.arrow")) + [out / REDIRECTS_FILE]:
+        digest.update(path.name.encode())
+        with open(path, "rb") as f:
+            while block := f.read(1 << 22):
+                digest.update(block)
+    return digest.hexdigest()
