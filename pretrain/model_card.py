@@ -1,0 +1,134 @@
+"""README.md of an exported model: what it was trained on, its shape, how far, how well, how.
+
+Everything comes from files the run and the corpus build already wrote: the corpus manifest
+(dump file, wiki, date when the dump's name carries one), RUN/config.json (the resolved config
+and the training command), RUN/metrics.jsonl (the last training and validation lines up to the
+exported step) and the exported LukeConfig. Text from Wikipedia is CC BY-SA: the card says so.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from corpus import schema
+from pretrain import run_layout
+
+SHAPE_KEYS = ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+              "entity_emb_size", "vocab_size", "entity_vocab_size", "max_position_embeddings",
+              "use_entity_aware_attention")
+LOSS_KEYS = ("loss", "mlm_loss", "mep_loss")
+DUMP_DATE = re.compile(r"(?<!\d)(20\d{6})(?!\d)")  # enwiki-20240601-pages-articles...
+
+
+def write_model_card(out_dir: Path, run: Path, step: int, corpus: Path, config) -> Path:
+    """Write out_dir/README.md for checkpoint `step` of `run`; returns its path."""
+    path = Path(out_dir) / "README.md"
+    path.write_text(render_model_card(run, step, corpus, config), encoding="utf-8")
+    return path
+
+
+def render_model_card(run: Path, step: int, corpus: Path, config) -> str:
+    sections = [
+        "---\nlibrary_name: transformers\nlicense: cc-by-sa-4.0\ntags: [luke, fill-mask]\n---\n",
+        f"# LUKE pretrained from scratch ({Path(run).name}, step {step})\n",
+        _data_section(Path(corpus)),
+        _shape_section(config),
+        _training_section(Path(run), step),
+        _usage_section(),
+    ]
+    return "\n".join(sections)
+
+
+def _read_json(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def _data_section(corpus: Path) -> str:
+    stages = _read_json(corpus / schema.MANIFEST_FILE).get("stages", {})
+    pages = stages.get("pages", {})
+    dump = Path(str(pages.get("options", {}).get("dump", "unknown dump"))).name
+    wiki = pages.get("siteinfo", {}).get("dbname") or "unknown wiki"
+    date = DUMP_DATE.search(dump)
+    date_text = (f"{date.group(1)[:4]}-{date.group(1)[4:6]}-{date.group(1)[6:]}" if date
+                 else "not stated in the dump's file name")
+    counts = stages.get("examples", {}).get("counts", {})
+    lines = [
+        "## Data\n",
+        f"- Wikipedia dump: `{dump}` (wiki `{wiki}`, dump date {date_text})",
+        f"- Corpus build: `{corpus}`; {counts.get('examples', stages.get('examples', {}).get('num_examples', '?'))} "
+        "training sequences",
+        "- Text and links from Wikipedia, by Wikipedia contributors, licensed under "
+        "[CC BY-SA 4.0](https://creativecommons.org/licenses/by-sa/4.0/) "
+        "(older revisions CC BY-SA 3.0). Models and data derived from it must give the same "
+        "attribution.\n",
+    ]
+    return "\n".join(lines)
+
+
+def _shape_section(config) -> str:
+    rows = "\n".join(f"| {key} | {getattr(config, key, None)} |" for key in SHAPE_KEYS)
+    return f"## Shape\n\n| LukeConfig | value |\n|---|---|\n{rows}\n"
+
+
+def _last_lines_up_to(run: Path, step: int) -> tuple[dict, dict]:
+    """The last training line and the last validation line at or before `step`."""
+    train, validation = {}, {}
+    path = run / run_layout.METRICS_FILE
+    if not path.is_file():
+        return train, validation
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut by a crash; the ones before it still count
+        if not isinstance(record, dict) or record.get("step", step + 1) > step:
+            continue
+        if record.get("kind") == "validation" or any("acc" in key for key in record):
+            validation = record
+        else:
+            train = record
+    return train, validation
+
+
+def _format(value) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def _training_section(run: Path, step: int) -> str:
+    config = _read_json(run / run_layout.CONFIG_FILE)
+    train, validation = _last_lines_up_to(run, step)
+    losses = ", ".join(f"{k} {_format(train[k])}" for k in LOSS_KEYS if k in train) or "not logged"
+    accuracies = ", ".join(f"{k} {_format(v)}" for k, v in validation.items()
+                           if k not in ("step", "kind") and isinstance(v, (int, float)))
+    command = config.get("command") or "not recorded in RUN/config.json"
+    if isinstance(command, list):
+        command = " ".join(command)
+    settings = {section: config.get(section) for section in ("train", "optim") if section in config}
+    return "\n".join([
+        "## Training\n",
+        f"- Steps: {step} (checkpoint `{run_layout.CHECKPOINTS_DIR}/{step}` of `{run}`)",
+        f"- Final training losses (step {train.get('step', '?')}): {losses}",
+        f"- Validation (step {validation.get('step', '?')}): {accuracies or 'not logged'}",
+        f"- Command: `{command}`",
+        "",
+        "Resolved training settings:\n",
+        "```json",
+        json.dumps(settings, indent=1),
+        "```\n",
+    ])
+
+
+def _usage_section() -> str:
+    return "\n".join([
+        "## Use\n",
+        "```python",
+        "from transformers import AutoTokenizer, LukeForMaskedLM",
+        "tokenizer = AutoTokenizer.from_pretrained(PATH)",
+        "model = LukeForMaskedLM.from_pretrained(PATH)",
+        "```",
+        "Fine-tune with `LukeForEntityClassification`, `LukeForEntityPairClassification`, "
+        "`LukeForEntitySpanClassification` and the other `LukeFor*` classes loaded from the same "
+        "directory.\n",
+    ])
