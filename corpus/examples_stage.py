@@ -1,0 +1,296 @@
+"""Build stage `examples`: pages -> packed, tokenized sequences in DIR/examples and DIR/validation.
+
+The pages are cut into shards of consecutive rows; worker processes turn each shard into
+examples (corpus.examples, with the tokenizer in DIR/tokenizer) and save it as a small Arrow
+dataset in a parts directory beside the build (DIR/.examples-parts), with a marker written only
+after the data. A rerun after an interruption finds the finished shards' markers and does only
+the rest, provided the plan (inputs, limits, shards) is the same; otherwise it starts over. At
+the end the parts are joined into one `datasets.Dataset` per split, saved with several shards.
+
+Validation pages (`--validation-pages`) are drawn from the seed, held out of DIR/examples
+entirely, and built the same way into DIR/validation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import json
+import multiprocessing
+import os
+import shutil
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from corpus.examples import Limits, WordEncoder, examples_from_pages
+from corpus.options import STAGE_OPTIONS, StageContext
+from corpus.progress import item_progress
+from corpus.schema import (EXAMPLE_COLUMNS, EXAMPLES_DIR, PAGES_DIR, TOKENIZER_DIR,
+                           VALIDATION_DIR)
+from corpus.word_tokenizer import load_tokenizer, tokenizer_fingerprint
+
+PARTS_DIR = ".examples-parts"
+MAX_PAGES_PER_SHARD = 1000
+PAGES_PER_CALL = 64          # pages tokenized per backend call (bounded memory)
+HISTOGRAM_BIN = 64           # tokens per bin of the length histogram
+
+
+@dataclass(frozen=True)
+class ShardJob:
+    """Everything a worker needs to build one shard (picklable, no open handles)."""
+    split: str               # "examples" or "validation"
+    index: int
+    rows: tuple[int, ...]    # row numbers in the pages dataset
+    pages_dir: str
+    tokenizer_dir: str
+    locale: str
+    limits: Limits
+    parts_dir: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.split}-{self.index:05d}"
+
+
+def run(ctx: StageContext) -> dict:
+    """Write DIR/examples and DIR/validation; return the manifest section."""
+    import datasets
+
+    options = ctx.options
+    pages_dir = ctx.out_dir / PAGES_DIR
+    tokenizer_dir = ctx.out_dir / TOKENIZER_DIR
+    limits = Limits(options.max_seq_length, options.max_entities, options.max_mention_length,
+                    options.min_sentence_tokens, options.unk_entities)
+    locale = resolve_locale(ctx)
+    pages = datasets.load_from_disk(str(pages_dir))
+    validation_rows = choose_validation_rows(len(pages), options.validation_pages, options.seed)
+    parts_dir = parts_dir_of(pages_dir)
+    jobs = plan_jobs(len(pages), validation_rows, ctx.workers, pages_dir, tokenizer_dir, locale,
+                     limits, parts_dir)
+    plan_key = _plan_key(jobs, tokenizer_fingerprint(tokenizer_dir), ctx.manifest)
+    results = run_jobs(jobs, plan_key, parts_dir, ctx.workers)
+    section = {"locale": locale,
+               "validation_page_ids": sorted(pages.select(validation_rows)["id"]),
+               **summarize(results, limits)}
+    for split, out_name in (("examples", EXAMPLES_DIR), ("validation", VALIDATION_DIR)):
+        split_results = [(job, r) for job, r in zip(jobs, results) if job.split == split]
+        join_parts(split_results, ctx.out_dir / out_name)
+    shutil.rmtree(parts_dir, ignore_errors=True)
+    section["options"] = options.subset(STAGE_OPTIONS["examples"])
+    return section
+
+
+def resolve_locale(ctx: StageContext) -> str:
+    """--language, else the wiki's language from the pages stage's siteinfo, else the dump's."""
+    if ctx.options.language:
+        return ctx.options.language
+    pages = ctx.manifest.get("pages", {})
+    language = pages.get("siteinfo", {}).get("language") or pages.get("language")
+    if language:
+        return language
+    from corpus.dump import read_siteinfo
+    return read_siteinfo(Path(ctx.options.dump)).language
+
+
+def choose_validation_rows(num_pages: int, count: int, seed: int) -> list[int]:
+    """Rows of the held-out pages: `count` drawn without replacement from `seed`, sorted."""
+    count = min(count, num_pages)
+    rng = np.random.default_rng(seed)
+    return sorted(int(r) for r in rng.choice(num_pages, size=count, replace=False))
+
+
+def parts_dir_of(pages_dir: Path) -> Path:
+    """Beside the real build directory: the driver's staging directory (where this stage
+    writes, with pages/ linked in) is removed on failure, and the parts must outlive it."""
+    return Path(os.path.realpath(pages_dir)).parent / PARTS_DIR
+
+
+def plan_jobs(num_pages: int, validation_rows: list[int], workers: int, pages_dir: Path,
+              tokenizer_dir: Path, locale: str, limits: Limits, parts_dir: Path
+              ) -> list[ShardJob]:
+    """Shards of consecutive training rows (several per worker, for balance and resume), then
+    the validation rows."""
+    held_out = set(validation_rows)
+    train_rows = [r for r in range(num_pages) if r not in held_out]
+    shards = max(1, min(len(train_rows), max(4 * workers,
+                                             -(-len(train_rows) // MAX_PAGES_PER_SHARD))))
+    common = dict(pages_dir=str(pages_dir), tokenizer_dir=str(tokenizer_dir), locale=locale,
+                  limits=limits, parts_dir=str(parts_dir))
+    jobs = [ShardJob("examples", i, tuple(int(r) for r in chunk), **common)
+            for i, chunk in enumerate(np.array_split(np.array(train_rows, dtype=np.int64),
+                                                     shards))]
+    jobs.append(ShardJob("validation", 0, tuple(validation_rows), **common))
+    return jobs
+
+
+def _plan_key(jobs: list[ShardJob], tokenizer_digest: str, upstream: dict) -> str:
+    """A digest of what the parts depend on; parts made under another key are discarded."""
+    text = json.dumps({"jobs": [(j.name, j.rows, j.locale, asdict(j.limits)) for j in jobs],
+                       "tokenizer": tokenizer_digest,
+                       "pages": upstream.get("pages", {}).get("fingerprint"),
+                       "entity_vocab": upstream.get("entity_vocab", {}).get("fingerprint")},
+                      sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def run_jobs(jobs: list[ShardJob], plan_key: str, parts_dir: Path, workers: int) -> list[dict]:
+    """Each job's result, building only the shards not already finished under this plan."""
+    plan_file = parts_dir / "plan.json"
+    if not plan_file.is_file() or json.loads(plan_file.read_text())["key"] != plan_key:
+        shutil.rmtree(parts_dir, ignore_errors=True)
+        parts_dir.mkdir(parents=True)
+        plan_file.write_text(json.dumps({"key": plan_key}))
+    results = {job.name: finished_result(job) for job in jobs}
+    todo = [job for job in jobs if results[job.name] is None]
+    pages_todo = sum(len(job.rows) for job in todo)
+    bar = item_progress(None, "examples (tokenize, pack)", unit="page", total=pages_todo)
+    if 0 < pages_todo < sum(len(job.rows) for job in jobs):
+        bar.write(f"resuming: {len(jobs) - len(todo)} of {len(jobs)} shards already built")
+    for job, result in zip(todo, _map(build_shard, todo, workers)):
+        results[job.name] = result
+        bar.update(len(job.rows))
+        bar.set_postfix_str(f"{result['counts'].get('examples', 0):,} examples in last shard",
+                            refresh=False)
+    bar.close()
+    return [results[job.name] for job in jobs]
+
+
+def _map(func, jobs: list[ShardJob], workers: int):
+    """func over jobs in order, on `workers` processes when more than one."""
+    if workers <= 1 or len(jobs) <= 1:
+        yield from map(func, jobs)
+        return
+    # forkserver: never fork a process whose threads (tqdm, tokenizers) hold locks.
+    with multiprocessing.get_context("forkserver").Pool(workers) as pool:
+        yield from pool.imap(func, jobs)
+
+
+def finished_result(job: ShardJob) -> dict | None:
+    marker = Path(job.parts_dir) / f"{job.name}.json"
+    data = Path(job.parts_dir) / job.name
+    if marker.is_file() and data.is_dir():
+        return json.loads(marker.read_text())
+    return None
+
+
+def build_shard(job: ShardJob) -> dict:
+    """Build and save one shard; its marker (counts, digest) is written last, atomically."""
+    import datasets
+
+    if multiprocessing.parent_process() is not None:
+        os.environ["TOKENIZERS_PARALLELISM"] = "false"  # one core per worker process
+    encoder, entity_vocab = _encoder(job.tokenizer_dir)
+    pages = _pages(job.pages_dir)
+    counts: Counter = Counter()
+    rows = {column: [] for column in EXAMPLE_COLUMNS}
+    lengths: Counter = Counter()
+    for start in range(0, len(job.rows), PAGES_PER_CALL):
+        batch = list(pages.select(job.rows[start:start + PAGES_PER_CALL]))
+        for example in examples_from_pages(batch, encoder, job.locale, entity_vocab,
+                                           job.limits, counts):
+            for column, value in example.row().items():
+                rows[column].append(value)
+            lengths[(len(example.word_ids) - 1) // HISTOGRAM_BIN] += 1
+    dataset = datasets.Dataset.from_dict(rows, features=example_features())
+    out = Path(job.parts_dir) / job.name
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    with quiet_datasets():
+        dataset.save_to_disk(str(tmp))
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+    result = {"counts": dict(counts), "lengths": {str(k): v for k, v in lengths.items()},
+              "digest": rows_digest(rows)}
+    marker = Path(job.parts_dir) / f"{job.name}.json"
+    marker.with_suffix(".tmp").write_text(json.dumps(result))
+    marker.with_suffix(".tmp").rename(marker)
+    return result
+
+
+@functools.lru_cache(maxsize=2)
+def _encoder(tokenizer_dir: str):
+    """The tokenizer's encoder and entity vocabulary, loaded once per process."""
+    tokenizer = load_tokenizer(Path(tokenizer_dir))
+    return WordEncoder(tokenizer), dict(tokenizer.entity_vocab)
+
+
+@functools.lru_cache(maxsize=2)
+def _pages(pages_dir: str):
+    import datasets
+    return datasets.load_from_disk(pages_dir)
+
+
+def example_features():
+    import datasets
+    ids = datasets.Sequence(datasets.Value("int32"))
+    return datasets.Features({"word_ids": ids, "entity_ids": ids, "entity_start": ids,
+                              "entity_end": ids, "page_id": datasets.Value("int64")})
+
+
+def rows_digest(rows: dict[str, list]) -> str:
+    """A digest of a shard's stored values (the examples fingerprint is made of these)."""
+    digest = hashlib.sha256()
+    for column in EXAMPLE_COLUMNS:
+        for value in rows[column]:
+            digest.update(np.asarray(value, dtype=np.int64).tobytes())
+            digest.update(b"|")
+    return digest.hexdigest()
+
+
+def summarize(results: list[dict], limits: Limits) -> dict:
+    """The manifest figures: sizes, counts (dropped items included), histogram, fingerprint."""
+    train = [r for r in results[:-1]]
+    validation = results[-1]
+    counts: Counter = Counter()
+    lengths: Counter = Counter()
+    for result in results:
+        counts.update(result["counts"])
+    for result in train:
+        lengths.update({int(k): v for k, v in result["lengths"].items()})
+    train_counts: Counter = Counter()
+    for result in train:
+        train_counts.update(result["counts"])
+    fingerprint = hashlib.sha256("".join(r["digest"] for r in results).encode()).hexdigest()
+    return {
+        "fingerprint": fingerprint,
+        "num_examples": train_counts["examples"],
+        "validation_examples": validation["counts"].get("examples", 0),
+        "tokens": train_counts["tokens"],
+        "entities": train_counts["entities"],
+        "max_seq_length": limits.max_seq_length,
+        "max_entities": limits.max_entities,
+        "max_mention_length": limits.max_mention_length,
+        "length_histogram": {f"{b * HISTOGRAM_BIN + 1}-{(b + 1) * HISTOGRAM_BIN}": lengths[b]
+                             for b in sorted(lengths)},
+        "counts": {key: int(value) for key, value in sorted(counts.items())},
+    }
+
+
+def join_parts(split_results: list[tuple[ShardJob, dict]], out: Path) -> None:
+    """One dataset for the split, saved with (up to) one file per part."""
+    import datasets
+
+    parts = [datasets.load_from_disk(str(Path(job.parts_dir) / job.name))
+             for job, _ in split_results]
+    dataset = datasets.concatenate_datasets(parts) if parts else \
+        datasets.Dataset.from_dict({c: [] for c in EXAMPLE_COLUMNS}, features=example_features())
+    with quiet_datasets():
+        dataset.save_to_disk(str(out), num_shards=max(1, min(len(parts), len(dataset))))
+
+
+@contextlib.contextmanager
+def quiet_datasets():
+    """No datasets progress bar per saved part: this stage shows its own bar."""
+    import datasets
+
+    was_enabled = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            datasets.enable_progress_bars()

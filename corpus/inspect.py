@@ -1,0 +1,154 @@
+"""`luke-corpus inspect DIR`: show built examples as text with each mention and its entity marked.
+
+The examples store only ids; the text is recovered by running the same pure functions
+(corpus.examples) on the example's page with the build's tokenizer and limits, and keeping the
+derived example whose ids equal the stored ones exactly (an unknown character decodes to
+`<unk>`, so decoding ids could not give the text back). A stored example with no equal
+derivation means the pages, tokenizer or code changed since the build, and is reported.
+
+  luke-corpus inspect DIR [--random N --seed S] [--split examples|validation] [--json] [--check]
+
+--json prints one object a line: text, entities (titles, as keys of entity_vocab.json),
+entity_spans (character spans in text), word_ids, entity_ids, page_id, row. For each of them,
+`tokenizer(text, entities=entities, entity_spans=entity_spans,
+max_entity_length=len(entities), truncation=False)` with DIR/tokenizer gives back word_ids and
+entity_ids; --check runs exactly that and exits 1 on any difference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from corpus.examples import Example, Limits, WordEncoder, examples_from_pages
+from corpus.manifest import read_manifest
+from corpus.schema import EXAMPLES_DIR, PAGES_DIR, TOKENIZER_DIR, VALIDATION_DIR
+from corpus.word_tokenizer import load_tokenizer
+
+
+class InspectError(Exception):
+    """The build cannot be inspected; the message names the directory and what is wrong."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("dir", type=Path, help="a luke-corpus build directory")
+    parser.add_argument("--random", type=int, metavar="N",
+                        help="show N examples drawn at random (default: the first 5)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of --random (default: 0)")
+    parser.add_argument("--split", choices=("examples", "validation"), default="examples")
+    parser.add_argument("--json", action="store_true", help="one JSON object a line")
+    parser.add_argument("--check", action="store_true",
+                        help="re-tokenize each shown example with transformers and compare ids")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        view = CorpusView(args.dir, args.split)
+        rows = choose_rows(len(view.dataset), args.random, args.seed)
+        mismatches = 0
+        for row in rows:
+            example = view.example(row)
+            print(json.dumps(example_json(example, row), ensure_ascii=False) if args.json
+                  else format_example(example, row))
+            if args.check and not view.round_trips(example):
+                mismatches += 1
+                print(f"luke-corpus: MISMATCH: {args.split} row {row}: transformers' tokenizer "
+                      f"gives other ids for this text", file=sys.stderr)
+    except InspectError as error:
+        print(f"luke-corpus: error: {error}", file=sys.stderr)
+        return 1
+    if args.check:
+        print(f"luke-corpus: checked {len(rows)} examples, {mismatches} mismatches",
+              file=sys.stderr)
+    return 1 if mismatches else 0
+
+
+def choose_rows(num_rows: int, random: int | None, seed: int) -> list[int]:
+    if random is None:
+        return list(range(min(5, num_rows)))
+    picked = np.random.default_rng(seed).choice(num_rows, size=min(random, num_rows),
+                                                replace=False)
+    return sorted(int(r) for r in picked)
+
+
+class CorpusView:
+    """A build's split with what re-derives its examples' text: pages, tokenizer, limits."""
+
+    def __init__(self, directory: Path, split: str):
+        import datasets
+
+        manifest = read_manifest(directory)
+        section = (manifest or {}).get("stages", {}).get("examples")
+        if section is None:
+            raise InspectError(f"{directory}: no finished examples stage in its manifest "
+                               f"(run luke-corpus build first)")
+        self.dataset = datasets.load_from_disk(
+            str(directory / (EXAMPLES_DIR if split == "examples" else VALIDATION_DIR)))
+        self.pages = datasets.load_from_disk(str(directory / PAGES_DIR))
+        self.row_of_page = {page_id: row for row, page_id in enumerate(self.pages["id"])}
+        self.tokenizer = load_tokenizer(directory / TOKENIZER_DIR)
+        self.encoder = WordEncoder(self.tokenizer)
+        self.entity_vocab = dict(self.tokenizer.entity_vocab)
+        options = section["options"]
+        self.limits = Limits(options["max_seq_length"], options["max_entities"],
+                             options["max_mention_length"], options["min_sentence_tokens"],
+                             options["unk_entities"])
+        self.locale = section["locale"]
+        self.directory, self.split = directory, split
+        self._derived: dict[int, list[Example]] = {}
+
+    def example(self, row: int) -> Example:
+        """The stored example of `row`, with its text (re-derived and matched on ids)."""
+        stored = self.dataset[row]
+        page_id = stored["page_id"]
+        for example in self._page_examples(page_id):
+            if example.row() == stored:
+                return example
+        raise InspectError(f"{self.directory}/{self.split} row {row} (page {page_id}): no "
+                           f"example derived from the page has these ids; the pages, tokenizer "
+                           f"or code changed since the build")
+
+    def _page_examples(self, page_id: int) -> list[Example]:
+        if page_id not in self._derived:
+            if page_id not in self.row_of_page:
+                raise InspectError(f"{self.directory}: page {page_id} is not in pages/")
+            page = self.pages[self.row_of_page[page_id]]
+            self._derived[page_id] = examples_from_pages([page], self.encoder, self.locale,
+                                                         self.entity_vocab, self.limits, Counter())
+        return self._derived[page_id]
+
+    def round_trips(self, example: Example) -> bool:
+        """Whether transformers' own call on the text gives the stored ids back."""
+        data = example_json(example, 0)
+        encoded = self.tokenizer(data["text"], entities=data["entities"],
+                                 entity_spans=[tuple(s) for s in data["entity_spans"]],
+                                 max_entity_length=len(data["entities"]), truncation=False)
+        return encoded["input_ids"] == data["word_ids"] and \
+            encoded["entity_ids"] == data["entity_ids"]
+
+
+def example_json(example: Example, row: int) -> dict:
+    return {"text": example.text,
+            "entities": [m.title for m in example.mentions],
+            "entity_spans": [[m.start, m.end] for m in example.mentions],
+            "word_ids": list(example.word_ids), "entity_ids": example.entity_ids,
+            "page_id": example.page_id, "row": row}
+
+
+def format_example(example: Example, row: int) -> str:
+    """The text with each mention shown as [anchor text](Entity title)."""
+    parts, cursor = [], 0
+    for mention in example.mentions:
+        title = mention.title if mention.title != "[UNK]" else f"[UNK] {mention.target}"
+        parts += [example.text[cursor:mention.start],
+                  f"[{example.text[mention.start:mention.end]}]({title})"]
+        cursor = mention.end
+    parts.append(example.text[cursor:])
+    header = (f"--- row {row}, page {example.page_id}: {len(example.word_ids)} tokens, "
+              f"{len(example.mentions)} entities")
+    return header + "\n" + "".join(parts) + "\n"

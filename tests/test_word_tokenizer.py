@@ -1,0 +1,92 @@
+"""The word tokenizer: trained in the test run, loaded as users load it, reused safely."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import warnings
+
+import pytest
+
+from corpus import word_tokenizer as wt
+from corpus.options import BuildOptions, StageContext
+from corpus.schema import ENTITY_VOCAB_DIR, ENTITY_VOCAB_FILE, MANIFEST_FILE, TOKENIZER_DIR
+from tests.conftest import EN_DUMP, build_corpus
+
+
+def test_build_tokenizer_loads_through_autotokenizer(en_corpus):
+    from transformers import AutoTokenizer, MLukeTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(en_corpus / TOKENIZER_DIR))
+    assert isinstance(tokenizer, MLukeTokenizer)
+    # The layout REFERENCE section 3 found working: raw sentencepiece ids, small special ids.
+    assert (tokenizer.unk_token_id, tokenizer.pad_token_id, tokenizer.bos_token_id,
+            tokenizer.eos_token_id) == (0, 1, 2, 3)
+    assert tokenizer.convert_ids_to_tokens(tokenizer.mask_token_id) == "<mask>"
+    entity_vocab = json.loads((en_corpus / ENTITY_VOCAB_DIR / ENTITY_VOCAB_FILE).read_text())
+    assert tokenizer.entity_vocab == entity_vocab
+    config = json.loads((en_corpus / TOKENIZER_DIR / "tokenizer_config.json").read_text())
+    assert config["tokenizer_class"] == "MLukeTokenizer"
+    assert config["max_mention_length"] == 30 and config["max_entity_length"] == 32
+    assert {"entity_1_token", "entity_2_token"} <= config.keys()
+
+
+def test_manifest_ids_are_the_tokenizers(en_corpus):
+    section = json.loads((en_corpus / MANIFEST_FILE).read_text())["stages"]["tokenizer"]
+    tokenizer = wt.load_tokenizer(en_corpus / TOKENIZER_DIR)
+    assert section["vocab_size"] == len(tokenizer)
+    assert section["mask_token_id"] == tokenizer.mask_token_id
+    assert (section["pad_token_id"], section["bos_token_id"], section["eos_token_id"]) == (1, 2, 3)
+    # <mask>, <ent>, <ent2> and the four entity specials come after the pieces.
+    assert section["vocab_size"] == section["word_vocab_size"] + 7
+    assert section["word_vocab_size"] == 2000  # TEST_BUILD's size, which the sample supports
+
+
+def test_unknown_character_maps_to_unk(en_corpus):
+    tokenizer = wt.load_tokenizer(en_corpus / TOKENIZER_DIR)
+    ids = tokenizer("the \u4e2d the")["input_ids"]   # a CJK character the English text lacks
+    assert tokenizer.unk_token_id in ids
+    assert ids[0] == tokenizer.bos_token_id and ids[-1] == tokenizer.eos_token_id
+    assert tokenizer.decode(ids, skip_special_tokens=False).count("<unk>") == 1
+
+
+def test_vocab_size_is_lowered_with_a_warning_when_text_is_small():
+    lines = list(wt.training_lines(["The cat sat on the mat.\nA dog ran in the park.\n"] * 20))
+    with pytest.warns(UserWarning, match="word vocabulary size lowered from 5000 to"):
+        model, used = wt.train_sentencepiece(lines, 5000)
+    assert used < 5000
+    import sentencepiece as spm
+    assert spm.SentencePieceProcessor(model_proto=model).get_piece_size() == used
+
+
+def test_training_is_deterministic():
+    lines = list(wt.training_lines(["Sofia is the capital of Bulgaria.\nIt lies near Vitosha."] * 30))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert wt.train_sentencepiece(lines, 60, seed=3) == wt.train_sentencepiece(lines, 60, seed=3)
+
+
+def test_reused_tokenizer_with_another_entity_vocabulary_is_refused(en_corpus, tmp_path):
+    foreign = shutil.copytree(en_corpus / TOKENIZER_DIR, tmp_path / "foreign")
+    vocab = json.loads((foreign / ENTITY_VOCAB_FILE).read_text())
+    vocab["A title only the other build has"] = len(vocab)
+    (foreign / ENTITY_VOCAB_FILE).write_text(json.dumps(vocab))
+    with pytest.raises(wt.TokenizerError, match="entity vocabulary .* differs from this corpus"):
+        build_corpus(EN_DUMP, tmp_path / "corpus", tokenizer=foreign)
+
+
+def test_reused_tokenizer_from_same_vocabulary_keeps_ids(en_corpus, tmp_path):
+    from corpus import tokenizer_stage
+
+    out = shutil.copytree(en_corpus, tmp_path / "copy")
+    shutil.rmtree(out / TOKENIZER_DIR)
+    options = BuildOptions(dump=EN_DUMP, out=out, tokenizer=en_corpus / TOKENIZER_DIR)
+    section = tokenizer_stage.run(StageContext(options=options, manifest={}))
+    original = json.loads((en_corpus / MANIFEST_FILE).read_text())["stages"]["tokenizer"]
+    assert section["reused"] and section["fingerprint"] == original["fingerprint"]
+    assert section["vocab_size"] == original["vocab_size"]
+
+
+def test_not_a_tokenizer_directory_is_named(tmp_path):
+    with pytest.raises(wt.TokenizerError, match=str(tmp_path)):
+        wt.load_tokenizer(tmp_path)
