@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import bz2
 import dataclasses
-import gzip
+import zlib
 import xml.parsers.expat as expat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterable, Iterator
+from typing import Any, BinaryIO, Callable, Iterable, Iterator
 
 from corpus.siteinfo import SiteInfo
 
@@ -65,8 +65,8 @@ def language_of_dbname(dbname: str) -> str | None:
     return None
 
 
-def open_compressed(path: Path) -> tuple[BinaryIO, BinaryIO]:
-    """(raw file, decompressed stream) chosen by magic bytes, not by the file name."""
+def open_dump(path: Path) -> tuple[BinaryIO, Callable[[], Any] | None]:
+    """(raw file, decompressor factory or None for plain XML), chosen by magic bytes."""
     path = Path(path)
     if not path.is_file():
         raise DumpError(f"{path}: dump not found (no such file)")
@@ -74,10 +74,10 @@ def open_compressed(path: Path) -> tuple[BinaryIO, BinaryIO]:
     magic = raw.read(3)
     raw.seek(0)
     if magic == b"BZh":
-        return raw, bz2.BZ2File(raw)   # reads concatenated (multistream) bz2 streams too
+        return raw, bz2.BZ2Decompressor
     if magic[:2] == b"\x1f\x8b":
-        return raw, gzip.GzipFile(fileobj=raw)
-    return raw, raw
+        return raw, lambda: zlib.decompressobj(zlib.MAX_WBITS | 16)
+    return raw, None
 
 
 def check_encoding(head: bytes, path: Path) -> None:
@@ -228,10 +228,10 @@ class DumpReader:
         self.pages_read = 0
 
     def __iter__(self) -> Iterator[RawPage]:
-        raw, stream = open_compressed(self.path)
+        raw, new_decompressor = open_dump(self.path)
         with raw:
             parser = XmlPageParser(str(self.path))
-            for chunk in self._chunks(raw, stream):
+            for chunk in self._chunks(raw, new_decompressor):
                 if self.xml_bytes == 0:
                     check_encoding(chunk, self.path)
                 self.xml_bytes += len(chunk)
@@ -251,21 +251,33 @@ class DumpReader:
             self.pages_read += 1
             yield page
 
-    def _chunks(self, raw: BinaryIO, stream: BinaryIO) -> Iterator[bytes]:
-        while True:
-            try:
-                chunk = stream.read(CHUNK_BYTES)
-            except EOFError:                      # bz2/gzip: compressed data ended early
-                self._mark_truncated(
-                    f"the compressed data ends early (at byte {raw.tell()} of {self.size}, "
-                    f"after {self.xml_bytes} bytes of XML)")
-                return
-            except OSError as error:              # corrupt compressed data
-                raise DumpError(f"{self.path}: cannot decompress near byte {raw.tell()} of "
-                                f"{self.size}: {error}") from None
-            if not chunk:
-                return
-            yield chunk
+    def _chunks(self, raw: BinaryIO, new_decompressor: Callable[[], Any] | None
+                ) -> Iterator[bytes]:
+        """Decompressed XML as it comes. Streams are decompressed here rather than through
+        BZ2File so that a truncated file still gives every complete block before the cut, and
+        concatenated streams (multistream files) are read one after the other."""
+        if new_decompressor is None:
+            while block := raw.read(CHUNK_BYTES):
+                yield block
+            return
+        decompressor, in_stream = new_decompressor(), False
+        while block := raw.read(CHUNK_BYTES):
+            while block:
+                try:
+                    xml = decompressor.decompress(block)
+                except (OSError, zlib.error) as error:
+                    raise DumpError(f"{self.path}: cannot decompress near byte "
+                                    f"{raw.tell() - len(block)} of {self.size}: {error}") from None
+                in_stream = True
+                if xml:
+                    yield xml
+                if not decompressor.eof:
+                    break
+                block = decompressor.unused_data      # the next stream starts here
+                decompressor, in_stream = new_decompressor(), False
+        if in_stream:
+            self._mark_truncated(f"the compressed data ends early (at byte {raw.tell()} of "
+                                 f"{self.size}, after {self.xml_bytes} bytes of XML)")
 
     def _mark_truncated(self, how: str) -> None:
         self.truncated = True
