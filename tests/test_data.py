@@ -5,6 +5,7 @@ corpus build of tests/conftest.py (`en_corpus`): its tokenizer, its Arrow shards
 """
 
 import json
+import shutil
 from pathlib import Path
 
 import datasets
@@ -14,7 +15,9 @@ import torch
 
 from corpus import schema
 from pretrain.collate import MaskedExample, collate, mention_positions
-from pretrain.data import CorpusError, CorpusInfo, StepSampler, read_rows, tables_from_pieces
+from pretrain.data import (CorpusError, CorpusInfo, StepSampler, TrainBatches, read_rows,
+                           tables_from_pieces)
+from pretrain.masking import MaskingConfig
 
 # ---------------------------------------------------------------- StepSampler
 
@@ -194,3 +197,124 @@ def test_mention_positions_pad_with_minus_one():
 def test_collate_refuses_bad_spans_naming_page_and_entity(spans, message):
     with pytest.raises(ValueError, match=message):
         collate([example(6, spans)], pad_token_id=1, max_mention_length=30)
+
+
+# ---------------------------------------------------------------- batches of the real English build
+
+MICRO, GLOBAL = 2, 8
+
+
+@pytest.fixture(scope="module")
+def en_info(en_corpus) -> CorpusInfo:
+    return CorpusInfo.load(en_corpus)
+
+
+def train_batches(info, world=1, rank=0, seed=0) -> TrainBatches:
+    sampler = StepSampler(info.num_examples, GLOBAL, MICRO, world, rank, seed)
+    return TrainBatches(info, "train", sampler, MaskingConfig(), seed=seed)
+
+
+@pytest.fixture(scope="module")
+def en_batches(en_info) -> TrainBatches:
+    return train_batches(en_info)
+
+
+def test_word_tables_of_the_built_tokenizer(en_info, en_batches):
+    maskable, word_start = en_batches.maskable, en_batches.word_start
+    assert len(maskable) == len(word_start) == en_info.vocab_size
+    specials = [en_info.pad_token_id, en_info.bos_token_id, en_info.eos_token_id,
+                en_info.mask_token_id]
+    assert not maskable[specials].any() and not word_start[specials].any()
+    assert 0.2 < word_start.mean() < 0.9  # most sentencepiece pieces open a word, not all
+
+
+def test_batch_layout_on_real_examples(en_info, en_batches):
+    micro_batches = en_batches.batch(3)
+    assert len(micro_batches) == GLOBAL // MICRO
+    rows = read_rows(en_batches.dataset, en_batches.sampler.indices_for_step(3)[0])
+    batch = micro_batches[0]
+    for i, row in enumerate(rows):
+        n, k = len(row["word_ids"]), len(row["entity_ids"])
+        assert batch["page_ids"][i] == row["page_id"]
+        assert batch["attention_mask"][i].sum() == n and batch["entity_attention_mask"][i].sum() == k
+        assert (batch["input_ids"][i, n:] == en_info.pad_token_id).all()
+        assert (batch["labels"][i, n:] == -100).all() and (batch["entity_labels"][i, k:] == -100).all()
+        predicted = batch["labels"][i, :n] != -100
+        assert predicted.sum() >= 1
+        assert torch.equal(batch["labels"][i, :n][predicted], torch.from_numpy(row["word_ids"])[predicted])
+        entity_predicted = batch["entity_labels"][i, :k] != -100
+        assert entity_predicted.sum() >= 1
+        assert (batch["entity_ids"][i, :k][entity_predicted] == schema.ENTITY_MASK_ID).all()
+        positions = batch["entity_position_ids"][i]
+        assert positions.shape[-1] == en_info.max_mention_length
+        assert (positions[k:] == -1).all()
+        for e, (start, end) in enumerate(zip(row["entity_start"], row["entity_end"])):
+            span = positions[e][positions[e] != -1].tolist()
+            assert span == list(range(start, min(end, start + en_info.max_mention_length)))
+
+
+def test_ranks_split_each_step_and_resume_replays_batches(en_info, en_batches):
+    ranks = [train_batches(en_info, world=2, rank=r) for r in range(2)]
+    pages = [p for tb in ranks for micro in tb.batch(5) for p in micro["page_ids"].tolist()]
+    assert pages == [p for micro in en_batches.batch(5) for p in micro["page_ids"].tolist()]
+
+    straight = en_batches.iter_from(0)
+    expected = [next(straight) for _ in range(4)]
+    straight.close()
+    resumed = train_batches(en_info).iter_from(2)
+    for step, micro_batches in expected[2:]:
+        got_step, got = next(resumed)
+        assert got_step == step
+        assert all(torch.equal(a[key], b[key]) for a, b in zip(micro_batches, got) for key in a)
+    resumed.close()
+    assert resumed.wait_seconds >= 0 and en_batches.wait_seconds >= straight.wait_seconds > 0
+
+
+def test_eval_batches_are_deterministic_and_dealt_over_ranks(en_info, en_batches):
+    first, again = list(en_batches.eval_batches(MICRO)), list(en_batches.eval_batches(MICRO))
+    assert sum(len(b["page_ids"]) for b in first) == en_info.validation_examples > 0
+    assert all(torch.equal(a[k], b[k]) for a, b in zip(first, again) for k in a)
+    shares = [list(train_batches(en_info, world=2, rank=r).eval_batches(MICRO)) for r in range(2)]
+    assert len(shares[0]) + len(shares[1]) == len(first)
+    assert len(list(en_batches.eval_batches(MICRO, limit=1))) == 1
+
+
+def test_collated_batch_is_what_luke_for_masked_lm_takes(en_info, en_batches):
+    from transformers import LukeConfig, LukeForMaskedLM
+
+    config = LukeConfig(vocab_size=en_info.vocab_size, entity_vocab_size=en_info.entity_vocab_size,
+                        hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=64, entity_emb_size=16, pad_token_id=en_info.pad_token_id,
+                        bos_token_id=en_info.bos_token_id, eos_token_id=en_info.eos_token_id)
+    batch = dict(en_batches.batch(0)[0])
+    batch.pop("page_ids")
+    output = LukeForMaskedLM(config)(**batch)
+    assert torch.isfinite(output.loss) and output.mlm_loss > 0 and output.mep_loss > 0
+
+
+def rewrite_examples(corpus: Path, change) -> None:
+    """Replace the build's examples/ with `change(rows)` (a dict of columns)."""
+    path = corpus / schema.EXAMPLES_DIR
+    rows = datasets.load_from_disk(str(path)).to_dict()
+    shutil.rmtree(path)
+    datasets.Dataset.from_dict(change(rows)).save_to_disk(str(path))
+
+
+def test_entity_id_past_the_vocabulary_stops_iteration_naming_step_and_page(en_corpus_copy):
+    info = CorpusInfo.load(en_corpus_copy)
+
+    def corrupt(rows):
+        rows["entity_ids"] = [[info.entity_vocab_size] * len(ids) for ids in rows["entity_ids"]]
+        return rows
+
+    rewrite_examples(en_corpus_copy, corrupt)
+    batches = train_batches(info).iter_from(4)
+    with pytest.raises(RuntimeError, match=r"step 4 failed: .*page \d+: entity ids in"):
+        next(batches)
+
+
+def test_examples_disagreeing_with_manifest_are_refused(en_corpus_copy):
+    info = CorpusInfo.load(en_corpus_copy)
+    rewrite_examples(en_corpus_copy, lambda rows: {k: v[:-1] for k, v in rows.items()})
+    with pytest.raises(CorpusError, match=f"holds {info.num_examples - 1} examples, the manifest"):
+        train_batches(info)
