@@ -267,6 +267,7 @@ def test_ranks_split_each_step_and_resume_replays_batches(en_info, en_batches):
         assert got_step == step
         assert all(torch.equal(a[key], b[key]) for a, b in zip(micro_batches, got) for key in a)
     resumed.close()
+    assert not resumed._thread.is_alive(), "close() stops the prefetch thread"
     assert resumed.wait_seconds >= 0 and en_batches.wait_seconds >= straight.wait_seconds > 0
 
 
@@ -290,6 +291,17 @@ def test_collated_batch_is_what_luke_for_masked_lm_takes(en_info, en_batches):
     batch.pop("page_ids")
     output = LukeForMaskedLM(config)(**batch)
     assert torch.isfinite(output.loss) and output.mlm_loss > 0 and output.mep_loss > 0
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_pinned_batches_for_asynchronous_copies(en_info):
+    sampler = StepSampler(en_info.num_examples, GLOBAL, MICRO, 1, 0, 0)
+    batches = TrainBatches(en_info, "train", sampler, MaskingConfig(), 0, pin_memory=True)
+    stream = batches.iter_from(0)
+    _, micro_batches = next(stream)
+    stream.close()
+    assert all(t.is_pinned() for batch in micro_batches for t in batch.values())
 
 
 def rewrite_examples(corpus: Path, change) -> None:
