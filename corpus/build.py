@@ -172,12 +172,14 @@ def _run_stage(stage: str, manifest: dict[str, Any], options: BuildOptions, out:
     manifest = {**manifest, "stages": {s: v for s, v in manifest["stages"].items()
                                        if s not in downstream}}
     write_manifest(out, manifest)          # from here on, this stage and later ones are unfinished
+    for name in (n for s in downstream for n in STAGE_OUTPUTS.get(s, ())):
+        _remove(out / name)                # stale now; nothing may look finished until replaced
     staging = _make_staging(stage, out)
     try:
         ctx = StageContext(options=dataclasses.replace(options, out=staging),
                            manifest=manifest["stages"], workers=options.workers)
         section = dict(module.run(ctx))
-        outputs = _move_outputs(stage, staging, out, downstream)
+        outputs = _move_outputs(staging, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     section.update(options=options.subset(STAGE_OPTIONS.get(stage, ())),
@@ -202,11 +204,8 @@ def _make_staging(stage: str, out: Path) -> Path:
     return staging
 
 
-def _move_outputs(stage: str, staging: Path, out: Path, downstream: tuple[str, ...]) -> list[str]:
-    """Rename what the stage wrote into DIR, dropping outputs of this and later stages first."""
-    for later in downstream:
-        for name in STAGE_OUTPUTS.get(later, ()):
-            _remove(out / name)
+def _move_outputs(staging: Path, out: Path) -> list[str]:
+    """Rename what the stage wrote (everything but the upstream links) into DIR."""
     written = sorted(p.name for p in staging.iterdir() if not p.is_symlink())
     for name in written:
         _remove(out / name)

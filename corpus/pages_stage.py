@@ -94,7 +94,9 @@ def _parse_with_limits(page: RawPage, ctx: ParseContext, result: ChunkResult) ->
     try:
         if timer:
             signal.setitimer(signal.ITIMER_REAL, ctx.page_timeout)
-        result.rows.append(parse_article(page, ctx.site))
+        row = parse_article(page, ctx.site)
+        if timer:                       # disarm before anything else can be interrupted
+            signal.setitimer(signal.ITIMER_REAL, 0)
     except PageTimeout:
         result.skipped.append((page.id, page.title, "timeout", f"over {ctx.page_timeout} s"))
     except RecursionError:
@@ -102,6 +104,8 @@ def _parse_with_limits(page: RawPage, ctx: ParseContext, result: ChunkResult) ->
     except Exception as error:    # the parser may fail in any way on odd wikitext; skip the page
         result.skipped.append((page.id, page.title, "exception",
                                f"{type(error).__name__}: {error}"[:300]))
+    else:
+        result.rows.append(row)
     finally:
         if timer:
             signal.setitimer(signal.ITIMER_REAL, 0)

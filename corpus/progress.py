@@ -33,18 +33,25 @@ class ByteProgress:
                         dynamic_ncols=True, smoothing=0.05)
         self.started = time.perf_counter()
         self._shown_at = 0.0
+        self._last = (0, 0)
 
     def update(self, input_bytes: int, pages: int, xml_bytes: int) -> None:
         """Move the bar to `input_bytes` read so far (absolute, not a delta)."""
         self.bar.update(max(0, input_bytes - self.bar.n))
+        self._last = (pages, xml_bytes)
         now = time.perf_counter()
         if now - self._shown_at > 0.5:      # formatting the postfix costs; twice a second is plenty
-            seconds = max(now - self.started, 1e-9)
-            self.bar.set_postfix_str(f"{pages / seconds:,.0f} pages/s, "
-                                     f"{xml_bytes / MB / seconds:.2f} MB/s XML", refresh=False)
-            self._shown_at = now
+            self._show_rates(now)
+
+    def _show_rates(self, now: float) -> None:
+        pages, xml_bytes = self._last
+        seconds = max(now - self.started, 1e-9)
+        self.bar.set_postfix_str(f"{pages / seconds:,.0f} pages/s, "
+                                 f"{xml_bytes / MB / seconds:.2f} MB/s XML", refresh=False)
+        self._shown_at = now
 
     def close(self) -> None:
+        self._show_rates(time.perf_counter())     # the final rates, not the last sampled ones
         self.bar.close()
 
     def __enter__(self) -> "ByteProgress":

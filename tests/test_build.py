@@ -1,0 +1,253 @@
+"""The build driver and CLI (corpus/build.py, corpus/cli.py) with the pages stage: `--until`,
+skip on rerun, the same pages from 1 and 2 workers and from a multistream file, pages the
+parser chokes on, and every bad-input case (missing file, malformed XML, truncated dump, an
+out dir holding another build, an interrupted stage)."""
+
+from __future__ import annotations
+
+import bz2
+import dataclasses
+import json
+import logging
+
+import datasets
+import pytest
+
+import corpus.pages_stage as pages_stage
+import corpus.wikitext
+from corpus.build import build
+from corpus.cli import BUILD_FLAGS, main
+from corpus.options import BuildOptions
+from test_dump import EN_DUMP, BG_DUMP, write_dump, write_multistream
+
+
+def run_cli(capsys, *args) -> tuple[int, str]:
+    """Exit code and stderr of `luke-corpus ARGS`."""
+    code = main([str(a) for a in args])
+    return code, capsys.readouterr().err
+
+
+def manifest_of(out) -> dict:
+    return json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+
+
+def error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("luke-corpus: error")]
+
+
+def assert_nothing_looks_built(out) -> None:
+    assert not (out / "pages").exists() and not (out / "redirects.tsv").exists()
+    assert not list(out.glob(".staging-*"))
+    assert "pages" not in manifest_of(out)["stages"]
+
+
+# --- stages, skipping, refusal ----------------------------------------------------------------
+
+def test_until_and_skip_on_rerun(tmp_path, capsys):
+    out = tmp_path / "out"
+    code, err = run_cli(capsys, "build", EN_DUMP, "--out", out, "--until", "pages",
+                        "--partial-dump")
+    assert code == 0 and list(manifest_of(out)["stages"]) == ["pages"]
+    assert "pages         ran in" in err and "entity_vocab  not built" in err
+    pages_section = manifest_of(out)["stages"]["pages"]
+    arrow = sorted((out / "pages").glob("*.arrow"))[0]
+    mtime = arrow.stat().st_mtime_ns
+
+    code, err = run_cli(capsys, "build", EN_DUMP, "--out", out, "--until", "entity_vocab",
+                        "--partial-dump")
+    assert code == 0 and "pages         up to date, skipped" in err
+    assert "entity_vocab  ran in" in err
+    stages = manifest_of(out)["stages"]
+    assert stages["pages"] == pages_section and arrow.stat().st_mtime_ns == mtime
+    assert stages["entity_vocab"]["upstream"] == {"pages": pages_section["fingerprint"]}
+
+    code, err = run_cli(capsys, "build", EN_DUMP, "--out", out, "--until", "entity_vocab",
+                        "--partial-dump")
+    assert code == 0 and err.count("up to date, skipped") == 2
+
+
+def test_other_options_are_refused_unless_overwrite(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert run_cli(capsys, "build", EN_DUMP, "--out", out, "--until", "entity_vocab")[0] == 0
+    first = manifest_of(out)["stages"]
+
+    code, err = run_cli(capsys, "build", EN_DUMP, "--out", out, "--until", "entity_vocab",
+                        "--entity-vocab-size", "100")
+    assert code == 1 and len(error_lines(err)) == 1
+    assert "holds a different build (stage entity_vocab: entity_vocab_size was 500000, now " \
+           "100); pass --overwrite" in err
+
+    code, err = run_cli(capsys, "build", BG_DUMP, "--out", out, "--until", "pages")
+    assert code == 1 and "dump was" in err and manifest_of(out)["stages"] == first
+
+    code, err = run_cli(capsys, "build", EN_DUMP, "--out", out, "--until", "entity_vocab",
+                        "--entity-vocab-size", "100", "--overwrite")
+    stages = manifest_of(out)["stages"]
+    assert code == 0 and stages["pages"] == first["pages"]        # only the vocabulary redone
+    assert stages["entity_vocab"]["options"]["entity_vocab_size"] == 100
+
+
+def test_a_non_empty_foreign_directory_is_refused(tmp_path, capsys):
+    out = tmp_path / "home"
+    out.mkdir()
+    (out / "thesis.tex").write_text("precious")
+    code, err = run_cli(capsys, "build", EN_DUMP, "--out", out)
+    assert code == 1 and "is not empty and holds no luke-corpus build (thesis.tex" in err
+    assert sorted(p.name for p in out.iterdir()) == ["thesis.tex"]
+
+
+def test_a_changed_dump_file_is_a_different_build(tmp_path, capsys):
+    dump = write_dump(tmp_path / "d.xml", [dict(title="A", text="[[B]]", page_id=1)])
+    out = tmp_path / "out"
+    assert run_cli(capsys, "build", dump, "--out", out, "--until", "pages")[0] == 0
+    write_dump(dump, [dict(title="A", text="[[C]] and more", page_id=1)])
+    code, err = run_cli(capsys, "build", dump, "--out", out, "--until", "pages")
+    assert code == 1 and "changed since it was read" in err
+    assert run_cli(capsys, "build", dump, "--out", out, "--until", "pages", "--overwrite")[0] == 0
+    pages = datasets.load_from_disk(str(out / "pages"))
+    assert pages[0]["link_target"] == ["C"]
+
+
+# --- workers and multistream ------------------------------------------------------------------
+
+def test_same_pages_with_one_and_two_workers_and_from_multistream(tmp_path, monkeypatch):
+    monkeypatch.setattr(pages_stage, "CHUNK_WIKITEXT_CHARS", 1)    # one task per article
+    one = build(BuildOptions(dump=EN_DUMP, out=tmp_path / "one", workers=1), until="pages")
+    two = build(BuildOptions(dump=EN_DUMP, out=tmp_path / "two", workers=2), until="pages")
+    multi_dump, index = write_multistream(EN_DUMP, tmp_path)
+    multi = build(BuildOptions(dump=multi_dump, out=tmp_path / "multi", workers=2),
+                  until="pages")
+    prints = [m["stages"]["pages"]["fingerprint"] for m in (one, two, multi)]
+    assert prints[0] == prints[1] == prints[2]
+    assert multi["stages"]["pages"]["index"] == str(index)        # found beside the dump
+    rows = [datasets.load_from_disk(str(tmp_path / d / "pages")).to_list()
+            for d in ("one", "multi")]
+    assert rows[0] == rows[1] and len(rows[0]) == 5
+    for name in ("articles", "links", "link_targets_missing"):
+        assert one["stages"]["pages"]["counts"][name] == multi["stages"]["pages"]["counts"][name]
+
+
+def test_bulgarian_sample_keeps_only_the_article(tmp_path):
+    manifest = build(BuildOptions(dump=BG_DUMP, out=tmp_path / "bg"), until="pages")
+    pages = datasets.load_from_disk(str(tmp_path / "bg" / "pages"))
+    assert pages["title"] == ["Григориански календар"] and pages["id"] == [558]
+    section = manifest["stages"]["pages"]
+    assert section["counts"]["other_namespace_pages"] == 2 and section["language"] == "bg"
+    assert section["siteinfo"]["dbname"] == "bgwiki"
+    text = pages[0]["text"]
+    assert "Категория" not in text and "File:" not in text and "[[" not in text
+    assert all(text[s:e] for s, e in zip(pages[0]["link_start"], pages[0]["link_end"]))
+
+
+# --- pages the parser chokes on ---------------------------------------------------------------
+
+def test_pages_over_the_time_limit_are_skipped_counted_and_named(tmp_path, caplog):
+    caplog.set_level(logging.WARNING)
+    manifest = build(BuildOptions(dump=EN_DUMP, out=tmp_path / "o", page_timeout=1e-6),
+                     until="pages")
+    section = manifest["stages"]["pages"]
+    assert section["counts"]["skipped_timeout"] == 5 and section["counts"]["articles"] == 0
+    assert [p[2] for p in section["skipped_pages"]] == ["timeout"] * 5
+    assert "skipped page 'Brahui language' (id 4702): timeout" in caplog.text
+
+
+def test_parser_exceptions_and_recursion_skip_the_page_not_the_build(tmp_path, monkeypatch,
+                                                                    caplog):
+    real_parse = corpus.wikitext.parse_page
+
+    def choking_parser(wikitext, title, site):
+        if title == "Economy of Estonia":
+            raise ValueError("unbalanced markup")
+        if title == "Brahui language":
+            raise RecursionError("maximum recursion depth exceeded")
+        return real_parse(wikitext, title, site)
+
+    monkeypatch.setattr(corpus.wikitext, "parse_page", choking_parser)
+    caplog.set_level(logging.WARNING)
+    manifest = build(BuildOptions(dump=EN_DUMP, out=tmp_path / "o"), until="pages")
+    counts = manifest["stages"]["pages"]["counts"]
+    assert (counts["articles"], counts["skipped_exception"], counts["skipped_recursion"]) == \
+        (3, 1, 1)
+    assert "skipped page 'Economy of Estonia' (id 9391): exception: ValueError: unbalanced " \
+           "markup" in caplog.text
+    assert "Brahui language" not in datasets.load_from_disk(str(tmp_path / "o" / "pages"))["title"]
+
+
+# --- bad input --------------------------------------------------------------------------------
+
+def test_missing_dump_is_one_line_and_non_zero(tmp_path, capsys):
+    code, err = run_cli(capsys, "build", tmp_path / "gone.xml.bz2", "--out", tmp_path / "o")
+    assert code == 1 and err.strip().endswith("gone.xml.bz2: dump not found (no such file)")
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_malformed_xml_fails_cleanly_and_leaves_nothing_that_looks_built(tmp_path, capsys):
+    xml = bz2.open(EN_DUMP).read().replace(b"<ns>0</ns>", b"<ns>0</nz>", 3)
+    dump = tmp_path / "broken.xml.bz2"
+    dump.write_bytes(bz2.compress(xml))
+    out = tmp_path / "out"
+    code, err = run_cli(capsys, "build", dump, "--out", out)
+    assert code == 1 and len(error_lines(err)) == 1
+    assert "broken.xml.bz2: malformed XML at byte" in err and "mismatched tag" in err
+    assert_nothing_looks_built(out)
+
+
+def test_interrupted_stage_leaves_no_complete_looking_output(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "out"
+    assert run_cli(capsys, "build", EN_DUMP, "--out", out, "--until", "pages")[0] == 0
+    seen = []
+
+    def interrupted(page, site):
+        seen.append(page.title)
+        if len(seen) == 3:
+            raise KeyboardInterrupt
+        return real(page, site)
+
+    real = pages_stage.parse_article
+    monkeypatch.setattr(pages_stage, "parse_article", interrupted)
+    code, err = run_cli(capsys, "build", EN_DUMP, "--out", out, "--until", "pages",
+                        "--page-timeout", "20", "--overwrite")
+    assert code == 130 and "interrupted" in err
+    assert_nothing_looks_built(out)
+    monkeypatch.setattr(pages_stage, "parse_article", real)
+    (out / ".staging-pages" / "pages").mkdir(parents=True)      # as a killed process leaves it
+    assert run_cli(capsys, "build", EN_DUMP, "--out", out, "--until", "pages",
+                   "--page-timeout", "20")[0] == 0
+    assert not list(out.glob(".staging-*")) and (out / "pages").is_dir()
+
+
+def test_truncated_dump_keeps_pages_and_exits_non_zero_unless_allowed(tmp_path, capsys):
+    data = bz2.compress(bz2.open(EN_DUMP).read(), compresslevel=1)   # 100 kB blocks
+    dump = tmp_path / "cut.xml.bz2"
+    dump.write_bytes(data[: int(len(data) * 0.8)])
+    out = tmp_path / "out"
+    code, err = run_cli(capsys, "build", dump, "--out", out, "--partial-dump")
+    assert code == 3 and "cut.xml.bz2: input truncated" in err and "--allow-truncated" in err
+    section = manifest_of(out)["stages"]["pages"]
+    assert section["truncated"] and 1 <= section["counts"]["articles"] < 5
+    assert "entity_vocab" not in manifest_of(out)["stages"]
+    assert len(datasets.load_from_disk(str(out / "pages"))) == section["counts"]["articles"]
+    code, err = run_cli(capsys, "build", dump, "--out", out, "--partial-dump",
+                        "--allow-truncated", "--until", "entity_vocab", "--overwrite")
+    assert code == 0 and "WARNING: " in err and "input truncated" in err
+    assert manifest_of(out)["stages"]["entity_vocab"]["size"] > 4
+
+
+# --- the command line -------------------------------------------------------------------------
+
+def test_every_build_option_has_a_flag_with_help(capsys):
+    fields = {f.name for f in dataclasses.fields(BuildOptions)} - {"dump", "out"}
+    assert {name for name, _, _ in BUILD_FLAGS} == fields
+    with pytest.raises(SystemExit) as done:
+        main(["build", "--help"])
+    assert done.value.code == 0
+    usage = capsys.readouterr().out
+    for name in fields | {"until", "overwrite"}:
+        assert "--" + name.replace("_", "-") in usage
+
+
+def test_bad_option_values_are_one_line_errors(tmp_path, capsys):
+    code, err = run_cli(capsys, "build", EN_DUMP, "--out", tmp_path / "o", "--workers", "0",
+                        "--entity-vocab-size", "3")
+    assert code == 1 and len(error_lines(err)) == 1
+    assert "workers must be >= 1" in err and "entity vocabulary size 3" in err
