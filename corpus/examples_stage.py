@@ -35,7 +35,10 @@ from corpus.word_tokenizer import load_tokenizer, tokenizer_fingerprint
 
 PARTS_DIR = ".examples-parts"
 MAX_PAGES_PER_SHARD = 1000
+MAX_SHARDS = 64              # on a small dump: shards of fewer pages, down to one page each
 PAGES_PER_CALL = 64          # pages tokenized per backend call (bounded memory)
+MIN_OUTPUT_SHARDS = 4
+OUTPUT_SHARD_BYTES = 256 << 20
 HISTOGRAM_BIN = 64           # tokens per bin of the length histogram
 
 
@@ -69,8 +72,8 @@ def run(ctx: StageContext) -> dict:
     pages = datasets.load_from_disk(str(pages_dir))
     validation_rows = choose_validation_rows(len(pages), options.validation_pages, options.seed)
     parts_dir = parts_dir_of(pages_dir)
-    jobs = plan_jobs(len(pages), validation_rows, ctx.workers, pages_dir, tokenizer_dir, locale,
-                     limits, parts_dir)
+    jobs = plan_jobs(len(pages), validation_rows, pages_dir, tokenizer_dir, locale, limits,
+                     parts_dir)
     plan_key = _plan_key(jobs, tokenizer_fingerprint(tokenizer_dir), ctx.manifest)
     results = run_jobs(jobs, plan_key, parts_dir, ctx.workers)
     section = {"locale": locale,
@@ -109,20 +112,21 @@ def parts_dir_of(pages_dir: Path) -> Path:
     return Path(os.path.realpath(pages_dir)).parent / PARTS_DIR
 
 
-def plan_jobs(num_pages: int, validation_rows: list[int], workers: int, pages_dir: Path,
+def plan_jobs(num_pages: int, validation_rows: list[int], pages_dir: Path,
               tokenizer_dir: Path, locale: str, limits: Limits, parts_dir: Path
               ) -> list[ShardJob]:
-    """Shards of consecutive training rows (several per worker, for balance and resume), then
-    the validation rows."""
+    """Shards of consecutive training rows, then the validation rows. The shards depend on the
+    number of pages only (not on --workers), so the fingerprint does not either; up to
+    MAX_SHARDS of them keep workers balanced on a small dump, and MAX_PAGES_PER_SHARD bounds
+    the work lost by an interruption on a large one."""
     held_out = set(validation_rows)
-    train_rows = [r for r in range(num_pages) if r not in held_out]
-    shards = max(1, min(len(train_rows), max(4 * workers,
+    train_rows = np.array([r for r in range(num_pages) if r not in held_out], dtype=np.int64)
+    shards = max(1, min(len(train_rows), max(MAX_SHARDS,
                                              -(-len(train_rows) // MAX_PAGES_PER_SHARD))))
     common = dict(pages_dir=str(pages_dir), tokenizer_dir=str(tokenizer_dir), locale=locale,
                   limits=limits, parts_dir=str(parts_dir))
     jobs = [ShardJob("examples", i, tuple(int(r) for r in chunk), **common)
-            for i, chunk in enumerate(np.array_split(np.array(train_rows, dtype=np.int64),
-                                                     shards))]
+            for i, chunk in enumerate(np.array_split(train_rows, shards))]
     jobs.append(ShardJob("validation", 0, tuple(validation_rows), **common))
     return jobs
 
@@ -275,11 +279,22 @@ def join_parts(split_results: list[tuple[ShardJob, dict]], out: Path) -> None:
     import datasets
 
     parts = [datasets.load_from_disk(str(Path(job.parts_dir) / job.name))
-             for job, _ in split_results]
+             for job, result in split_results if result["counts"].get("examples")]
     dataset = datasets.concatenate_datasets(parts) if parts else \
         datasets.Dataset.from_dict({c: [] for c in EXAMPLE_COLUMNS}, features=example_features())
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
     with quiet_datasets():
-        dataset.save_to_disk(str(out), num_shards=max(1, min(len(parts), len(dataset))))
+        dataset.save_to_disk(str(tmp), num_shards=output_shards(len(parts), dataset))
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+
+
+def output_shards(num_parts: int, dataset) -> int:
+    """Files of the saved split: about OUTPUT_SHARD_BYTES each, at least MIN_OUTPUT_SHARDS
+    (so readers can split work), never more than there are parts or rows."""
+    wanted = max(MIN_OUTPUT_SHARDS, -(-dataset.data.nbytes // OUTPUT_SHARD_BYTES))
+    return max(1, min(num_parts, len(dataset), wanted))
 
 
 @contextlib.contextmanager

@@ -6,6 +6,10 @@ full stops (Chinese, Japanese, Thai, Hindi, Armenian), from one dependency with 
 download. The reference LUKE pipeline used ICU for every language but English (OpenNLP there);
 one splitter for all languages keeps a Bulgarian and an English build behaving alike.
 
+ICU's per-locale abbreviation suppressions ("Mr." does not end an English sentence) apply only
+when asked for, with the locale keyword `ss=standard`; it is added unless the locale names its
+own keywords. Locales without suppression data simply split at every full stop.
+
 Two details matter: icu4py reports offsets in UTF-16 code units, not Python string indices
 (they differ after any character outside the Basic Multilingual Plane, such as an emoji), and a
 sentence boundary that falls inside a link's anchor text is dropped, so a mention never spans
@@ -40,7 +44,8 @@ def sentence_spans(text: str, locale: str,
     """
     if not text:
         return []
-    ends = utf16_to_index(text, [end for _, end in SentenceBreaker(text, locale).segments()])
+    breaker = SentenceBreaker(text, icu_locale(locale))
+    ends = utf16_to_index(text, [end for _, end in breaker.segments()])
     inside = _positions_inside(mentions)
     spans, start = [], 0
     for end in ends:
@@ -49,6 +54,11 @@ def sentence_spans(text: str, locale: str,
         spans.append((start, end))
         start = end
     return spans
+
+
+def icu_locale(language: str) -> str:
+    """The ICU locale for a wiki language, with abbreviation suppressions switched on."""
+    return language if "@" in language else f"{language}@ss=standard"
 
 
 def _positions_inside(mentions: Sequence[tuple[int, int]]) -> set[int]:
