@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import re
 
 import mwparserfromhell
-from mwparserfromhell.nodes import ExternalLink, Heading, HTMLEntity, Tag, Text, Wikilink
+from mwparserfromhell.nodes import Comment, ExternalLink, Heading, HTMLEntity, Tag, Text, Wikilink
 from mwparserfromhell.wikicode import Wikicode
 
 from corpus.siteinfo import SiteInfo
@@ -51,6 +51,15 @@ _BREAK_TAGS = frozenset({"li", "dt", "dd", "br", "hr", "p", "div", "blockquote",
                          "ul", "ol", "dl", "poem"})
 _PARAGRAPH_BREAK = "\n\n"   # what finish_layout reads as a paragraph break
 _LINK_TRAIL = re.compile(r"[^\W\d_]+")
+# Bold/italic quotes: the parser keeps them as text (skip_style_tags, cheaper than building
+# nodes for them) and each text node drops them here, so runs never merge across a link edge.
+_QUOTE_RUN = re.compile(r"''+")
+
+
+def _without_quotes(m: re.Match) -> str:
+    """Runs of 2, 3, 5 or more quotes are markup; a run of 4 is an apostrophe before bold
+    ("l" + 4 quotes + "amour" + 3 quotes shows "l'amour"), as MediaWiki renders it."""
+    return "'" if len(m.group()) == 4 else ""
 
 
 @dataclass(frozen=True)
@@ -82,6 +91,8 @@ class _TextBuilder:
             if trail:
                 start, _, target = self.spans[-1]
                 self.spans[-1] = (start, self.length + trail.end(), target)
+        if "''" in value:
+            value = _QUOTE_RUN.sub(_without_quotes, value)
         self.parts.append(value)
         self.length += len(value)
 
@@ -108,7 +119,7 @@ def parse_page(wikitext: str, title: str, site: SiteInfo, *, prepass: bool = Tru
     context = _Context(title, site, site.namespace_ids())
     source = strip_dropped(wikitext, site) if prepass else wikitext
     builder = _TextBuilder()
-    _write_nodes(mwparserfromhell.parse(source, skip_style_tags=False), context, builder)
+    _write_nodes(mwparserfromhell.parse(source, skip_style_tags=True), context, builder)
     text, spans = finish_layout(builder.joined(), builder.spans)
     return ParsedPage(text=text, links=spans)
 
@@ -120,6 +131,8 @@ def _write_nodes(code: Wikicode, context: _Context, out: _TextBuilder, links: bo
         if kind is Text:
             out.text(node.value)
             continue
+        if kind is Comment:
+            continue        # MediaWiki removes comments first: `[[a]]<!-- -->s` is "as"
         out.close_trail()   # only text right after a link can extend it
         if kind is Wikilink:
             _write_link(node, context, out, links)
@@ -132,7 +145,7 @@ def _write_nodes(code: Wikicode, context: _Context, out: _TextBuilder, links: bo
                 _write_nodes(node.title, context, out, links)
         elif kind is Heading:
             out.text(_PARAGRAPH_BREAK)
-        # Template, Argument, Comment: nothing visible.
+        # Template, Argument: nothing visible.
 
 
 def _write_tag(node: Tag, context: _Context, out: _TextBuilder, links: bool) -> None:

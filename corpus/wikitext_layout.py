@@ -17,32 +17,60 @@ from typing import Callable
 
 Span = tuple[int, int, str]
 
-# Leftovers of removed markup: magic words, brackets emptied by a cut template or reference
-# ("born ( ) in", "(; 1900-1950)") and a space a cut left before a comma ("word , word").
+# Tag names whose stray opening or closing tags (unclosed, unmatched) are deleted.
+LEFTOVER_TAGS = ("ref", "references", "nowiki", "gallery", "math", "span", "div", "small",
+                 "big", "center", "font", "sup", "sub", "br", "includeonly", "onlyinclude",
+                 "noinclude", "poem", "blockquote", "table", "tr", "td", "th", "p")
+
+# Markup the parser leaves as text, and what removed markup leaves behind:
+# - unbalanced brackets, stray or unclosed tags, an unclosed comment (it hides the rest of the
+#   page in MediaWiki), magic words;
+# - brackets emptied by a cut template or reference ("born ( ) in", "(; 1900-1950)").
+# Every branch starts with a literal character outside any group, so `re` jumps between
+# candidate characters (see corpus/wikitext_prepass.py).
 _LEFTOVERS = re.compile(
-    r"__[A-Z]+__"
-    r"|\(\s*(?:[,;:]\s*)*\)"          # ( ) and (, ;) -> nothing
-    r"|(?<=\()\s*[,;:]\s*"            # "(; born" -> "(born"
-    r"|[^\S\n]+(?=[,.)](?:\s|$))"      # "word , word" (not ; : ! ?, spaced in French)
-    , re.MULTILINE)
-# Whitespace that is not a single plain space; whitespace at either end of the text goes.
-_WHITESPACE = re.compile(r"^\s+|\s+$|\s{2,}|[^\S ]")
+    r"<!--.*"
+    r"|\[\[|\]\]|\{\{+|\}\}+"
+    rf"|</?(?i:{'|'.join(LEFTOVER_TAGS)})\b[^<>]*>"
+    r"|__[A-Z]+__"
+    r"|\((?:\s*[,;:])*\s*\)"           # ( ) and (, ;) -> nothing
+    r"|\((?P<open_punct>\s*[,;:]\s*)"    # "(; born" -> "(born"
+    , re.DOTALL)
+# Whitespace other than space and line break: made a space first (same length, no span moves).
+_ODD_SPACE = re.compile("[\t\r\x0b\x0c\x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029"
+                        "\u202f\u205f\u3000]")
+# Then: runs of spaces and line breaks, and a single space before a comma, full stop or closing
+# bracket that a cut left ("word , word"; not before ; : ! ?, which French spaces).
+_WHITESPACE = re.compile(r"\n\s*| (?:\s+|(?=[,.)](?:\s|$)))")
+
+
+def _leftover_repl(m: re.Match) -> str:
+    return "(" if m.group("open_punct") is not None else ""
 
 
 def _whitespace_repl(m: re.Match) -> str:
     """A blank line is a paragraph break (as in MediaWiki, where a single line break inside a
-    paragraph is only a space); any other run is one space."""
+    paragraph is only a space); a space before closing punctuation goes; any other run is one
+    space. Runs at either end of the text go."""
+    run = m.group()
     if m.start() == 0 or m.end() == len(m.string):
         return ""
-    return "\n" if m.group().count("\n") >= 2 else " "
+    if run.count("\n") >= 2:
+        return "\n"
+    return "" if run == " " else " "
 
 
 def finish_layout(text: str, spans: list[Span]) -> tuple[str, list[Span]]:
     """The clean text and its spans (spans trimmed to their visible characters)."""
-    spans = _trim_spans(text, spans)
-    text, spans = _rewrite(text, spans, _LEFTOVERS, lambda m: "")
+    text, spans = _rewrite(text, spans, _LEFTOVERS, _leftover_repl)
+    if _ODD_SPACE.search(text):
+        text = _ODD_SPACE.sub(" ", text)
     text, spans = _rewrite(text, spans, _WHITESPACE, _whitespace_repl)
-    return text, [s for s in spans if s[0] < s[1]]
+    if text != text.strip():   # a single space at either end (longer runs went above)
+        lead = len(text) - len(text.lstrip())
+        text = text.strip()
+        spans = [(max(0, s - lead), min(len(text), e - lead), t) for s, e, t in spans]
+    return text, [s for s in _trim_spans(text, spans) if s[0] < s[1]]
 
 
 def _trim_spans(text: str, spans: list[Span]) -> list[Span]:
