@@ -1,0 +1,81 @@
+"""`luke-corpus inspect`: readable examples, JSON a user can feed to transformers, clear errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import datasets
+
+from corpus.cli import main
+from corpus.schema import EXAMPLES_DIR, TOKENIZER_DIR
+from corpus.word_tokenizer import load_tokenizer
+
+
+def inspect_json(corpus, capsys, *extra) -> list[dict]:
+    assert main(["inspect", str(corpus), "--json", *extra]) == 0
+    return [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+
+
+def test_json_lines_round_trip_through_transformers(en_corpus, capsys):
+    lines = inspect_json(en_corpus, capsys, "--random", "20", "--seed", "1")
+    assert len(lines) == 20
+    tokenizer = load_tokenizer(en_corpus / TOKENIZER_DIR)
+    stored = datasets.load_from_disk(str(en_corpus / EXAMPLES_DIR))
+    for line in lines:
+        assert set(line) >= {"text", "entities", "entity_spans", "word_ids", "entity_ids"}
+        encoded = tokenizer(line["text"], entities=line["entities"],
+                            entity_spans=[tuple(s) for s in line["entity_spans"]],
+                            max_entity_length=len(line["entities"]), truncation=False)
+        assert encoded["input_ids"] == line["word_ids"] == stored[line["row"]]["word_ids"]
+        assert encoded["entity_ids"] == line["entity_ids"] == stored[line["row"]]["entity_ids"]
+        for (start, end), title in zip(line["entity_spans"], line["entities"]):
+            assert line["text"][start:end].strip() == line["text"][start:end] != ""
+            assert title in tokenizer.entity_vocab
+
+
+def test_random_choice_depends_on_seed_only(en_corpus, capsys):
+    first = [line["row"] for line in inspect_json(en_corpus, capsys, "--random", "5", "--seed", "4")]
+    again = [line["row"] for line in inspect_json(en_corpus, capsys, "--random", "5", "--seed", "4")]
+    other = [line["row"] for line in inspect_json(en_corpus, capsys, "--random", "5", "--seed", "5")]
+    assert first == again != other
+
+
+def test_human_view_marks_mentions_with_titles(en_corpus, capsys):
+    [line] = inspect_json(en_corpus, capsys, "--random", "1", "--seed", "2")
+    assert main(["inspect", str(en_corpus), "--random", "1", "--seed", "2"]) == 0
+    shown = capsys.readouterr().out
+    start, end = line["entity_spans"][0]
+    assert f"[{line['text'][start:end]}]({line['entities'][0]})" in shown
+    assert f"page {line['page_id']}" in shown
+
+
+def test_validation_split_and_check(en_corpus, capsys):
+    assert main(["inspect", str(en_corpus), "--json", "--split", "validation", "--check"]) == 0
+    captured = capsys.readouterr()
+    lines = [json.loads(line) for line in captured.out.splitlines()]
+    assert lines and all(line["page_id"] == lines[0]["page_id"] for line in lines)
+    assert f"checked {len(lines)} examples, 0 mismatches" in captured.err
+
+
+def test_changed_data_is_reported_not_misshown(en_corpus_copy, capsys):
+    examples = datasets.load_from_disk(str(en_corpus_copy / EXAMPLES_DIR))
+    altered = examples.map(lambda row: {"word_ids": row["word_ids"][:-2] + row["word_ids"][-1:]})
+    altered.save_to_disk(str(en_corpus_copy / "altered"))
+    capsys.readouterr()
+    shutil.rmtree(en_corpus_copy / EXAMPLES_DIR)
+    (en_corpus_copy / "altered").rename(en_corpus_copy / EXAMPLES_DIR)
+    assert main(["inspect", str(en_corpus_copy), "--json"]) == 1
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("luke-corpus: error:") and "row 0" in error and "\n" not in error
+
+
+def test_not_a_build_is_one_clear_line(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "corpus.cli", "inspect", str(tmp_path)],
+                            capture_output=True, text=True)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"luke-corpus: error: {tmp_path}: no finished examples stage in its manifest "
+        f"(run luke-corpus build first)"]
