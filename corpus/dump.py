@@ -25,7 +25,9 @@ from typing import Any, BinaryIO, Callable, Iterable, Iterator
 
 from corpus.siteinfo import SiteInfo
 
-CHUNK_BYTES = 1 << 20
+CHUNK_BYTES = 1 << 20          # plain XML read per call
+COMPRESSED_CHUNK_BYTES = 1 << 18   # compressed bytes per call: about 1 MB of XML, so the
+                                   # parse workers get pages while the rest decompresses
 
 # expat errors that mean "the document stopped early" when they come from the final parse call.
 _EARLY_END_ERRORS = {
@@ -261,7 +263,7 @@ class DumpReader:
                 yield block
             return
         decompressor, in_stream = new_decompressor(), False
-        while block := raw.read(CHUNK_BYTES):
+        while block := raw.read(COMPRESSED_CHUNK_BYTES):
             while block:
                 try:
                     xml = decompressor.decompress(block)
