@@ -28,6 +28,7 @@ import torch
 from corpus import schema
 from pretrain import run_layout
 from pretrain.consolidate import CheckpointError, consolidate_checkpoint
+from pretrain.model_card import stage_value, write_model_card
 
 EXTRA_QUERIES = ("w2e_query", "e2w_query", "e2e_query")
 TOKENIZER_DEFAULTS = {"entity_token_1": "<ent>", "entity_token_2": "<ent2>",
@@ -60,7 +61,6 @@ def export_run(run_dir, out_dir, checkpoint: int | None = None,
     try:
         model.save_pretrained(tmp)
         _copy_tokenizer(corpus, tmp, model.config)
-        from pretrain.model_card import write_model_card
         write_model_card(tmp, run=run, step=step, corpus=corpus, config=model.config)
         _move_into_place(tmp, out, overwrite)
     finally:
@@ -209,6 +209,10 @@ def _copy_tokenizer(corpus: Path, out: Path, config) -> None:
     settings = json.loads(settings_path.read_text()) if settings_path.exists() else {}
     settings.update({key: value for key, value in _entity_settings(corpus).items()
                      if key not in settings})
+    # Longest input the position table takes (RoBERTa positions start past the pad id).
+    longest = config.max_position_embeddings - config.pad_token_id - 1
+    if settings.get("model_max_length", longest + 1) > longest:
+        settings["model_max_length"] = longest
     settings_path.write_text(json.dumps(settings, indent=2, ensure_ascii=False) + "\n")
     _check_tokenizer_matches(out, config)
 
@@ -227,14 +231,13 @@ def _check_entity_vocab(path: Path, source: Path, config) -> None:
 
 def _entity_settings(corpus: Path) -> dict:
     """tokenizer_config.json entity keys, limits from the corpus manifest."""
-    manifest = _read_json(corpus / schema.MANIFEST_FILE)
-    examples = manifest.get("stages", {}).get("examples", {})
-    limits = {**examples.get("options", {}), **examples.get("counts", {}), **examples}
+    stages = _read_json(corpus / schema.MANIFEST_FILE).get("stages", {})
     settings = dict(TOKENIZER_DEFAULTS)
-    if "max_entities" in limits:
-        settings["max_entity_length"] = int(limits["max_entities"])
-    if "max_mention_length" in limits:
-        settings["max_mention_length"] = int(limits["max_mention_length"])
+    for key, manifest_key in (("max_entity_length", "max_entities"),
+                              ("max_mention_length", "max_mention_length")):
+        value = stage_value(stages, "examples", manifest_key)
+        if value is not None:
+            settings[key] = int(value)
     return settings
 
 

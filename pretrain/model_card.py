@@ -34,7 +34,7 @@ def render_model_card(run: Path, step: int, corpus: Path, config) -> str:
         "---\nlibrary_name: transformers\nlicense: cc-by-sa-4.0\ntags: [luke, fill-mask]\n---\n",
         f"# LUKE pretrained from scratch ({Path(run).name}, step {step})\n",
         _data_section(Path(corpus)),
-        _shape_section(config),
+        _shape_section(Path(run), config),
         _training_section(Path(run), step),
         _usage_section(),
     ]
@@ -45,6 +45,16 @@ def _read_json(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
+def stage_value(stages: dict, stage: str, key: str, default=None):
+    """stages.<stage>.<key> of a corpus manifest, also where a stage keeps it under "counts" or
+    "options" (as pretrain.data reads the manifest)."""
+    section = stages.get(stage, {})
+    for place in (section, section.get("counts", {}), section.get("options", {})):
+        if key in place:
+            return place[key]
+    return default
+
+
 def _data_section(corpus: Path) -> str:
     stages = _read_json(corpus / schema.MANIFEST_FILE).get("stages", {})
     pages = stages.get("pages", {})
@@ -53,12 +63,12 @@ def _data_section(corpus: Path) -> str:
     date = DUMP_DATE.search(dump)
     date_text = (f"{date.group(1)[:4]}-{date.group(1)[4:6]}-{date.group(1)[6:]}" if date
                  else "not stated in the dump's file name")
-    counts = stages.get("examples", {}).get("counts", {})
     lines = [
         "## Data\n",
         f"- Wikipedia dump: `{dump}` (wiki `{wiki}`, dump date {date_text})",
-        f"- Corpus build: `{corpus}`; {counts.get('examples', stages.get('examples', {}).get('num_examples', '?'))} "
-        "training sequences",
+        f"- Corpus build: `{corpus}`: {stage_value(stages, 'examples', 'num_examples', '?')} "
+        f"training sequences of up to {stage_value(stages, 'examples', 'max_seq_length', '?')} "
+        f"tokens, {stage_value(stages, 'entity_vocab', 'size', '?')} entities in the vocabulary",
         "- Text and links from Wikipedia, by Wikipedia contributors, licensed under "
         "[CC BY-SA 4.0](https://creativecommons.org/licenses/by-sa/4.0/) "
         "(older revisions CC BY-SA 3.0). Models and data derived from it must give the same "
@@ -67,9 +77,15 @@ def _data_section(corpus: Path) -> str:
     return "\n".join(lines)
 
 
-def _shape_section(config) -> str:
+def _shape_section(run: Path, config) -> str:
     rows = "\n".join(f"| {key} | {getattr(config, key, None)} |" for key in SHAPE_KEYS)
-    return f"## Shape\n\n| LukeConfig | value |\n|---|---|\n{rows}\n"
+    trained = _read_json(run / run_layout.MODEL_CONFIG_FILE).get("use_entity_aware_attention")
+    note = ""
+    if config.use_entity_aware_attention and trained is False:
+        note = ("\nPretrained with plain attention; exported with entity-aware attention, each "
+                "layer's `query` copied into `w2e_query`, `e2w_query` and `e2e_query` (as the "
+                "original LUKE release did), which computes the same outputs.\n")
+    return f"## Shape\n\n| LukeConfig | value |\n|---|---|\n{rows}\n{note}"
 
 
 def _last_lines_up_to(run: Path, step: int) -> tuple[dict, dict]:
@@ -102,13 +118,11 @@ def _training_section(run: Path, step: int) -> str:
     losses = ", ".join(f"{k} {_format(train[k])}" for k in LOSS_KEYS if k in train) or "not logged"
     accuracies = ", ".join(f"{k} {_format(v)}" for k, v in validation.items()
                            if k not in ("step", "kind") and isinstance(v, (int, float)))
-    command = config.get("command") or "not recorded in RUN/config.json"
-    if isinstance(command, list):
-        command = " ".join(command)
+    command = training_command(run, config)
     settings = {section: config.get(section) for section in ("train", "optim") if section in config}
     return "\n".join([
         "## Training\n",
-        f"- Steps: {step} (checkpoint `{run_layout.CHECKPOINTS_DIR}/{step}` of `{run}`)",
+        f"- Steps: {step} (checkpoint `{run_layout.CHECKPOINTS_DIR}/{step}` of `{run.resolve()}`)",
         f"- Final training losses (step {train.get('step', '?')}): {losses}",
         f"- Validation (step {validation.get('step', '?')}): {accuracies or 'not logged'}",
         f"- Command: `{command}`",
@@ -118,6 +132,35 @@ def _training_section(run: Path, step: int) -> str:
         json.dumps(settings, indent=1),
         "```\n",
     ])
+
+
+def training_command(run: Path, config: dict) -> str:
+    """The command that trained the run: as recorded, or rebuilt from the resolved config as
+    `luke-train` with every key that differs from the defaults (an equivalent command)."""
+    recorded = config.get("command")
+    if recorded:
+        return " ".join(recorded) if isinstance(recorded, list) else str(recorded)
+    from pretrain.config import RunConfig, config_dict, flatten
+
+    defaults = flatten(config_dict(RunConfig()))
+    chosen = {key: value for key, value in flatten(config).items() if key != "corpus"}
+    overrides = [f"{key}={_override_value(value)}" for key, value in chosen.items()
+                 if key in defaults and _override_value(defaults[key]) != _override_value(value)]
+    world = _read_json(_latest_state_path(run)).get("world_size", 1)
+    return " ".join([f"deepspeed --num_gpus {world} $(which luke-train)",
+                     f"--corpus {config.get('corpus', 'CORPUS')} --output {run.resolve()}", *overrides])
+
+
+def _override_value(value) -> str:
+    """A config value as a command-line override writes it (tuples comma-separated)."""
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value))
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _latest_state_path(run: Path) -> Path:
+    step = run_layout.latest_step(run)
+    return run_layout.checkpoint_dir(run, step or 0) / run_layout.TRAINER_STATE_FILE
 
 
 def _usage_section() -> str:
