@@ -46,7 +46,9 @@ from corpus.wikitext_prepass import DROPPED_TAGS, INVISIBLE_LINK_NAMESPACES, str
 # Tags whose contents are dropped (the pre-pass cuts most before parsing; tables are
 # mwparserfromhell Tag nodes too).
 _DROPPED_TAG_NAMES = frozenset((*DROPPED_TAGS, "table", "tr", "td", "th", "caption", "math"))
-# Tags that start a new paragraph: list items (`*`, `#`, `:`, `;`), rules, line breaks, blocks.
+# List items (`*`, `#`, `:`, `;`): a paragraph that ends with its line.
+_LIST_ITEM_TAGS = frozenset({"li", "dt", "dd"})
+# Tags that start a new paragraph: list items, rules, line breaks, blocks.
 _BREAK_TAGS = frozenset({"li", "dt", "dd", "br", "hr", "p", "div", "blockquote", "center",
                          "ul", "ol", "dl", "poem"})
 _PARAGRAPH_BREAK = "\n\n"   # what finish_layout reads as a paragraph break
@@ -83,6 +85,7 @@ class _TextBuilder:
         self.length = 0
         self.spans: list[Span] = []
         self._trail_open = False   # the last thing written was a span: letters may join it
+        self._in_list_item = False  # a list item's line is open: its line break ends a paragraph
 
     def text(self, value: str) -> None:
         if self._trail_open:
@@ -93,6 +96,9 @@ class _TextBuilder:
                 self.spans[-1] = (start, self.length + trail.end(), target)
         if "''" in value:
             value = _QUOTE_RUN.sub(_without_quotes, value)
+        if self._in_list_item and "\n" in value:
+            self._in_list_item = False
+            value = value.replace("\n", _PARAGRAPH_BREAK, 1)
         self.parts.append(value)
         self.length += len(value)
 
@@ -104,6 +110,10 @@ class _TextBuilder:
 
     def close_trail(self) -> None:
         self._trail_open = False
+
+    def open_list_item(self) -> None:
+        self.text(_PARAGRAPH_BREAK)
+        self._in_list_item = True
 
     def joined(self) -> str:
         return "".join(self.parts)
@@ -152,7 +162,9 @@ def _write_tag(node: Tag, context: _Context, out: _TextBuilder, links: bool) -> 
     name = str(node.tag).strip().lower()
     if name in _DROPPED_TAG_NAMES:
         return
-    if name in _BREAK_TAGS:
+    if name in _LIST_ITEM_TAGS and node.wiki_markup:
+        out.open_list_item()
+    elif name in _BREAK_TAGS:
         out.text(_PARAGRAPH_BREAK)
     if node.contents is not None and not node.self_closing:
         _write_nodes(node.contents, context, out, links)

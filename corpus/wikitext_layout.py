@@ -41,7 +41,8 @@ _ODD_SPACE = re.compile("[\t\r\x0b\x0c\x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028
                         "\u202f\u205f\u3000]")
 # Then: runs of spaces and line breaks, and a single space before a comma, full stop or closing
 # bracket that a cut left ("word , word"; not before ; : ! ?, which French spaces).
-_WHITESPACE = re.compile(r"\n\s*| (?:\s+|(?=[,.)](?:\s|$)))")
+_WHITESPACE = re.compile(r"\n\s*| (?:\s+|(?=[,.)]))")
+_CLOSING_PUNCTUATION = re.compile(r"[,.)](?:\s|$)")
 
 
 def _leftover_repl(m: re.Match) -> str:
@@ -52,12 +53,12 @@ def _whitespace_repl(m: re.Match) -> str:
     """A blank line is a paragraph break (as in MediaWiki, where a single line break inside a
     paragraph is only a space); a space before closing punctuation goes; any other run is one
     space. Runs at either end of the text go."""
-    run = m.group()
-    if m.start() == 0 or m.end() == len(m.string):
+    run, text = m.group(), m.string
+    if m.start() == 0 or m.end() == len(text):
         return ""
     if run.count("\n") >= 2:
         return "\n"
-    return "" if run == " " else " "
+    return "" if _CLOSING_PUNCTUATION.match(text, m.end()) else " "
 
 
 def finish_layout(text: str, spans: list[Span]) -> tuple[str, list[Span]]:

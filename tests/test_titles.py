@@ -20,9 +20,8 @@ BG_DUMP = Path(__file__).parent / "data" / "bgwiki-sample-utf16.xml.bz2"
 EN = SiteInfo.default()
 
 
-@pytest.fixture(scope="module")
-def bg() -> SiteInfo:
-    """The SiteInfo of the Bulgarian sample's <siteinfo> block."""
+def bulgarian_site() -> SiteInfo:
+    """The SiteInfo of the Bulgarian sample's <siteinfo> block (also used by test_wikitext)."""
     xml = bz2.decompress(BG_DUMP.read_bytes()).decode("utf-16")
     head = xml[:xml.index("</siteinfo>") + len("</siteinfo>")] + "</mediawiki>"
     root = ET.fromstring(head)
@@ -30,6 +29,11 @@ def bg() -> SiteInfo:
     case = next(n.text for n in root.iter() if n.tag.endswith("case"))
     return SiteInfo(dbname="bgwiki", language="bg", case=case,
                     namespaces={k: v for k, v in spaces.items() if v}, from_dump=True)
+
+
+@pytest.fixture(scope="module")
+def bg() -> SiteInfo:
+    return bulgarian_site()
 
 
 @pytest.mark.parametrize("raw, expected", [
