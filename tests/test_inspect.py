@@ -79,3 +79,9 @@ def test_not_a_build_is_one_clear_line(tmp_path):
     assert result.stderr.strip().splitlines() == [
         f"luke-corpus: error: {tmp_path}: no finished examples stage in its manifest "
         f"(run luke-corpus build first)"]
+
+
+def test_bench_tokenize_prints_figures_and_ratios(en_corpus, capsys):
+    assert main(["bench-tokenize", str(en_corpus), "--pages", "2", "--repeat", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "tokens/s" in out and "examples stage / transformers batch:" in out
