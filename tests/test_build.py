@@ -17,7 +17,9 @@ import corpus.pages_stage as pages_stage
 import corpus.wikitext
 from corpus.build import build
 from corpus.cli import BUILD_FLAGS, main
+from corpus.dump import DumpReader
 from corpus.options import BuildOptions
+from corpus.siteinfo import SiteInfo
 from test_dump import EN_DUMP, BG_DUMP, write_dump, write_multistream
 
 
@@ -151,8 +153,8 @@ def test_pages_over_the_time_limit_are_skipped_counted_and_named(tmp_path, caplo
     assert "skipped page 'Brahui language' (id 4702): timeout" in caplog.text
 
 
-def test_parser_exceptions_and_recursion_skip_the_page_not_the_build(tmp_path, monkeypatch,
-                                                                    caplog):
+def test_parser_exceptions_and_recursion_skip_the_page_not_the_chunk(monkeypatch):
+    """The worker task itself, in this process, with a parser that fails on two real pages."""
     real_parse = corpus.wikitext.parse_page
 
     def choking_parser(wikitext, title, site):
@@ -163,14 +165,36 @@ def test_parser_exceptions_and_recursion_skip_the_page_not_the_build(tmp_path, m
         return real_parse(wikitext, title, site)
 
     monkeypatch.setattr(corpus.wikitext, "parse_page", choking_parser)
+    pages = list(DumpReader(EN_DUMP))
+    result = pages_stage.parse_articles(pages, pages_stage.ParseContext(SiteInfo.default(), 10))
+    assert [row[1] for row in result.rows] == [p.title for p in pages[:3]]
+    assert result.skipped == [
+        (9391, "Economy of Estonia", "exception", "ValueError: unbalanced markup"),
+        (4702, "Brahui language", "recursion", "RecursionError")]
+
+
+def slow_page_dump(tmp_path):
+    """Two ordinary articles around one whose 4 MB of wikitext takes seconds to parse."""
+    return write_dump(tmp_path / "slow.xml", [
+        dict(title="Before", text="Ordinary [[text]].", page_id=1),
+        dict(title="Huge", text="Some words and a [[Linked page|link]] here. " * 100_000,
+             page_id=2),
+        dict(title="After", text="More [[text]].", page_id=3)])
+
+
+def test_watchdog_kills_a_worker_stuck_where_the_alarm_cannot_reach(tmp_path, monkeypatch,
+                                                                   caplog):
+    monkeypatch.setattr(pages_stage, "ALARM_TIMEOUTS", False)   # as inside native code
+    monkeypatch.setattr(pages_stage, "WATCHDOG_GRACE", 0.3)
+    monkeypatch.setattr(pages_stage, "CHUNK_WIKITEXT_CHARS", 1)
     caplog.set_level(logging.WARNING)
-    manifest = build(BuildOptions(dump=EN_DUMP, out=tmp_path / "o"), until="pages")
+    manifest = build(BuildOptions(dump=slow_page_dump(tmp_path), out=tmp_path / "o", workers=2,
+                                  page_timeout=0.5), until="pages")
     counts = manifest["stages"]["pages"]["counts"]
-    assert (counts["articles"], counts["skipped_exception"], counts["skipped_recursion"]) == \
-        (3, 1, 1)
-    assert "skipped page 'Economy of Estonia' (id 9391): exception: ValueError: unbalanced " \
-           "markup" in caplog.text
-    assert "Brahui language" not in datasets.load_from_disk(str(tmp_path / "o" / "pages"))["title"]
+    assert counts["articles"] == 2 and counts["skipped_timeout"] == 1
+    assert datasets.load_from_disk(str(tmp_path / "o" / "pages"))["title"] == ["Before", "After"]
+    assert "skipped page 'Huge' (id 2): timeout: stuck over 0.8 s where the alarm could not " \
+           "stop it; worker restarted" in caplog.text
 
 
 # --- bad input --------------------------------------------------------------------------------
@@ -195,21 +219,22 @@ def test_malformed_xml_fails_cleanly_and_leaves_nothing_that_looks_built(tmp_pat
 def test_interrupted_stage_leaves_no_complete_looking_output(tmp_path, capsys, monkeypatch):
     out = tmp_path / "out"
     assert run_cli(capsys, "build", EN_DUMP, "--out", out, "--until", "pages")[0] == 0
-    seen = []
+    real_add = pages_stage.PagesCollector.add
+    added = []
 
-    def interrupted(page, site):
-        seen.append(page.title)
-        if len(seen) == 3:
+    def interrupted(collector, result):          # Ctrl-C while the third chunk comes in
+        added.append(result)
+        if len(added) == 3:
             raise KeyboardInterrupt
-        return real(page, site)
+        real_add(collector, result)
 
-    real = pages_stage.parse_article
-    monkeypatch.setattr(pages_stage, "parse_article", interrupted)
+    monkeypatch.setattr(pages_stage, "CHUNK_WIKITEXT_CHARS", 1)
+    monkeypatch.setattr(pages_stage.PagesCollector, "add", interrupted)
     code, err = run_cli(capsys, "build", EN_DUMP, "--out", out, "--until", "pages",
                         "--page-timeout", "20", "--overwrite")
     assert code == 130 and "interrupted" in err
     assert_nothing_looks_built(out)
-    monkeypatch.setattr(pages_stage, "parse_article", real)
+    monkeypatch.setattr(pages_stage.PagesCollector, "add", real_add)
     (out / ".staging-pages" / "pages").mkdir(parents=True)      # as a killed process leaves it
     assert run_cli(capsys, "build", EN_DUMP, "--out", out, "--until", "pages",
                    "--page-timeout", "20")[0] == 0
