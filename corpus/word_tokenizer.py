@@ -33,7 +33,9 @@ UNK_ID, PAD_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 MAX_ENTITY_LENGTH, MAX_MENTION_LENGTH = 32, 30
 # Lines longer than this many bytes are skipped by sentencepiece; paragraphs are cut to fit.
 SP_MAX_LINE_BYTES = 4192
-SP_MAX_TRAINING_LINES = 2_000_000   # a uniform sample when the text has more (memory)
+# A uniform sample of paragraphs when the text has more: about 0.5 GB of text, which
+# sentencepiece's unigram trainer handles in a few tens of GB of memory.
+SP_MAX_TRAINING_LINES = 1_000_000
 
 
 class TokenizerError(Exception):
@@ -185,14 +187,38 @@ def check_same_entity_vocab(tokenizer_dir: Path, corpus_vocab: dict[str, int],
         f"--tokenizer to train a new one.")
 
 
+# What a LUKE tokenizer directory holds; a reused directory may hold more (model weights of an
+# export), which is not copied into the build.
+TOKENIZER_FILES = (SP_MODEL_FILE, ENTITY_VOCAB_FILE, CONFIG_FILE, "tokenizer.json",
+                   "special_tokens_map.json")
+
+
 def copy_tokenizer_dir(source: Path, out_dir: Path) -> None:
-    """Copy a reused tokenizer directory into the build (whole or not at all)."""
+    """Copy a reused tokenizer directory's tokenizer files into the build, after checking that
+    its ids are usable for pretraining (whole or not at all)."""
+    source = Path(source)
+    if not (source / SP_MODEL_FILE).is_file():
+        raise TokenizerError(f"--tokenizer {source}: no {SP_MODEL_FILE}; reuse the tokenizer "
+                             f"directory of a luke-corpus build or export")
+    check_reusable(load_tokenizer(source), source)
     tmp = Path(out_dir).with_name(Path(out_dir).name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(source, tmp)
+    tmp.mkdir(parents=True)
+    for name in TOKENIZER_FILES:
+        if (source / name).is_file():
+            shutil.copy2(source / name, tmp / name)
     load_tokenizer(tmp)
     shutil.rmtree(out_dir, ignore_errors=True)
     tmp.rename(out_dir)
+
+
+def check_reusable(tokenizer, source: Path) -> None:
+    """transformers' Unigram model sends unknown characters to id 0: it must be <unk>."""
+    if tokenizer.unk_token_id != UNK_ID:
+        raise TokenizerError(
+            f"--tokenizer {source}: <unk> has id {tokenizer.unk_token_id}, not {UNK_ID}; "
+            f"transformers would map every unknown character to id {UNK_ID} "
+            f"({tokenizer.convert_ids_to_tokens(UNK_ID)!r}). Train a new tokenizer instead.")
 
 
 def sentencepiece_size(directory: Path) -> int:

@@ -90,3 +90,46 @@ def test_reused_tokenizer_from_same_vocabulary_keeps_ids(en_corpus, tmp_path):
 def test_not_a_tokenizer_directory_is_named(tmp_path):
     with pytest.raises(wt.TokenizerError, match=str(tmp_path)):
         wt.load_tokenizer(tmp_path)
+
+
+SPECIALS = {"[PAD]": 0, "[UNK]": 1, "[MASK]": 2, "[MASK2]": 3}
+
+
+def test_no_text_is_a_clear_error():
+    with pytest.raises(wt.TokenizerError, match="no text to train"):
+        wt.train_sentencepiece(wt.training_lines(["", "\n \n"]), 100)
+
+
+def test_sentencepiece_refusal_is_reported():
+    # Fewer pieces than the distinct characters: sentencepiece cannot lower its way out.
+    text = "".join(chr(c) for c in range(0x430, 0x450)) + " abcdefghijklmnopqrstuvwxyz"
+    with pytest.raises(wt.TokenizerError, match="sentencepiece training failed"):
+        wt.train_sentencepiece([text] * 5, 8)
+
+
+def test_entity_vocab_without_specials_is_refused(tmp_path):
+    with pytest.raises(wt.TokenizerError, match=r"lacks the specials \['\[MASK2\]'\]"):
+        wt.write_tokenizer_dir(tmp_path / "tok", b"", {"[PAD]": 0, "[UNK]": 1, "[MASK]": 2})
+
+
+def test_reused_tokenizer_whose_unk_is_not_id_0_is_refused(en_corpus, tmp_path):
+    import io
+    import sentencepiece as spm
+
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(["Tallinn is the capital of Estonia."] * 50), model_writer=model,
+        model_type="unigram", vocab_size=20, unk_id=3, bos_id=0, eos_id=2, pad_id=1,
+        minloglevel=2)
+    vocab = json.loads((en_corpus / TOKENIZER_DIR / ENTITY_VOCAB_FILE).read_text())
+    wt.write_tokenizer_dir(tmp_path / "fairseq", model.getvalue(), vocab)
+    with pytest.raises(wt.TokenizerError, match="<unk> has id 3, not 0"):
+        wt.copy_tokenizer_dir(tmp_path / "fairseq", tmp_path / "copy")
+
+
+def test_reuse_copies_only_tokenizer_files(en_corpus, tmp_path):
+    export = shutil.copytree(en_corpus / TOKENIZER_DIR, tmp_path / "export")
+    (export / "model.safetensors").write_bytes(b"weights of an exported model")
+    wt.copy_tokenizer_dir(export, tmp_path / "copy")
+    assert not (tmp_path / "copy" / "model.safetensors").exists()
+    assert wt.tokenizer_fingerprint(tmp_path / "copy") == wt.tokenizer_fingerprint(export)
