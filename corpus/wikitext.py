@@ -39,9 +39,9 @@ from mwparserfromhell.nodes import Comment, ExternalLink, Heading, HTMLEntity, T
 from mwparserfromhell.wikicode import Wikicode
 
 from corpus.siteinfo import SiteInfo
-from corpus.titles import link_display_text, namespace_of, resolve_link_target
+from corpus.wikitext_links import MARKER, MARKER_OPEN, LinkRules, StashedLink, stash_simple_links
 from corpus.wikitext_layout import Span, finish_layout
-from corpus.wikitext_prepass import DROPPED_TAGS, INVISIBLE_LINK_NAMESPACES, strip_dropped
+from corpus.wikitext_prepass import DROPPED_TAGS, strip_dropped
 
 # Tags whose contents are dropped (the pre-pass cuts most before parsing; tables are
 # mwparserfromhell Tag nodes too).
@@ -72,22 +72,29 @@ class ParsedPage:
 
 @dataclass(frozen=True)
 class _Context:
-    title: str
-    site: SiteInfo
-    namespace_ids: dict[str, int]
+    rules: LinkRules
+    stash: list[StashedLink]      # links replaced by markers before parsing (may be empty)
 
 
 class _TextBuilder:
-    """Collects visible text and link spans over it, in order."""
+    """Collects visible text and link spans over it, in order; puts stashed links back.
 
-    def __init__(self) -> None:
+    links=False (inside a link's label) writes links as their text only.
+    """
+
+    def __init__(self, context: _Context, links: bool = True) -> None:
         self.parts: list[str] = []
         self.length = 0
         self.spans: list[Span] = []
+        self._context = context
+        self._links = links
         self._trail_open = False   # the last thing written was a span: letters may join it
         self._in_list_item = False  # a list item's line is open: its line break ends a paragraph
 
     def text(self, value: str) -> None:
+        if MARKER_OPEN in value and self._context.stash:
+            self._text_with_stashed_links(value)
+            return
         if self._trail_open:
             self._trail_open = False
             trail = _LINK_TRAIL.match(value)
@@ -102,11 +109,24 @@ class _TextBuilder:
         self.parts.append(value)
         self.length += len(value)
 
-    def link(self, anchor: str, target: str) -> None:
+    def link(self, anchor: str, target: str | None) -> None:
+        """A link's anchor, a span over it when it points at an article (and links are on)."""
+        self.close_trail()
+        if target is None or not self._links:
+            self.text(anchor)
+            return
         start = self.length
         self.text(anchor)
         self.spans.append((start, self.length, target))
         self._trail_open = True
+
+    def _text_with_stashed_links(self, value: str) -> None:
+        pos = 0
+        for marker in MARKER.finditer(value):
+            self.text(value[pos:marker.start()])
+            self.link(*self._context.stash[int(marker.group(1))])
+            pos = marker.end()
+        self.text(value[pos:])
 
     def close_trail(self) -> None:
         self._trail_open = False
@@ -122,20 +142,25 @@ class _TextBuilder:
 def parse_page(wikitext: str, title: str, site: SiteInfo, *, prepass: bool = True) -> ParsedPage:
     """Clean text and article-link spans of one page's wikitext (see the module docstring).
 
-    `prepass=False` parses the whole wikitext with mwparserfromhell (slower, same result; kept
-    to test the pre-pass against). May raise on a pathological page (mwparserfromhell's
-    ParserError, RecursionError): the caller counts and skips it.
+    `prepass=False` parses the whole wikitext with mwparserfromhell, without the pre-pass and
+    the simple-link shortcut (slower, same result; kept to test the shortcuts against). May
+    raise on a pathological page (mwparserfromhell's ParserError, RecursionError): the caller
+    counts and skips it.
     """
-    context = _Context(title, site, site.namespace_ids())
-    source = strip_dropped(wikitext, site) if prepass else wikitext
-    builder = _TextBuilder()
+    rules = LinkRules(title, site)
+    stash: list[StashedLink] = []
+    source = wikitext
+    if prepass:
+        source, stash = stash_simple_links(strip_dropped(wikitext, site), rules)
+    context = _Context(rules, stash)
+    builder = _TextBuilder(context)
     _write_nodes(mwparserfromhell.parse(source, skip_style_tags=True), context, builder)
     text, spans = finish_layout(builder.joined(), builder.spans)
     return ParsedPage(text=text, links=spans)
 
 
-def _write_nodes(code: Wikicode, context: _Context, out: _TextBuilder, links: bool = True) -> None:
-    """Write the visible text of code's nodes into out; links=False inside a link's anchor."""
+def _write_nodes(code: Wikicode, context: _Context, out: _TextBuilder) -> None:
+    """Write the visible text of code's nodes into out."""
     for node in code.nodes:
         kind = type(node)
         if kind is Text:
@@ -145,20 +170,20 @@ def _write_nodes(code: Wikicode, context: _Context, out: _TextBuilder, links: bo
             continue        # MediaWiki removes comments first: `[[a]]<!-- -->s` is "as"
         out.close_trail()   # only text right after a link can extend it
         if kind is Wikilink:
-            _write_link(node, context, out, links)
+            _write_link(node, context, out)
         elif kind is Tag:
-            _write_tag(node, context, out, links)
+            _write_tag(node, context, out)
         elif kind is HTMLEntity:
             out.text(node.normalize())
         elif kind is ExternalLink:
             if node.title is not None:   # a bare URL or [http://x] shows no words
-                _write_nodes(node.title, context, out, links)
+                _write_nodes(node.title, context, out)
         elif kind is Heading:
             out.text(_PARAGRAPH_BREAK)
         # Template, Argument: nothing visible.
 
 
-def _write_tag(node: Tag, context: _Context, out: _TextBuilder, links: bool) -> None:
+def _write_tag(node: Tag, context: _Context, out: _TextBuilder) -> None:
     name = str(node.tag).strip().lower()
     if name in _DROPPED_TAG_NAMES:
         return
@@ -167,44 +192,23 @@ def _write_tag(node: Tag, context: _Context, out: _TextBuilder, links: bool) -> 
     elif name in _BREAK_TAGS:
         out.text(_PARAGRAPH_BREAK)
     if node.contents is not None and not node.self_closing:
-        _write_nodes(node.contents, context, out, links)
+        _write_nodes(node.contents, context, out)
         if name in _BREAK_TAGS:
             out.text(_PARAGRAPH_BREAK)
 
 
-def _write_link(node: Wikilink, context: _Context, out: _TextBuilder, links: bool) -> None:
+def _write_link(node: Wikilink, context: _Context, out: _TextBuilder) -> None:
     raw_target = str(node.title)
-    visible_prefix = raw_target.lstrip().startswith(":")
-    ns = namespace_of(raw_target, context.site, context.namespace_ids)
-    if not visible_prefix and ns in INVISIBLE_LINK_NAMESPACES:
-        return
-    anchor = _anchor_text(node, raw_target, context)
-    target = resolve_link_target(raw_target, context.title, context.site,
-                                 context.namespace_ids) if ns == 0 and links else None
-    if target is None:
-        out.text(anchor)
-    else:
-        out.link(anchor, target)
+    if context.rules.renders(raw_target):
+        out.link(_anchor_text(node, raw_target, context), context.rules.article(raw_target))
 
 
 def _anchor_text(node: Wikilink, raw_target: str, context: _Context) -> str:
     """The text MediaWiki shows for a link: its label without markup, else the target as
     written (percent-encoding and entities decoded, leading ':' removed)."""
-    if node.text is not None:
-        label = _TextBuilder()
-        _write_nodes(node.text, context, label, links=False)
-        shown = label.joined()
-        if shown.strip():
-            return shown.replace("\n", " ")
-        return _pipe_trick(raw_target, context)
-    shown = link_display_text(raw_target)
-    return shown[1:] if shown.startswith(":") else shown
-
-
-def _pipe_trick(raw_target: str, context: _Context) -> str:
-    """`[[Paris (band)|]]` shows "Paris": namespace and parenthetical dropped (MediaWiki
-    expands this on save, so dumps rarely hold it)."""
-    shown = link_display_text(raw_target).lstrip(":")
-    if namespace_of(shown, context.site, context.namespace_ids) != 0:
-        shown = shown.split(":", 1)[1]
-    return re.sub(r"\s*\([^()]*\)\s*$", "", shown).strip()
+    if node.text is None:
+        return context.rules.shown_target(raw_target)
+    label = _TextBuilder(context, links=False)
+    _write_nodes(node.text, context, label)
+    shown = label.joined()
+    return shown.replace("\n", " ") if shown.strip() else context.rules.pipe_trick(raw_target)

@@ -1,0 +1,95 @@
+"""The links of one page: what each `[[...]]` shows, where it points, and a shortcut for the
+simple ones.
+
+`LinkRules` answers, for a raw link target, whether the link renders at all (files, category
+tags and language links do not), the text MediaWiki shows for it, and the article it points at
+(None for other namespaces and interwiki links); answers are memoized per page, since a page
+links the same titles again and again.
+
+`stash_simple_links` is a speed shortcut: most links are `[[Target]]` or `[[Target|plain
+label]]`, and mwparserfromhell spends more on building a Wikilink node (title and label each
+their own Wikicode) than on the text around it. Such links are resolved here and replaced by a
+marker (private-use characters around an index) that the parser reads as plain text; the text
+builder of corpus/wikitext.py puts the link back. A link with anything in it that needs parsing
+(markup, entities, an empty label) is left for mwparserfromhell; a page that already holds the
+marker characters is not shortcut at all. The result is the same as parsing every link (tested).
+"""
+
+from __future__ import annotations
+
+import re
+
+from corpus.siteinfo import SiteInfo
+from corpus.titles import link_display_text, namespace_of, resolve_link_target
+from corpus.wikitext_prepass import INVISIBLE_LINK_NAMESPACES
+
+MARKER_OPEN, MARKER_CLOSE = "\ue000", "\ue001"
+MARKER = re.compile(f"{MARKER_OPEN}([0-9]+){MARKER_CLOSE}")
+# A target without markup, and a label (if any) without markup, quotes pairs or entities.
+# A nowiki section is matched too, to be left alone.
+_SIMPLE_LINK = re.compile(r"\[\[([^\[\]{}<>|\n]+)(?:\|((?:[^\[\]{}<>|\n'&]|'(?!'))+))?\]\]"
+                          r"|<(?P<nowiki>(?i:nowiki))\b.*?</(?i:nowiki)\s*>", re.DOTALL)
+_PARENTHETICAL = re.compile(r"\s*\([^()]*\)\s*$")
+
+StashedLink = tuple[str, "str | None"]      # (anchor text, resolved article title or None)
+
+
+class LinkRules:
+    """Namespace, visibility, shown text and article target of the link targets of one page."""
+
+    def __init__(self, title: str, site: SiteInfo) -> None:
+        self.title = title
+        self.site = site
+        self.namespace_ids = site.namespace_ids()
+        self._namespaces: dict[str, int] = {}
+        self._targets: dict[str, str | None] = {}
+
+    def namespace(self, raw_target: str) -> int:
+        ns = self._namespaces.get(raw_target)
+        if ns is None:
+            ns = self._namespaces[raw_target] = namespace_of(raw_target, self.site,
+                                                             self.namespace_ids)
+        return ns
+
+    def renders(self, raw_target: str) -> bool:
+        """False for a file, category tag or language link (no leading ':'): no text at all."""
+        return (raw_target.lstrip().startswith(":")
+                or self.namespace(raw_target) not in INVISIBLE_LINK_NAMESPACES)
+
+    def article(self, raw_target: str) -> str | None:
+        """The normalized article title the link points at; None outside namespace 0."""
+        if raw_target not in self._targets:
+            self._targets[raw_target] = (
+                resolve_link_target(raw_target, self.title, self.site, self.namespace_ids)
+                if self.namespace(raw_target) == 0 else None)
+        return self._targets[raw_target]
+
+    def shown_target(self, raw_target: str) -> str:
+        """What `[[raw_target]]` shows: the target as written, without a leading ':'."""
+        shown = link_display_text(raw_target)
+        return shown[1:] if shown.startswith(":") else shown
+
+    def pipe_trick(self, raw_target: str) -> str:
+        """`[[Paris (band)|]]` shows "Paris": namespace and parenthetical dropped (MediaWiki
+        expands this on save, so dumps rarely hold it)."""
+        shown = link_display_text(raw_target).lstrip(":")
+        if self.namespace(shown) != 0:
+            shown = shown.split(":", 1)[1]
+        return _PARENTHETICAL.sub("", shown).strip()
+
+
+def stash_simple_links(text: str, rules: LinkRules) -> tuple[str, list[StashedLink]]:
+    """The text with each simple link replaced by a marker, and the stashed links by index."""
+    if MARKER_OPEN in text or MARKER_CLOSE in text:
+        return text, []
+    stash: list[StashedLink] = []
+
+    def replace(m: re.Match) -> str:
+        raw_target, label = m.group(1), m.group(2)
+        if m.group("nowiki") or label is not None and not label.strip() or not rules.renders(raw_target):
+            return m.group()     # nowiki, pipe trick or invisible link: the parser's job
+        anchor = label if label is not None else rules.shown_target(raw_target)
+        stash.append((anchor, rules.article(raw_target)))
+        return f"{MARKER_OPEN}{len(stash) - 1}{MARKER_CLOSE}"
+
+    return _SIMPLE_LINK.sub(replace, text), stash
