@@ -10,8 +10,9 @@ boundary, a space before a boundary going with the following piece, and each pie
 its own by the fast backend). So for every example,
 `tokenizer(text, entities=titles, entity_spans=char_spans, max_entity_length=len(titles),
 truncation=False)` gives back exactly its word and entity ids, and every mention starts and ends
-on a token boundary. Sentences are whitespace-collapsed and joined by one space; pieces are cut
-only at spaces, so a packed sequence's ids are the concatenation of its sentences' ids. A
+on a token boundary. Sentences are whitespace-collapsed and joined by one space, where the
+tokenizer's Metaspace pre-tokenizer splits anyway, so a packed sequence's ids are the
+concatenation of its sentences' ids (tests/test_examples.py holds this on both samples). A
 sentence holding a special token's text (`<s>`, `[MASK]`, ...) or the metaspace character is
 dropped: the tokenizer would turn that text into a special id, which is not what the page says.
 """
@@ -148,6 +149,7 @@ def page_sentences(page: dict, locale: str, entity_vocab: dict[str, int], limits
     """The page's sentences, whitespace collapsed, each with its mentions (before tokenizing)."""
     text = page["text"]
     links = page_links(page)
+    counts["links"] += len(page["link_start"])
     counts["mentions_overlapping"] += len(page["link_start"]) - len(links)
     sentences, link_index = [], 0
     for start, end in sentence_spans(text, locale, [(s, e) for s, e, _ in links]):
@@ -242,15 +244,16 @@ def keep_sentence(sentence: Sentence, encoder: WordEncoder, limits: Limits,
                   counts: Counter) -> bool:
     """Whether a tokenized sentence goes into packing (the reason counted when not)."""
     if encoder.special_text.search(sentence.text):
-        counts["sentences_with_special_text"] += 1
-        return False
-    if len(sentence.word_ids) < limits.min_sentence_tokens:
-        counts["sentences_too_short"] += 1
-        return False
-    if len(sentence.word_ids) > limits.max_seq_length - 2:
-        counts["sentences_too_long"] += 1
-        return False
-    return True
+        reason = "sentences_with_special_text"
+    elif len(sentence.word_ids) < limits.min_sentence_tokens:
+        reason = "sentences_too_short"
+    elif len(sentence.word_ids) > limits.max_seq_length - 2:
+        reason = "sentences_too_long"
+    else:
+        return True
+    counts[reason] += 1
+    counts["mentions_in_dropped_sentences"] += len(sentence.mentions)
+    return False
 
 
 def pack_sentences(sentences: Iterable[Sentence], limits: Limits) -> list[list[Sentence]]:
