@@ -76,6 +76,7 @@ class BenchReport:
     wikitext_mb: float
     cores: int
     python: str
+    load_average: float            # 1-minute load when the run started: timings need a quiet machine
     figures: list[Figure] = field(default_factory=list)
     ratios: dict[str, float] = field(default_factory=dict)
     checks: dict[str, bool] = field(default_factory=dict)
@@ -111,7 +112,8 @@ def measure(dump: Path, args: argparse.Namespace, tmp: Path) -> BenchReport:
     report = BenchReport(dump=str(dump), repeat=args.repeat, xml_mb=xml_bytes / MB,
                          articles=len(articles),
                          wikitext_mb=sum(len(t.encode("utf-8")) for _, t in articles) / MB,
-                         cores=os.cpu_count() or 1, python=platform.python_version())
+                         cores=os.cpu_count() or 1, python=platform.python_version(),
+                         load_average=os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0)
     seconds, how = time_parsers(articles, site, dump, tmp)
     report.add("parse", seconds["parse"], note="parse_page of every article")
     report.add("plain", seconds["plain"], note="mwparserfromhell.parse + strip_code()")
@@ -268,8 +270,10 @@ def format_report(report: BenchReport, args: argparse.Namespace) -> str:
              + (f" --repeat {report.repeat} (its pages {report.repeat} times, copies under new "
                 f"titles)" if report.repeat > 1 else ""),
              f"  {report.xml_mb:.2f} MB of XML, {report.articles} articles "
-             f"({report.wikitext_mb:.2f} MB of wikitext); {report.cores} CPU cores; "
-             f"Python {report.python}",
+             f"({report.wikitext_mb:.2f} MB of wikitext); {report.cores} CPU cores "
+             f"(load average {report.load_average:.1f} at start); Python {report.python}",
+             "  parse and baselines take turns article by article, so their ratios are fair "
+             "under changing load",
              f"  {'':44}{'MB XML/s':>9}{'per worker':>12}{'seconds':>9}"]
     for f in report.figures:
         lines.append(f"  {f.note[:44]:44}{f.mb_per_s:9.2f}{f.mb_per_s_per_worker:12.2f}"

@@ -151,7 +151,8 @@ def parse_page(wikitext: str, title: str, site: SiteInfo, *, prepass: bool = Tru
     stash: list[StashedLink] = []
     source = wikitext
     if prepass:
-        source, stash = stash_simple_links(strip_dropped(wikitext, site), rules)
+        source, stash = stash_simple_links(strip_dropped(wikitext, site, rules.namespace_ids),
+                                           rules)
     context = _Context(rules, stash)
     builder = _TextBuilder(context)
     _write_nodes(mwparserfromhell.parse(source, skip_style_tags=True), context, builder)

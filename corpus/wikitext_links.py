@@ -29,6 +29,7 @@ MARKER = re.compile(f"{MARKER_OPEN}([0-9]+){MARKER_CLOSE}")
 # A nowiki section is matched too, to be left alone.
 _SIMPLE_LINK = re.compile(r"\[\[([^\[\]{}<>|\n]+)(?:\|((?:[^\[\]{}<>|\n'&]|'(?!'))+))?\]\]"
                           r"|<(?P<nowiki>(?i:nowiki))\b.*?</(?i:nowiki)\s*>", re.DOTALL)
+_MAY_HAVE_PREFIX = re.compile(r"[:%&]")
 _PARENTHETICAL = re.compile(r"\s*\([^()]*\)\s*$")
 
 StashedLink = tuple[str, "str | None"]      # (anchor text, resolved article title or None)
@@ -45,6 +46,8 @@ class LinkRules:
         self._targets: dict[str, str | None] = {}
 
     def namespace(self, raw_target: str) -> int:
+        if not _MAY_HAVE_PREFIX.search(raw_target):
+            return 0                  # no ':' written, percent-encoded or as an entity
         ns = self._namespaces.get(raw_target)
         if ns is None:
             ns = self._namespaces[raw_target] = namespace_of(raw_target, self.site,

@@ -51,16 +51,18 @@ _IN_BRACES = re.compile(_OPAQUE + r"|\{(?P<open>\{+)|\}(?P<close>\}+)")
 _IN_TABLE = re.compile(_OPAQUE + r"|\{(?P<braces>\{+)|\n(?P<open>[ \t:]*\{\|)"
                                  r"|\n(?P<close>[ \t]*\|\})")
 _IN_LINK = re.compile(_OPAQUE + r"|\{(?P<braces>\{+)|\[(?P<open>\[)|\](?P<close>\])|\n(?P<eol>)")
+_MAY_HAVE_PREFIX = re.compile(r"[:%&]")     # ':' written, percent-encoded or as an entity
 _LINE_INDENT = re.compile(r"[ \t:]*")
 _LINK_TARGET = re.compile(r"[^|\[\]{}<>\n]*")
 _CLOSING_TAGS: dict[str, re.Pattern] = {
     name: re.compile(rf"</{name}\s*>", re.IGNORECASE) for name in (*DROPPED_TAGS, "nowiki")}
 
 
-def strip_dropped(wikitext: str, site: SiteInfo) -> str:
+def strip_dropped(wikitext: str, site: SiteInfo, ids: dict[str, int] | None = None) -> str:
     """The wikitext with comments, dropped extension tags, templates, tables, magic words and
-    invisible links (files, categories, language links) removed; nowiki sections kept."""
-    ids = site.namespace_ids()
+    invisible links (files, categories, language links) removed; nowiki sections kept.
+    `ids`: site.namespace_ids(), when the caller has it already."""
+    ids = site.namespace_ids() if ids is None else ids
     out: list[str] = []
     pos = 0
     while (m := _TOP.search(wikitext, pos)) is not None:
@@ -159,8 +161,8 @@ def _end_of_table(text: str, start: int, pos: int) -> int:
 def _end_of_invisible_link(text: str, pos: int, ids: dict[str, int], site: SiteInfo) -> int | None:
     """For `[[` ending at pos: the end of the whole link if it renders no text, else None."""
     target = _LINK_TARGET.match(text, pos).group()
-    if target.lstrip().startswith(":"):
-        return None
+    if not _MAY_HAVE_PREFIX.search(target) or target.lstrip().startswith(":"):
+        return None               # no namespace prefix, or a visible ':' link
     if namespace_of(target, site, ids) not in INVISIBLE_LINK_NAMESPACES:
         return None
     depth = 1

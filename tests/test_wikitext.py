@@ -16,6 +16,7 @@ from corpus.siteinfo import SiteInfo
 from corpus.titles import namespace_of, resolve_link_target
 from corpus.wikitext import ParsedPage, parse_page
 from corpus.wikitext_layout import finish_layout
+from corpus.wikitext_links import LinkRules, stash_simple_links
 from corpus.wikitext_prepass import strip_dropped
 from test_titles import bulgarian_site
 
@@ -64,6 +65,8 @@ CASES = [
     ("[[ Foo | bar ]] [[Foo|]] [[Paris (band)|]] [[a|b|c]]", "bar Foo Paris b|c",
      [("bar", "Foo"), ("Foo", "Foo"), ("Paris", "Paris (band)"), ("b|c", "A")]),
     ("[[AT&amp;T]] and [[Los%20Angeles|LA]]", "AT&T and LA", [("AT&T", "AT&T"), ("LA", "Los Angeles")]),
+    # a namespace colon percent-encoded or as an entity is still a namespace (category tags)
+    ("a [[Category%3AX]] b [[Category&#58;Y]] c [[Foo%20bar]]", "a b c Foo bar", [("Foo bar", "Foo bar")]),
     # markup inside and around anchors; entities; quotes (4 = apostrophe + bold)
     ("'''Bold''' ''[[Der Spiegel|''Der'' Spiegel]]''&nbsp;<small>small</small> a&amp;b "
      "l''''amour''' &ndash; &#91;1&#93;", "Bold Der Spiegel small a&b l'amour – [1]",
@@ -128,6 +131,19 @@ def test_prepass_cuts_only_what_is_dropped():
     kept = strip_dropped("a {| b\n[[:Категория:X]] [[Категория:Y]] [[Файл:Z.jpg|[[w]]]] "
                          "[[fr:Paris]] [[Star Wars: Episode IV]] <nowiki>{{x}}</nowiki> {{y", bg)
     assert kept == "a {| b\n[[:Категория:X]]    [[Star Wars: Episode IV]] <nowiki>{{x}}</nowiki> y"
+
+
+def test_simple_links_are_stashed_and_the_rest_left_to_the_parser():
+    rules = LinkRules("Cur", EN)
+    text, stash = stash_simple_links("[[a]] [[b|c d]] [[e|''f'']] [[g|]] [[h|&amp;]] "
+                                     "<nowiki>[[i]]</nowiki> [[Category:J]] [[:K:l|m]]", rules)
+    assert text == ("\ue0000\ue001 \ue0001\ue001 [[e|''f'']] [[g|]] [[h|&amp;]] "
+                    "<nowiki>[[i]]</nowiki> [[Category:J]] \ue0002\ue001")
+    assert stash == [("a", "A"), ("c d", "B"), ("m", "K:l")]
+    # A page that holds the marker characters itself is not shortcut.
+    assert stash_simple_links("\ue000 [[a]]", rules) == ("\ue000 [[a]]", [])
+    page = parse_page("x\ue0000\ue001 [[a]]s", "Cur", EN)
+    assert anchors(page) == [("as", "A")] and page.text == "x\ue0000\ue001 as"
 
 
 def test_bulgarian_namespaces_from_siteinfo():
@@ -210,3 +226,24 @@ def test_prepass_changes_nothing_on_real_pages(en_pages, bg_pages):
 def test_pathological_input_gives_clean_text(garbage):
     page = parse_page(garbage, "T", EN)
     assert "{{" not in page.text and "[[" not in page.text and "''" not in page.text
+
+
+def test_bench_measures_parser_and_baselines_on_a_repeated_dump(tmp_path, capsys):
+    """`luke-corpus bench --no-build`: figures for parse_page and both baselines, on a dump
+    that holds the sample's pages twice under distinct titles (timings are not asserted)."""
+    import argparse
+    import json
+
+    from corpus import bench
+
+    repeated = bench.repeated_dump(DATA / "enwiki-sample-5-articles.xml.bz2", 2, tmp_path)
+    titles = [title for title, _ in read_sample_pages(repeated)]
+    assert len(titles) == 10 and len(set(titles)) == 10
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    args = parser.parse_args([str(DATA / "enwiki-sample-5-articles.xml.bz2"), "--no-build", "--json"])
+    assert bench.run(args) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [f["name"] for f in report["figures"]] == ["parse", "plain", "wikiextractor"]
+    assert all(f["mb_per_s"] > 0 for f in report["figures"])
+    assert set(report["ratios"]) == {"parse/plain", "parse/wikiextractor"}
