@@ -39,6 +39,20 @@ class Limits:
     min_sentence_tokens: int = 5
     unk_entities: str = "keep"       # keep: link to a title outside the vocabulary -> [UNK]
 
+    def check(self) -> None:
+        """Refuse limits under which no example can exist, naming the option."""
+        problems = [f"--{name.replace('_', '-')} must be >= {least}, not {value}"
+                    for name, least, value in (
+                        ("max_seq_length", 3, self.max_seq_length),
+                        ("max_entities", 1, self.max_entities),
+                        ("max_mention_length", 1, self.max_mention_length),
+                        ("min_sentence_tokens", 1, self.min_sentence_tokens))
+                    if value < least]
+        if self.unk_entities not in ("keep", "drop"):
+            problems.append(f"--unk-entities must be keep or drop, not {self.unk_entities!r}")
+        if problems:
+            raise ValueError("; ".join(problems))
+
 
 @dataclass(frozen=True)
 class Mention:

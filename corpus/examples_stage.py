@@ -68,6 +68,7 @@ def run(ctx: StageContext) -> dict:
     tokenizer_dir = ctx.out_dir / TOKENIZER_DIR
     limits = Limits(options.max_seq_length, options.max_entities, options.max_mention_length,
                     options.min_sentence_tokens, options.unk_entities)
+    limits.check()
     locale = resolve_locale(ctx)
     pages = datasets.load_from_disk(str(pages_dir))
     validation_rows = choose_validation_rows(len(pages), options.validation_pages, options.seed)

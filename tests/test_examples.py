@@ -7,6 +7,7 @@ exported tokenizer gives back exactly the stored word_ids and entity_ids.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections import Counter
 from pathlib import Path
@@ -282,3 +283,11 @@ def test_two_workers_give_the_same_examples(en_corpus_copy):
     original = manifest_of(en_corpus_copy)["examples"]
     assert section["fingerprint"] == original["fingerprint"]
     assert section["counts"] == original["counts"]
+
+
+def test_impossible_limits_are_refused_by_name(en_corpus_copy):
+    ctx = stage_context(en_corpus_copy, workers=1)
+    ctx.options = dataclasses.replace(ctx.options, max_seq_length=2, max_entities=0)
+    with pytest.raises(ValueError, match="--max-seq-length must be >= 3, not 2; "
+                                         "--max-entities must be >= 1, not 0"):
+        examples_stage.run(ctx)
