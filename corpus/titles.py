@@ -58,6 +58,10 @@ _DIRECTION_MARKS = re.compile("[\u200e\u200f\u202a-\u202e]")
 # Characters MediaWiki never allows in a title.
 _ILLEGAL = re.compile(r"[<>\[\]{}|\x00-\x1f\x7f\ufffd]")
 _PERCENT = re.compile(r"%[0-9A-Fa-f]{2}")
+# Most link targets need no decoding, no whitespace work and have no prefix: words separated by
+# single spaces, none of % & # _ : or direction marks. They only get the case rule.
+_PLAIN_WORD = r"[^\s%&#_:\u200e\u200f\u202a-\u202e]+"
+_PLAIN_TITLE = re.compile(f"{_PLAIN_WORD}(?: {_PLAIN_WORD})*")
 
 
 def _clean_spelling(raw: str) -> str:
@@ -83,14 +87,17 @@ def link_display_text(raw: str) -> str:
 def _upper_first(text: str) -> str:
     """Upper-case the first letter, as MediaWiki's ucfirst does.
 
-    A letter whose upper case is longer ('ß' -> 'SS', 'ŉ') stays as it is: MediaWiki keeps such
-    titles unchanged (the page "ß" exists), and a length change would break nothing here but
-    would merge titles MediaWiki keeps apart.
+    Kept as they are: a letter whose upper case is longer ('ß' -> 'SS': MediaWiki keeps the page
+    "ß"), and Georgian Mkhedruli letters (Unicode 11 gave them upper cases that MediaWiki does
+    not apply, so kawiki titles start with the lower-case letter).
     """
     if not text:
         return text
-    first = text[0].upper()
-    return (first if len(first) == 1 else text[0]) + text[1:]
+    first = text[0]
+    if "\u10d0" <= first <= "\u10ff":
+        return text
+    upper = first.upper()
+    return (upper if len(upper) == 1 else first) + text[1:]
 
 
 def _split_prefix(title: str) -> tuple[str, str] | None:
@@ -139,6 +146,8 @@ def normalize_title(raw: str, site: SiteInfo, ids: dict[str, int] | None = None)
     An interwiki prefix is lower-cased and the rest kept as written, since it names no page of
     this wiki and the other wiki's case rule is unknown.
     """
+    if _PLAIN_TITLE.fullmatch(raw):
+        return _case_rule(raw, site)
     title = _drop_leading_colon(_clean_spelling(raw))
     parts = _split_prefix(title)
     if parts is not None:

@@ -200,8 +200,9 @@ def _write_tag(node: Tag, context: _Context, out: _TextBuilder) -> None:
 
 def _write_link(node: Wikilink, context: _Context, out: _TextBuilder) -> None:
     raw_target = str(node.title)
-    if context.rules.renders(raw_target):
-        out.link(_anchor_text(node, raw_target, context), context.rules.article(raw_target))
+    renders, article = context.rules.lookup(raw_target)
+    if renders:
+        out.link(_anchor_text(node, raw_target, context), article)
 
 
 def _anchor_text(node: Wikilink, raw_target: str, context: _Context) -> str:

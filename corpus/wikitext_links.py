@@ -36,36 +36,31 @@ StashedLink = tuple[str, "str | None"]      # (anchor text, resolved article tit
 
 
 class LinkRules:
-    """Namespace, visibility, shown text and article target of the link targets of one page."""
+    """Visibility, shown text and article target of the link targets of one page, memoized."""
 
     def __init__(self, title: str, site: SiteInfo) -> None:
         self.title = title
         self.site = site
         self.namespace_ids = site.namespace_ids()
-        self._namespaces: dict[str, int] = {}
-        self._targets: dict[str, str | None] = {}
+        self._answers: dict[str, tuple[bool, str | None]] = {}
 
     def namespace(self, raw_target: str) -> int:
         if not _MAY_HAVE_PREFIX.search(raw_target):
             return 0                  # no ':' written, percent-encoded or as an entity
-        ns = self._namespaces.get(raw_target)
-        if ns is None:
-            ns = self._namespaces[raw_target] = namespace_of(raw_target, self.site,
-                                                             self.namespace_ids)
-        return ns
+        return namespace_of(raw_target, self.site, self.namespace_ids)
 
-    def renders(self, raw_target: str) -> bool:
-        """False for a file, category tag or language link (no leading ':'): no text at all."""
-        return (raw_target.lstrip().startswith(":")
-                or self.namespace(raw_target) not in INVISIBLE_LINK_NAMESPACES)
-
-    def article(self, raw_target: str) -> str | None:
-        """The normalized article title the link points at; None outside namespace 0."""
-        if raw_target not in self._targets:
-            self._targets[raw_target] = (
-                resolve_link_target(raw_target, self.title, self.site, self.namespace_ids)
-                if self.namespace(raw_target) == 0 else None)
-        return self._targets[raw_target]
+    def lookup(self, raw_target: str) -> tuple[bool, str | None]:
+        """(renders, article): renders is False for a file, category tag or language link
+        (no leading ':'), which show no text at all; article is the normalized title the link
+        points at, None outside namespace 0."""
+        answer = self._answers.get(raw_target)
+        if answer is None:
+            ns = self.namespace(raw_target)
+            renders = ns not in INVISIBLE_LINK_NAMESPACES or raw_target.lstrip().startswith(":")
+            article = (resolve_link_target(raw_target, self.title, self.site, self.namespace_ids)
+                       if ns == 0 else None)
+            answer = self._answers[raw_target] = (renders, article)
+        return answer
 
     def shown_target(self, raw_target: str) -> str:
         """What `[[raw_target]]` shows: the target as written, without a leading ':'."""
@@ -89,10 +84,13 @@ def stash_simple_links(text: str, rules: LinkRules) -> tuple[str, list[StashedLi
 
     def replace(m: re.Match) -> str:
         raw_target, label = m.group(1), m.group(2)
-        if m.group("nowiki") or label is not None and not label.strip() or not rules.renders(raw_target):
-            return m.group()     # nowiki, pipe trick or invisible link: the parser's job
+        if m.group("nowiki") or label is not None and not label.strip():
+            return m.group()     # nowiki or pipe trick: the parser's job
+        renders, article = rules.lookup(raw_target)
+        if not renders:
+            return m.group()     # an invisible link the pre-pass kept (not on one line)
         anchor = label if label is not None else rules.shown_target(raw_target)
-        stash.append((anchor, rules.article(raw_target)))
+        stash.append((anchor, article))
         return f"{MARKER_OPEN}{len(stash) - 1}{MARKER_CLOSE}"
 
     return _SIMPLE_LINK.sub(replace, text), stash

@@ -51,6 +51,7 @@ def bg() -> SiteInfo:
     (":Los Angeles", "Los Angeles"),             # leading ':' dropped
     ("\u200eParis\u200f", "Paris"),              # direction marks removed
     ("ßeta", "ßeta"),                            # no one-letter-to-two upper-casing
+    ("თბილისი", "თბილისი"),                      # Georgian stays as MediaWiki keeps it
     ("élan", "Élan"),
     ("Star Wars: Episode IV", "Star Wars: Episode IV"),   # a colon that is not a namespace
     ("category:history", "Category:History"),    # namespace canonicalized, rest first-letter
