@@ -1,9 +1,16 @@
 """Wikitext of one article -> clean text with its hyperlinks as character spans.
 
-`parse_page(wikitext, title, site)` is a pure function: the pre-pass (corpus/wikitext_prepass.py)
-cuts what the text drops, mwparserfromhell parses the rest, a walk over its nodes writes the
-visible text and records each article link, and corpus/wikitext_layout.py tidies paragraphs
-and whitespace while the spans follow.
+`parse_page(wikitext, title, site)` is a pure function in four steps, one module each:
+  1. corpus/wikitext_prepass.py cuts what the text drops (templates, refs, tables ...) with a
+     linear scan, so the parser never reads it;
+  2. corpus/wikitext_links.py resolves the simple links and leaves a marker in their place
+     (the parser would spend more on their nodes than on the rest of the text);
+  3. mwparserfromhell parses what remains; the walk below writes the visible text, puts the
+     stashed links back and records every article link as a span;
+  4. corpus/wikitext_layout.py tidies paragraphs and whitespace while the spans follow.
+Steps 1 and 2 are shortcuts only: `parse_page(..., prepass=False)` parses everything with
+mwparserfromhell and gives the same result on the real samples (tests/test_wikitext.py lists
+the two kinds of broken tables where the pre-pass follows MediaWiki and the parser does not).
 
 What the clean text holds, and why:
 - Prose as a reader sees it: bold/italic quotes, HTML tags, list markers and entities are
@@ -31,8 +38,8 @@ Links (`ParsedPage.links`, (start, end, target) with text[start:end] the anchor 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 import re
+from dataclasses import dataclass
 
 import mwparserfromhell
 from mwparserfromhell.nodes import Comment, ExternalLink, Heading, HTMLEntity, Tag, Text, Wikilink
@@ -41,7 +48,7 @@ from mwparserfromhell.wikicode import Wikicode
 from corpus.siteinfo import SiteInfo
 from corpus.wikitext_links import MARKER, MARKER_OPEN, LinkRules, StashedLink, stash_simple_links
 from corpus.wikitext_layout import Span, finish_layout
-from corpus.wikitext_prepass import DROPPED_TAGS, strip_dropped
+from corpus.wikitext_prepass import DROPPED_TAGS, drop_comment_lines, strip_dropped
 
 # Tags whose contents are dropped (the pre-pass cuts most before parsing; tables are
 # mwparserfromhell Tag nodes too).
@@ -149,9 +156,9 @@ def parse_page(wikitext: str, title: str, site: SiteInfo, *, prepass: bool = Tru
     """
     rules = LinkRules(title, site)
     stash: list[StashedLink] = []
-    source = wikitext
+    source = drop_comment_lines(wikitext)
     if prepass:
-        source, stash = stash_simple_links(strip_dropped(wikitext, site, rules.namespace_ids),
+        source, stash = stash_simple_links(strip_dropped(source, site, rules.namespace_ids),
                                            rules)
     context = _Context(rules, stash)
     builder = _TextBuilder(context)
@@ -207,10 +214,15 @@ def _write_link(node: Wikilink, context: _Context, out: _TextBuilder) -> None:
 
 def _anchor_text(node: Wikilink, raw_target: str, context: _Context) -> str:
     """The text MediaWiki shows for a link: its label without markup, else the target as
-    written (percent-encoding and entities decoded, leading ':' removed)."""
+    written (percent-encoding and entities decoded, leading ':' removed).
+
+    A label that is empty here was emptied by a cut (`[[Foo|{{lang|fr|bar}}]]`): the link
+    shows nothing. (It is not MediaWiki's pipe trick `[[Foo (bar)|]]`: saving a page expands
+    that, so dumps do not hold it.)
+    """
     if node.text is None:
         return context.rules.shown_target(raw_target)
     label = _TextBuilder(context, links=False)
     _write_nodes(node.text, context, label)
     shown = label.joined()
-    return shown.replace("\n", " ") if shown.strip() else context.rules.pipe_trick(raw_target)
+    return shown.replace("\n", " ") if shown.strip() else ""

@@ -34,7 +34,7 @@ _LEFTOVERS = re.compile(
     rf"|</?(?i:{'|'.join(LEFTOVER_TAGS)})\b[^<>]*>"
     r"|__[A-Z]+__"
     r"|\((?:\s*[,;:])*\s*\)"           # ( ) and (, ;) -> nothing
-    r"|\((?P<open_punct>\s*[,;:]\s*)"    # "(; born" -> "(born"
+    r"|\((?P<open_punct>\s*[,;:]\s*|[^\S\n]+)"  # "(; born", "( born" -> "(born"
     , re.DOTALL)
 # Whitespace other than space and line break: made a space first (same length, no span moves).
 _ODD_SPACE = re.compile("[\t\r\x0b\x0c\x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029"

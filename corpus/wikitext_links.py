@@ -11,7 +11,7 @@ label]]`, and mwparserfromhell spends more on building a Wikilink node (title an
 their own Wikicode) than on the text around it. Such links are resolved here and replaced by a
 marker (private-use characters around an index) that the parser reads as plain text; the text
 builder of corpus/wikitext.py puts the link back. A link with anything in it that needs parsing
-(markup, entities, an empty label) is left for mwparserfromhell; a page that already holds the
+(markup, entities, a label a cut left empty) is left for mwparserfromhell; a page that already holds the
 marker characters is not shortcut at all. The result is the same as parsing every link (tested).
 """
 
@@ -30,7 +30,6 @@ MARKER = re.compile(f"{MARKER_OPEN}([0-9]+){MARKER_CLOSE}")
 _SIMPLE_LINK = re.compile(r"\[\[([^\[\]{}<>|\n]+)(?:\|((?:[^\[\]{}<>|\n'&]|'(?!'))+))?\]\]"
                           r"|<(?P<nowiki>(?i:nowiki))\b.*?</(?i:nowiki)\s*>", re.DOTALL)
 _MAY_HAVE_PREFIX = re.compile(r"[:%&]")
-_PARENTHETICAL = re.compile(r"\s*\([^()]*\)\s*$")
 
 StashedLink = tuple[str, "str | None"]      # (anchor text, resolved article title or None)
 
@@ -67,14 +66,6 @@ class LinkRules:
         shown = link_display_text(raw_target)
         return shown[1:] if shown.startswith(":") else shown
 
-    def pipe_trick(self, raw_target: str) -> str:
-        """`[[Paris (band)|]]` shows "Paris": namespace and parenthetical dropped (MediaWiki
-        expands this on save, so dumps rarely hold it)."""
-        shown = link_display_text(raw_target).lstrip(":")
-        if self.namespace(shown) != 0:
-            shown = shown.split(":", 1)[1]
-        return _PARENTHETICAL.sub("", shown).strip()
-
 
 def stash_simple_links(text: str, rules: LinkRules) -> tuple[str, list[StashedLink]]:
     """The text with each simple link replaced by a marker, and the stashed links by index."""
@@ -85,7 +76,7 @@ def stash_simple_links(text: str, rules: LinkRules) -> tuple[str, list[StashedLi
     def replace(m: re.Match) -> str:
         raw_target, label = m.group(1), m.group(2)
         if m.group("nowiki") or label is not None and not label.strip():
-            return m.group()     # nowiki or pipe trick: the parser's job
+            return m.group()     # nowiki, or a label left empty by a cut: the parser's job
         renders, article = rules.lookup(raw_target)
         if not renders:
             return m.group()     # an invisible link the pre-pass kept (not on one line)

@@ -32,7 +32,7 @@ DROPPED_TAGS = (
     "ref", "references", "gallery", "math", "chem", "ce", "timeline", "score", "graph",
     "mapframe", "maplink", "syntaxhighlight", "source", "pre", "hiero", "imagemap",
     "templatedata", "templatestyles", "inputbox", "categorytree", "indicator", "section",
-    "charinsert", "rss", "talkpage", "noinclude",
+    "charinsert", "rss", "talkpage", "includeonly",
 )
 _TAG_NAMES = "|".join(DROPPED_TAGS)
 # Namespaces whose links (without a leading ':') render no text in the article.
@@ -51,11 +51,20 @@ _IN_BRACES = re.compile(_OPAQUE + r"|\{(?P<open>\{+)|\}(?P<close>\}+)")
 _IN_TABLE = re.compile(_OPAQUE + r"|\{(?P<braces>\{+)|\n(?P<open>[ \t:]*\{\|)"
                                  r"|\n(?P<close>[ \t]*\|\})")
 _IN_LINK = re.compile(_OPAQUE + r"|\{(?P<braces>\{+)|\[(?P<open>\[)|\](?P<close>\])|\n(?P<eol>)")
+_COMMENT = r"<!--(?:[^-]|-(?!->))*-->"      # one comment: never reaches past its own end
+_COMMENT_LINE = re.compile(rf"\n[ \t]*{_COMMENT}(?:[ \t]*{_COMMENT})*[ \t]*(?=\n)")
 _MAY_HAVE_PREFIX = re.compile(r"[:%&]")     # ':' written, percent-encoded or as an entity
 _LINE_INDENT = re.compile(r"[ \t:]*")
 _LINK_TARGET = re.compile(r"[^|\[\]{}<>\n]*")
 _CLOSING_TAGS: dict[str, re.Pattern] = {
     name: re.compile(rf"</{name}\s*>", re.IGNORECASE) for name in (*DROPPED_TAGS, "nowiki")}
+
+
+def drop_comment_lines(wikitext: str) -> str:
+    """The wikitext without lines that hold only comments: MediaWiki removes such a line with
+    its line break, so the lines around it stay one paragraph (the parser path needs this
+    too, so parse_page applies it first, with or without the pre-pass)."""
+    return _COMMENT_LINE.sub("", wikitext) if "<!--" in wikitext else wikitext
 
 
 def strip_dropped(wikitext: str, site: SiteInfo, ids: dict[str, int] | None = None) -> str:
