@@ -58,6 +58,7 @@ _DIRECTION_MARKS = re.compile("[\u200e\u200f\u202a-\u202e]")
 # Characters MediaWiki never allows in a title.
 _ILLEGAL = re.compile(r"[<>\[\]{}|\x00-\x1f\x7f\ufffd]")
 _PERCENT = re.compile(r"%[0-9A-Fa-f]{2}")
+_MAY_HAVE_PREFIX = re.compile(r"[:%&]")     # ':' written, percent-encoded or as an entity
 # Most link targets need no decoding, no whitespace work and have no prefix: words separated by
 # single spaces, none of % & # _ : or direction marks. They only get the case rule.
 _PLAIN_WORD = r"[^\s%&#_:\u200e\u200f\u202a-\u202e]+"
@@ -131,6 +132,8 @@ def namespace_of(title: str, site: SiteInfo, ids: dict[str, int] | None = None) 
     visible link to the category page) is ignored here: the namespace is that of the page
     linked to.
     """
+    if not _MAY_HAVE_PREFIX.search(title):
+        return 0
     parts = _split_prefix(_drop_leading_colon(_clean_spelling(title)))
     if parts is None:
         return 0

@@ -10,9 +10,10 @@ links the same titles again and again.
 label]]`, and mwparserfromhell spends more on building a Wikilink node (title and label each
 their own Wikicode) than on the text around it. Such links are resolved here and replaced by a
 marker (private-use characters around an index) that the parser reads as plain text; the text
-builder of corpus/wikitext.py puts the link back. A link with anything in it that needs parsing
-(markup, entities, a label a cut left empty) is left for mwparserfromhell; a page that already holds the
-marker characters is not shortcut at all. The result is the same as parsing every link (tested).
+builder of corpus/wikitext.py puts the link back. A link with anything in it that needs
+parsing (markup, entities, a label a cut left empty) is left for mwparserfromhell; a page that
+already holds the marker characters is not shortcut at all. The result is the same as parsing
+every link (tested).
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ MARKER = re.compile(f"{MARKER_OPEN}([0-9]+){MARKER_CLOSE}")
 # A nowiki section is matched too, to be left alone.
 _SIMPLE_LINK = re.compile(r"\[\[([^\[\]{}<>|\n]+)(?:\|((?:[^\[\]{}<>|\n'&]|'(?!'))+))?\]\]"
                           r"|<(?P<nowiki>(?i:nowiki))\b.*?</(?i:nowiki)\s*>", re.DOTALL)
-_MAY_HAVE_PREFIX = re.compile(r"[:%&]")
 
 StashedLink = tuple[str, "str | None"]      # (anchor text, resolved article title or None)
 
@@ -43,18 +43,13 @@ class LinkRules:
         self.namespace_ids = site.namespace_ids()
         self._answers: dict[str, tuple[bool, str | None]] = {}
 
-    def namespace(self, raw_target: str) -> int:
-        if not _MAY_HAVE_PREFIX.search(raw_target):
-            return 0                  # no ':' written, percent-encoded or as an entity
-        return namespace_of(raw_target, self.site, self.namespace_ids)
-
     def lookup(self, raw_target: str) -> tuple[bool, str | None]:
         """(renders, article): renders is False for a file, category tag or language link
         (no leading ':'), which show no text at all; article is the normalized title the link
         points at, None outside namespace 0."""
         answer = self._answers.get(raw_target)
         if answer is None:
-            ns = self.namespace(raw_target)
+            ns = namespace_of(raw_target, self.site, self.namespace_ids)
             renders = ns not in INVISIBLE_LINK_NAMESPACES or raw_target.lstrip().startswith(":")
             article = (resolve_link_target(raw_target, self.title, self.site, self.namespace_ids)
                        if ns == 0 else None)

@@ -53,7 +53,6 @@ _IN_TABLE = re.compile(_OPAQUE + r"|\{(?P<braces>\{+)|\n(?P<open>[ \t:]*\{\|)"
 _IN_LINK = re.compile(_OPAQUE + r"|\{(?P<braces>\{+)|\[(?P<open>\[)|\](?P<close>\])|\n(?P<eol>)")
 _COMMENT = r"<!--(?:[^-]|-(?!->))*-->"      # one comment: never reaches past its own end
 _COMMENT_LINE = re.compile(rf"\n[ \t]*{_COMMENT}(?:[ \t]*{_COMMENT})*[ \t]*(?=\n)")
-_MAY_HAVE_PREFIX = re.compile(r"[:%&]")     # ':' written, percent-encoded or as an entity
 _LINE_INDENT = re.compile(r"[ \t:]*")
 _LINK_TARGET = re.compile(r"[^|\[\]{}<>\n]*")
 _CLOSING_TAGS: dict[str, re.Pattern] = {
@@ -170,8 +169,8 @@ def _end_of_table(text: str, start: int, pos: int) -> int:
 def _end_of_invisible_link(text: str, pos: int, ids: dict[str, int], site: SiteInfo) -> int | None:
     """For `[[` ending at pos: the end of the whole link if it renders no text, else None."""
     target = _LINK_TARGET.match(text, pos).group()
-    if not _MAY_HAVE_PREFIX.search(target) or target.lstrip().startswith(":"):
-        return None               # no namespace prefix, or a visible ':' link
+    if target.lstrip().startswith(":"):
+        return None               # a visible link to a file or category page
     if namespace_of(target, site, ids) not in INVISIBLE_LINK_NAMESPACES:
         return None
     depth = 1
