@@ -203,3 +203,35 @@ def test_bf16_fused_attention_on_gpu_stays_close_to_fp32_transformers(entity_awa
     torch.testing.assert_close(got.loss, want.loss, atol=5e-2, rtol=1e-2)
     got.loss.backward()
     assert all(torch.isfinite(p.grad).all() for p in fast.parameters() if p.grad is not None)
+
+
+def test_bench_batch_has_realistic_masking_and_mentions_inside_the_words():
+    import numpy as np
+    from pretrain.bench import SIZES, synthetic_batch
+    shape = SIZES["small"]
+    batch = synthetic_batch(np.random.default_rng(0), shape)
+    assert batch["input_ids"].shape == (4, 512) and batch["entity_ids"].shape == (4, 128)
+    word_rate = (batch["labels"] != -100).float().mean().item()
+    assert 0.12 < word_rate < 0.18
+    real = batch["entity_attention_mask"].bool()
+    entity_rate = (batch["entity_labels"] != -100).sum() / real.sum()
+    assert 0.12 < entity_rate.item() < 0.18
+    positions = batch["entity_position_ids"]
+    assert positions.max() < 512 and ((positions != -1).any(-1) == real).all()
+
+
+def test_bench_flop_count_matches_the_reference_figure_for_luke_base():
+    import numpy as np
+    from pretrain.bench import SIZES, model_flops_per_step, synthetic_batch
+    shape = SIZES["base"]
+    batch = synthetic_batch(np.random.default_rng(0), shape)
+    per_token = model_flops_per_step(shape, batch, False) / (shape.batch * 640)
+    assert 0.55e9 < per_token < 0.8e9  # REFERENCE section 6: "about 0.7 GFLOP per token"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU message")
+def test_bench_without_a_gpu_says_so_in_one_line(capsys):
+    from pretrain.bench import main
+    assert main(["--device", "cuda"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "no CUDA GPU" in err
