@@ -36,12 +36,11 @@ _LEFTOVERS = re.compile(
     r"|\((?:\s*[,;:])*\s*\)"           # ( ) and (, ;) -> nothing
     r"|\((?P<open_punct>\s*[,;:]\s*|[^\S\n]+)"  # "(; born", "( born" -> "(born"
     , re.DOTALL)
-# Whitespace other than space and line break: made a space first (same length, no span moves).
-_ODD_SPACE = re.compile("[\t\r\x0b\x0c\x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029"
-                        "\u202f\u205f\u3000]")
-# Then: runs of spaces and line breaks, and a single space before a comma, full stop or closing
-# bracket that a cut left ("word , word"; not before ; : ! ?, which French spaces).
-_WHITESPACE = re.compile(r"\n\s*| (?:\s+|(?=[,.)]))")
+# Whitespace: a run that starts with a line break or a space other than ' ' (tab, no-break
+# space, thin space ...), a run of plain spaces, and a single space before a comma, full stop
+# or closing bracket that a cut left ("word , word"; not before ; : ! ?, which French spaces).
+_WHITESPACE = re.compile("[\n\t\r\x0b\x0c\x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029"
+                         "\u202f\u205f\u3000]\\s*| (?:\\s+|(?=[,.)]))")
 _CLOSING_PUNCTUATION = re.compile(r"[,.)](?:\s|$)")
 
 
@@ -64,8 +63,6 @@ def _whitespace_repl(m: re.Match) -> str:
 def finish_layout(text: str, spans: list[Span]) -> tuple[str, list[Span]]:
     """The clean text and its spans (spans trimmed to their visible characters)."""
     text, spans = _rewrite(text, spans, _LEFTOVERS, _leftover_repl)
-    if _ODD_SPACE.search(text):
-        text = _ODD_SPACE.sub(" ", text)
     text, spans = _rewrite(text, spans, _WHITESPACE, _whitespace_repl)
     if text != text.strip():   # a single space at either end (longer runs went above)
         lead = len(text) - len(text.lstrip())
@@ -78,10 +75,11 @@ def _trim_spans(text: str, spans: list[Span]) -> list[Span]:
     """Spans shrunk to start and end on a non-space character."""
     trimmed = []
     for start, end, target in spans:
-        anchor = text[start:end]
-        start += len(anchor) - len(anchor.lstrip())
-        end -= len(anchor) - len(anchor.rstrip())
-        trimmed.append((start, max(start, end), target))
+        if start < end and (text[start].isspace() or text[end - 1].isspace()):
+            anchor = text[start:end]
+            start += len(anchor) - len(anchor.lstrip())
+            end = max(start, end - (len(anchor) - len(anchor.rstrip())))
+        trimmed.append((start, end, target))
     return trimmed
 
 

@@ -44,9 +44,11 @@ INVISIBLE_LINK_NAMESPACES = frozenset({6, 14, LANGUAGE_LINK})
 _OPAQUE = (r"<(?P<comment>!--)"
            rf"|<(?P<name>(?i:{_TAG_NAMES}|nowiki))\b[^<>]*?(?P<selfclose>/)?>")
 _OPAQUE_KINDS = frozenset({"comment", "name", "selfclose"})
-# What the top level of a page starts to cut (or, for nowiki, links and `{|`, looks at).
-_TOP = re.compile(_OPAQUE + r"|\{(?P<braces>\{+)|\{(?P<table>\|)|\[(?P<link>\[)"
-                            r"|_(?P<magic>_[A-Z]+__)")
+# What the top level of a page starts to cut (or, for nowiki, links and `{|`, looks at). Only
+# links whose target may hold a namespace prefix (a ':', written, percent-encoded or as an
+# entity) can be invisible: the others are not even stopped at.
+_TOP = re.compile(_OPAQUE + r"|\{(?P<braces>\{+)|\{(?P<table>\|)"
+                            r"|\[(?P<link>\[)(?=[^|\[\]{}<>\n]*[:%&])|_(?P<magic>_[A-Z]+__)")
 _IN_BRACES = re.compile(_OPAQUE + r"|\{(?P<open>\{+)|\}(?P<close>\}+)")
 _IN_TABLE = re.compile(_OPAQUE + r"|\{(?P<braces>\{+)|\n(?P<open>[ \t:]*\{\|)"
                                  r"|\n(?P<close>[ \t]*\|\})")
