@@ -90,6 +90,11 @@ def _resolve_step(run: Path, checkpoint: int | None) -> int:
     if not directory.is_dir():
         raise ExportError(f"{directory}: no checkpoint for step {checkpoint} "
                           f"(the run has: {', '.join(map(str, saved_steps(run))) or 'none'})")
+    # luke-train writes the trainer state after every rank's DeepSpeed files: without it the
+    # checkpoint was cut short while saving.
+    if not (directory / run_layout.TRAINER_STATE_FILE).is_file():
+        raise ExportError(f"{directory}: {run_layout.TRAINER_STATE_FILE} missing: the checkpoint "
+                          "was not finished (the run stopped while saving it)")
     return checkpoint
 
 

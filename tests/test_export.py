@@ -69,6 +69,18 @@ def runs(en_corpus, tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
+def zero1_single_rank_run(en_corpus, tmp_path_factory) -> Path:
+    """A ZeRO-1 run of one process started without any launcher."""
+    run = tmp_path_factory.mktemp("runs1") / "zero1_single"
+    command = [str(BIN / "luke-train"), "--config", str(TINY), "--corpus", str(en_corpus),
+               "--output", str(run), "--max-steps", str(STEPS), "--save-every", str(STEPS),
+               "--zero-stage", "1", *RUN_OVERRIDES]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return run
+
+
+@pytest.fixture(scope="module")
 def probes(runs, tmp_path_factory) -> dict[str, dict]:
     """For each run: a corpus batch and the training model's outputs on it, as DeepSpeed
     loaded the latest checkpoint (both runs in one two-rank launch)."""
@@ -138,6 +150,33 @@ def test_tied_weights_stay_tied_and_entity_bias_survives(runs, exports):
         torch.testing.assert_close(saved["entity_predictions.bias"], bias, rtol=0, atol=0)
         torch.testing.assert_close(saved["lm_head.decoder.weight"],
                                    trained["luke.embeddings.word_embeddings.weight"], rtol=0, atol=0)
+
+
+@pytest.mark.slow
+def test_merged_partitions_equal_the_module_deepspeed_saved(runs, zero1_single_rank_run):
+    """With ZeRO 1 and 2 DeepSpeed also saves the whole module; merging the fp32 partitions of
+    all ranks must give exactly it (1 rank and 2 ranks), tied names included."""
+    from pretrain.consolidate import consolidate_checkpoint
+    from pretrain.run_layout import checkpoint_dir
+
+    for run in (zero1_single_rank_run, runs["zero2_plain"]):
+        directory = checkpoint_dir(run, STEPS)
+        merged = consolidate_checkpoint(directory)
+        module = torch.load(directory / "mp_rank_00_model_states.pt", weights_only=False)["module"]
+        assert set(merged) == set(module)
+        for name, tensor in module.items():
+            assert torch.equal(merged[name], tensor.float()), (run.name, name)
+        assert torch.equal(merged["entity_predictions.decoder.weight"],
+                           merged["luke.entity_embeddings.entity_embeddings.weight"])
+
+
+@pytest.mark.slow
+def test_single_rank_zero1_run_exports(zero1_single_rank_run, tmp_path):
+    from pretrain.export import export_run
+
+    model, info = load_masked_lm(export_run(zero1_single_rank_run, tmp_path / "hf"))
+    assert not info["missing_keys"] and not info["unexpected_keys"]
+    assert model.config.use_entity_aware_attention
 
 
 @pytest.mark.slow
@@ -340,6 +379,8 @@ BREAKAGES = {
                                      (run / "checkpoints" / str(STEPS)).glob("*model_states.pt")],
                         "no DeepSpeed model states"),
     "no_model_config": (lambda run: (run / "model_config.json").unlink(), "model_config.json: missing"),
+    "unfinished": (lambda run: (run / "checkpoints" / str(STEPS) / "trainer_state.json").unlink(),
+                   "trainer_state.json missing: the checkpoint was not finished"),
     "checkpoint_dir_gone": (lambda run: shutil.rmtree(run / "checkpoints" / str(STEPS)),
                             f"no checkpoint for step {STEPS} (the run has: {SAVE_EVERY})"),
 }
@@ -361,6 +402,26 @@ def test_broken_checkpoint_is_named_and_nothing_written(breakage, runs, tmp_path
     assert code == 1
     message = [line for line in err.splitlines() if line.startswith("luke-export: error:")]
     assert len(message) == 1 and expected in message[0], err
+    assert_nothing_written(out)
+
+
+@pytest.mark.slow
+def test_run_and_corpus_that_disagree_are_refused(runs, en_corpus_copy, tmp_path, capsys):
+    run = copy_run(runs["zero2_plain"], tmp_path)
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**config, "corpus": str(en_corpus_copy)}))
+    vocab_path = en_corpus_copy / "tokenizer" / "entity_vocab.json"
+    vocab = json.loads(vocab_path.read_text())
+    vocab.pop(max(vocab, key=vocab.get))
+    vocab_path.write_text(json.dumps(vocab, ensure_ascii=False))
+    out = tmp_path / "hf"
+    code, err = export_cli(run, out, capsys=capsys)
+    assert code == 1 and "the run trained on another corpus" in err
+    assert_nothing_written(out)
+
+    shutil.rmtree(en_corpus_copy / "tokenizer")
+    code, err = export_cli(run, out, capsys=capsys)
+    assert code == 1 and "the tokenizer of the run's corpus is missing" in err
     assert_nothing_written(out)
 
 
