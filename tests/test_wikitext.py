@@ -109,6 +109,49 @@ CASES = [
 ]
 
 
+# The shape of a typical biography: infobox, refs, a citation-needed tag, an image with a linked
+# caption, a table, reference and external-link sections, categories and a language link.
+ARTICLE = """{{Short description|American actor}}
+{{Infobox person
+| name = John Smith
+| birth_date = {{birth date and age|1970|1|1}}
+}}
+'''John Smith''' (born January 1, 1970) is an [[Americans|American]] [[actor]].<ref>{{cite web
+|url=http://x|title=y}}</ref>
+
+== Early life ==
+Smith was born in [[New York City]], the son of a baker.<ref name="a" /> He attended
+[[Harvard University|Harvard]].{{citation needed|date=May 2020}}
+[[File:Smith.jpg|thumb|left|Smith in 2000, with [[Jane Doe]]]]
+He later moved to [[Los Angeles, California|Los Angeles]]&nbsp;in 1990.<!-- check -->
+
+== Filmography ==
+{| class="wikitable"
+! Year !! Title
+|-
+| 1999 || ''[[The Matrix]]''
+|}
+
+== References ==
+{{reflist}}
+
+== External links ==
+* {{IMDb name|0000001}}
+* [http://example.com Official website]
+
+{{Authority control}}
+{{DEFAULTSORT:Smith, John}}
+[[Category:1970 births]]
+[[de:John Smith]]"""
+CASES.append((
+    ARTICLE,
+    "John Smith (born January 1, 1970) is an American actor.\nSmith was born in New York City, "
+    "the son of a baker. He attended Harvard.\nHe later moved to Los Angeles in 1990.\n"
+    "Official website",
+    [("American", "Americans"), ("actor", "Actor"), ("New York City", "New York City"),
+     ("Harvard", "Harvard University"), ("Los Angeles", "Los Angeles, California")]))
+
+
 @pytest.mark.parametrize("wikitext, text, links", CASES)
 def test_hand_made_cases(wikitext, text, links):
     page = parse_page(wikitext, "Cur", EN)
