@@ -462,8 +462,8 @@ def _read_plain(dump: Path, options, ctx: StageContext, collector: PagesCollecto
     reader = DumpReader(dump)
     with byte_progress(reader.size, f"pages ({dump.name})") as bar:
         reader.on_progress = lambda done, xml: bar.update(done, reader.pages_read, xml)
-        tasks = plain_tasks(reader, collector,
-                            lambda: ParseContext(reader.site, options.page_timeout, ALARM_TIMEOUTS))
+        context = lambda: ParseContext(reader.site, options.page_timeout, ALARM_TIMEOUTS)
+        tasks = plain_tasks(reader, collector, context)
         for result in ordered_map(parse_articles, tasks, ctx.workers, options.page_timeout):
             collector.add(result)
     collector.truncated |= reader.truncated

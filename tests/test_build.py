@@ -20,7 +20,7 @@ from corpus.cli import BUILD_FLAGS, main
 from corpus.dump import DumpReader
 from corpus.options import BuildOptions
 from corpus.siteinfo import SiteInfo
-from test_dump import EN_DUMP, BG_DUMP, write_dump, write_multistream
+from test_dump import EN_DUMP, BG_DUMP, crash_on_page_crash, write_dump, write_multistream
 
 
 def run_cli(capsys, *args) -> tuple[int, str]:
@@ -195,6 +195,13 @@ def test_watchdog_kills_a_worker_stuck_where_the_alarm_cannot_reach(tmp_path, mo
     assert datasets.load_from_disk(str(tmp_path / "o" / "pages"))["title"] == ["Before", "After"]
     assert "skipped page 'Huge' (id 2): timeout: stuck over 0.8 s where the alarm could not " \
            "stop it; worker restarted" in caplog.text
+
+
+def test_watchdog_replaces_a_crashed_worker_and_skips_its_page():
+    tasks = [(["A", "Crash", "B"],), (["C"],), (["D", "E"],)]
+    results = list(pages_stage.ordered_map(crash_on_page_crash, tasks, 2, 10.0))
+    assert [r.rows for r in results] == [["A", "B"], ["C"], ["D", "E"]]
+    assert results[0].skipped == [(1, "Crash", "crash", "worker died (exit code 3)")]
 
 
 # --- bad input --------------------------------------------------------------------------------

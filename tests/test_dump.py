@@ -1,11 +1,13 @@
 """The dump reader (corpus/dump.py) and multistream reading (corpus/multistream.py) on the real
 samples: siteinfo and namespaces, UTF-16, multistream = plain, and every bad-input case.
 
-Also holds the small dump writers the other corpus tests use (`write_dump`, `write_multistream`)."""
+Also holds the small dump writers the other corpus tests use (`write_dump`, `write_multistream`)
+and a worker task that crashes (`crash_on_page_crash`)."""
 
 from __future__ import annotations
 
 import bz2
+import os
 import tracemalloc
 from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
@@ -81,6 +83,20 @@ def _pages_of(fragment: str) -> list[RawPage]:
     from corpus.dump import XmlPageParser
     parser = XmlPageParser("fragment")
     return parser.feed(f"<mediawiki>{fragment}</mediawiki>".encode("utf-8"), final=True)
+
+
+def crash_on_page_crash(titles, skip=frozenset(), watch=None):
+    """A worker task (for test_build's watchdog test) that kills its process on the page titled
+    "Crash". It lives here because worker processes import its module, and this one is light."""
+    from corpus.pages_stage import ChunkResult
+    result = ChunkResult()
+    for index, title in enumerate(titles):
+        if index not in skip:
+            watch.begin(index, RawPage(id=index, title=title, ns=0, text=""))
+            if title == "Crash":
+                os._exit(3)
+            result.rows.append(title)
+    return result
 
 
 def read_all(path: Path) -> tuple[list[RawPage], DumpReader]:
