@@ -239,6 +239,9 @@ class WatchedPool:
     def __init__(self, workers: int, page_timeout: float) -> None:
         # forkserver: never fork a process that runs threads (tqdm's monitor, arrow's pools).
         self.mp = multiprocessing.get_context("forkserver")
+        # Workers fork from a server that has already imported the parser, so starting one
+        # (and replacing one the watchdog killed) costs a fork, not a second of imports.
+        self.mp.set_forkserver_preload(["corpus.pages_stage", "corpus.wikitext"])
         self.tasks, self.results = self.mp.Queue(), self.mp.Queue()
         self.limit = page_timeout + WATCHDOG_GRACE if page_timeout > 0 else None
         self.slots = [self._start_worker() for _ in range(workers)]
