@@ -173,7 +173,8 @@ def train(config: RunConfig, corpus_dir: Path, run: Path, resume: bool) -> int:
     import deepspeed
 
     run = Path(run)
-    rank, world = init_distributed()
+    # Everything that can refuse the run is checked before any process group exists.
+    world = int(os.environ.get("WORLD_SIZE", "1"))
     corpus = CorpusInfo.load(corpus_dir)
     luke_cfg = luke_config(config.model, corpus)
     steps = total_steps(config, corpus.num_examples)
@@ -186,6 +187,7 @@ def train(config: RunConfig, corpus_dir: Path, run: Path, resume: bool) -> int:
     if state is not None:
         checkpoint.check_resume(state, corpus.fingerprint, shape, seed,
                                 config.train.global_batch_size, world, run)
+    rank, world = init_distributed()
     if rank == 0:
         write_run_files(run, config, ds_config, luke_cfg, corpus_dir)
 

@@ -1,0 +1,86 @@
+"""`luke-train plot RUN [RUN ...] [--out FILE.png]`: a run's curves from RUN/metrics.jsonl.
+
+One figure, one panel per quantity (total, word and entity losses, validation accuracies,
+learning rate, tokens/s) against step, one line per run so runs can be compared. Drawn with
+matplotlib's Agg backend: no display needed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from pretrain import run_layout
+from pretrain.metrics import read_metrics
+
+# (panel title, metrics kind, key)
+PANELS = (
+    ("loss", "train", "loss"),
+    ("word loss (MLM)", "train", "mlm_loss"),
+    ("entity loss (MEP)", "train", "mep_loss"),
+    ("validation word accuracy", "validation", "word_accuracy"),
+    ("validation entity accuracy", "validation", "entity_accuracy"),
+    ("learning rate", "train", "lr"),
+    ("tokens/s", "train", "tokens_per_s"),
+)
+
+
+class PlotError(ValueError):
+    pass
+
+
+def series(records: list[dict], kind: str, key: str) -> tuple[list[int], list[float]]:
+    """(steps, values) of one quantity, skipping lines that lack it (or hold null)."""
+    points = [(r["step"], r[key]) for r in records
+              if r.get("kind") == kind and r.get(key) is not None]
+    return [p[0] for p in points], [p[1] for p in points]
+
+
+def plot_runs(runs: list[Path]):
+    """The matplotlib Figure of the given runs."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    histories = {}
+    for run in runs:
+        records = read_metrics(run)
+        if not records:
+            raise PlotError(f"{Path(run) / run_layout.METRICS_FILE}: missing or empty")
+        histories[Path(run).name or str(run)] = records
+    columns = 4
+    rows = -(-len(PANELS) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.2 * rows), squeeze=False)
+    for ax, (title, kind, key) in zip(axes.flat, PANELS):
+        for name, records in histories.items():
+            steps, values = series(records, kind, key)
+            ax.plot(steps, values, label=name, marker="o" if kind == "validation" else None,
+                    markersize=3)
+        ax.set_title(title)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(PANELS):]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="luke-train plot",
+                                     description="Draw runs' curves from RUN/metrics.jsonl.")
+    parser.add_argument("runs", nargs="+", type=Path, metavar="RUN")
+    parser.add_argument("--out", type=Path, help="PNG to write (default: RUN/curves.png of "
+                        "the first run)")
+    args = parser.parse_args(argv)
+    out = args.out or args.runs[0] / "curves.png"
+    try:
+        fig = plot_runs(args.runs)
+    except PlotError as e:
+        print(f"luke-train plot: error: {e}", file=sys.stderr)
+        return 1
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100)
+    print(f"wrote {out}")
+    return 0
