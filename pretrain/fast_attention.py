@@ -47,6 +47,27 @@ def paired_queries(first: torch.Tensor, second: torch.Tensor, num_heads: int) ->
     return pair.view(batch, seq, num_heads, 2 * head_dim).transpose(1, 2)
 
 
+def eager_attention(scores: torch.Tensor, value: torch.Tensor, mask: torch.Tensor,
+                    dropout_p: float) -> torch.Tensor:
+    """softmax(scores masked) -> dropout -> @ value. The CPU path while attention dropout is on:
+    torch's fused CPU kernel has no dropout, and its math fallback costs more than this."""
+    scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
+    probs = F.dropout(torch.softmax(scores, dim=-1), dropout_p, training=True)
+    return probs @ value
+
+
+def fused_attention(query, key, value, mask, dropout_p: float, head_dim: int) -> torch.Tensor:
+    """One scaled_dot_product_attention call; values narrower than the (widened) queries are
+    zero-padded because the fused kernels (FlashAttention, the CPU flash kernel) want one head
+    width, and the padding is cut off again."""
+    width = value.shape[-1]
+    if query.shape[-1] != width:
+        value = F.pad(value, (0, query.shape[-1] - width))
+    context = F.scaled_dot_product_attention(query, key, value, attn_mask=mask,
+                                             dropout_p=dropout_p, scale=1.0 / math.sqrt(head_dim))
+    return context[..., :width]
+
+
 class FastLukeSelfAttention(nn.Module):
     """Holds exactly LukeSelfAttention's parameters (query, key, value and, for entity-aware
     attention, w2e_query, e2w_query, e2e_query); returns the attention context before the
@@ -73,14 +94,42 @@ class FastLukeSelfAttention(nn.Module):
     def forward(self, hidden: torch.Tensor, num_words: int, mask: torch.Tensor) -> torch.Tensor:
         """`mask`: bool (batch, 1, 1, seq), True where a key may be attended to."""
         dropout_p = self.dropout_p if self.training else 0.0
-        if self.use_entity_aware_attention and hidden.shape[1] > num_words:
-            query, key, value = self.entity_aware_qkv(hidden, num_words)
+        entity_aware = self.use_entity_aware_attention and hidden.shape[1] > num_words
+        if self.wants_eager(hidden, dropout_p):
+            context = (self.eager_entity_aware(hidden, num_words, mask, dropout_p) if entity_aware
+                       else self.eager_plain(hidden, mask, dropout_p))
         else:
-            query, key, value = self.plain_qkv(hidden)
-        context = F.scaled_dot_product_attention(query, key, value, attn_mask=mask,
-                                                 dropout_p=dropout_p,
-                                                 scale=1.0 / math.sqrt(self.head_dim))
+            qkv = self.entity_aware_qkv(hidden, num_words) if entity_aware else self.plain_qkv(hidden)
+            context = fused_attention(*qkv, mask, dropout_p, self.head_dim)
         return merge_heads(context)
+
+    @staticmethod
+    def wants_eager(hidden: torch.Tensor, dropout_p: float) -> bool:
+        """Eager softmax on CPU while dropout is on (see eager_attention); fused otherwise."""
+        return dropout_p > 0 and not hidden.is_cuda
+
+    def eager_plain(self, hidden, mask, dropout_p):
+        query, key, value = self.plain_qkv(hidden)
+        return eager_attention(self.scaled(query) @ key.transpose(-1, -2), value, mask, dropout_p)
+
+    def eager_entity_aware(self, hidden, num_words, mask, dropout_p):
+        """The four score blocks as transformers computes them, without the identity's zeros
+        (which double the query-key work of a math-path attention)."""
+        words, entities = hidden[:, :num_words], hidden[:, num_words:]
+        heads = [split_heads(x, self.num_heads) for x in self.project(
+            words, (self.query, self.w2e_query, self.key, self.value))
+            + self.project(entities, (self.e2w_query, self.e2e_query, self.key, self.value))]
+        w2w, w2e, word_key, word_value, e2w, e2e, entity_key, entity_value = heads
+        word_key, entity_key = word_key.transpose(-1, -2), entity_key.transpose(-1, -2)
+        scores = torch.cat([
+            torch.cat([self.scaled(w2w) @ word_key, self.scaled(w2e) @ entity_key], dim=-1),
+            torch.cat([self.scaled(e2w) @ word_key, self.scaled(e2e) @ entity_key], dim=-1)],
+            dim=-2)
+        return eager_attention(scores, torch.cat([word_value, entity_value], dim=2), mask,
+                               dropout_p)
+
+    def scaled(self, query: torch.Tensor) -> torch.Tensor:
+        return query * (1.0 / math.sqrt(self.head_dim))
 
     def plain_qkv(self, hidden: torch.Tensor):
         """Query, key and value heads from one matmul against the three stacked weights."""

@@ -11,6 +11,7 @@ import pytest
 import torch
 from transformers import LukeConfig, LukeForMaskedLM
 
+from pretrain.fast_attention import FastLukeSelfAttention
 from pretrain.model_fast import FastLukeForMaskedLM
 from pretrain.models import build_model
 
@@ -93,6 +94,14 @@ def assert_same_gradients(reference: torch.nn.Module, model: torch.nn.Module):
 def test_same_losses_logits_and_gradients_as_transformers(entity_aware):
     hf, fast = twin_models(tiny_config(entity_aware))
     assert_same_step(hf, fast, make_batch())
+
+
+@pytest.mark.parametrize("entity_aware", [False, True], ids=["plain", "entity-aware"])
+def test_eager_cpu_attention_path_matches_transformers(entity_aware, monkeypatch):
+    """The path CPU training takes while attention dropout is on, checked with dropout off."""
+    monkeypatch.setattr(FastLukeSelfAttention, "wants_eager", staticmethod(lambda hidden, p: True))
+    hf, fast = twin_models(tiny_config(entity_aware))
+    assert_same_step(hf, fast, make_batch(seed=2))
 
 
 def test_explicit_type_and_position_ids_match_transformers():
