@@ -155,11 +155,12 @@ def run_jobs(jobs: list[ShardJob], plan_key: str, parts_dir: Path, workers: int)
     bar = item_progress(None, "examples (tokenize, pack)", unit="page", total=pages_todo)
     if 0 < pages_todo < sum(len(job.rows) for job in jobs):
         bar.write(f"resuming: {len(jobs) - len(todo)} of {len(jobs)} shards already built")
+    built = 0
     for job, result in zip(todo, _map(build_shard, todo, workers)):
         results[job.name] = result
+        built += result["counts"].get("examples", 0)
+        bar.set_postfix_str(f"{built:,} examples", refresh=False)
         bar.update(len(job.rows))
-        bar.set_postfix_str(f"{result['counts'].get('examples', 0):,} examples in last shard",
-                            refresh=False)
     bar.close()
     return [results[job.name] for job in jobs]
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from corpus import word_tokenizer as wt
 from corpus.options import STAGE_OPTIONS, StageContext
+from corpus.progress import item_progress
 from corpus.schema import ENTITY_VOCAB_DIR, ENTITY_VOCAB_FILE, PAGES_DIR, TOKENIZER_DIR
 
 
@@ -35,8 +36,10 @@ def run(ctx: StageContext) -> dict:
 def _page_lines(pages_dir: Path):
     import datasets
 
-    pages = datasets.load_from_disk(str(pages_dir))
-    for batch in pages.select_columns(["text"]).iter(batch_size=1000):
+    pages = datasets.load_from_disk(str(pages_dir)).select_columns(["text"])
+    batches = pages.iter(batch_size=1000)
+    for batch in item_progress(batches, "tokenizer (reading text)", unit="batch",
+                               total=-(-len(pages) // 1000)):
         yield from wt.training_lines(batch["text"])
 
 

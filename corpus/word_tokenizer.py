@@ -17,13 +17,15 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import re
 import shutil
-import warnings
 from pathlib import Path
 from typing import Iterable, Iterator
 
 from corpus.schema import ENTITY_SPECIALS, ENTITY_VOCAB_FILE
+
+log = logging.getLogger(__name__)
 
 SP_MODEL_FILE = "sentencepiece.bpe.model"   # the name MLukeTokenizer looks for
 CONFIG_FILE = "tokenizer_config.json"
@@ -90,6 +92,8 @@ def train_sentencepiece(lines: Iterable[str], vocab_size: int, *, seed: int = 0,
     lines = sample_lines(lines, SP_MAX_TRAINING_LINES, seed)
     if not lines:
         raise TokenizerError("no text to train the word tokenizer on: every page is empty")
+    log.info(f"training a {vocab_size}-piece unigram sentencepiece model on {len(lines):,} "
+             f"paragraphs")
     try:
         return _train_once(lines, vocab_size, seed, threads), vocab_size
     except RuntimeError as error:
@@ -98,8 +102,8 @@ def train_sentencepiece(lines: Iterable[str], vocab_size: int, *, seed: int = 0,
         if not supported:
             raise TokenizerError(f"sentencepiece training failed: {error}") from error
         lowered = int(supported.group(1))
-        warnings.warn(f"word vocabulary size lowered from {vocab_size} to {lowered}: "
-                      f"the text is too small to support more pieces", stacklevel=2)
+        log.warning(f"word vocabulary size lowered from {vocab_size} to {lowered}: the text is "
+                    f"too small to support more pieces")
         return _train_once(lines, lowered, seed, threads), lowered
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import warnings
 
 import pytest
 
@@ -50,20 +49,18 @@ def test_unknown_character_maps_to_unk(en_corpus):
     assert tokenizer.decode(ids, skip_special_tokens=False).count("<unk>") == 1
 
 
-def test_vocab_size_is_lowered_with_a_warning_when_text_is_small():
+def test_vocab_size_is_lowered_with_a_warning_when_text_is_small(caplog):
     lines = list(wt.training_lines(["The cat sat on the mat.\nA dog ran in the park.\n"] * 20))
-    with pytest.warns(UserWarning, match="word vocabulary size lowered from 5000 to"):
-        model, used = wt.train_sentencepiece(lines, 5000)
+    model, used = wt.train_sentencepiece(lines, 5000)
     assert used < 5000
+    assert f"word vocabulary size lowered from 5000 to {used}" in caplog.text
     import sentencepiece as spm
     assert spm.SentencePieceProcessor(model_proto=model).get_piece_size() == used
 
 
 def test_training_is_deterministic():
     lines = list(wt.training_lines(["Sofia is the capital of Bulgaria.\nIt lies near Vitosha."] * 30))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        assert wt.train_sentencepiece(lines, 60, seed=3) == wt.train_sentencepiece(lines, 60, seed=3)
+    assert wt.train_sentencepiece(lines, 60, seed=3) == wt.train_sentencepiece(lines, 60, seed=3)
 
 
 def test_reused_tokenizer_with_another_entity_vocabulary_is_refused(en_corpus, tmp_path):
