@@ -283,7 +283,8 @@ class DumpReader:
 
     def _mark_truncated(self, how: str) -> None:
         self.truncated = True
-        self.truncation = f"{self.path}: input truncated: {how}; {self.pages_read} complete pages kept"
+        self.truncation = (f"{self.path}: input truncated: {how}; "
+                           f"{self.pages_read} complete pages kept")
 
 
 def read_siteinfo(path: Path) -> SiteInfo:

@@ -62,7 +62,7 @@ def stream_ranges(offsets: list[int], file_size: int) -> list[tuple[int, int]]:
 
 
 def decompress_streams(data: bytes, where: str) -> tuple[bytes, bool]:
-    """Decompress every bz2 stream in `data`; (xml, truncated) where truncated means it ended early."""
+    """Decompress every bz2 stream in `data`: (xml, truncated), truncated if the last ends early."""
     parts = []
     while data:
         decompressor = bz2.BZ2Decompressor()

@@ -30,7 +30,7 @@ from typing import Any, Callable, Iterable, Iterator
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from corpus.dump import DumpReader, RawPage
+from corpus.dump import DumpError, DumpReader, RawPage
 from corpus.multistream import find_index, read_header_site, read_stream_offsets, \
     read_stream_pages, stream_ranges
 from corpus.options import StageContext
@@ -446,6 +446,7 @@ def run(ctx: StageContext) -> dict:
             site, xml_bytes, truncation = _read_plain(dump, options, ctx, collector)
     finally:
         collector.close()
+    _refuse_empty(collector, dump, truncation)
     section = _finish(collector, raw_path, out)
     section["counts"]["xml_bytes"] = xml_bytes
     section.update(
@@ -459,6 +460,17 @@ def run(ctx: StageContext) -> dict:
         cpu_seconds={"parse": round(collector.worker_cpu, 3),
                      "main": round(time.process_time() - cpu_started, 3)})
     return section
+
+
+def _refuse_empty(collector: PagesCollector, dump: Path, truncation: str) -> None:
+    """A build without a single article has nothing for the later stages: say why instead."""
+    if collector.rows:
+        return
+    raise DumpError(
+        f"{dump}: no article to keep: {len(collector.redirects)} redirects, "
+        f"{collector.counts['other_namespace_pages']} pages outside namespace 0, "
+        f"{sum(collector.skip_reasons.values())} articles skipped by the parser "
+        f"({dict(collector.skip_reasons) or 'none'})" + (f"; {truncation}" if truncation else ""))
 
 
 def _read_plain(dump: Path, options, ctx: StageContext, collector: PagesCollector):

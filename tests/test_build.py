@@ -143,16 +143,6 @@ def test_bulgarian_sample_keeps_only_the_article(tmp_path):
 
 # --- pages the parser chokes on ---------------------------------------------------------------
 
-def test_pages_over_the_time_limit_are_skipped_counted_and_named(tmp_path, caplog):
-    caplog.set_level(logging.WARNING)
-    manifest = build(BuildOptions(dump=EN_DUMP, out=tmp_path / "o", page_timeout=1e-6),
-                     until="pages")
-    section = manifest["stages"]["pages"]
-    assert section["counts"]["skipped_timeout"] == 5 and section["counts"]["articles"] == 0
-    assert [p[2] for p in section["skipped_pages"]] == ["timeout"] * 5
-    assert "skipped page 'Brahui language' (id 4702): timeout" in caplog.text
-
-
 def test_parser_exceptions_and_recursion_skip_the_page_not_the_chunk(monkeypatch):
     """The worker task itself, in this process, with a parser that fails on two real pages."""
     real_parse = corpus.wikitext.parse_page
@@ -180,6 +170,28 @@ def slow_page_dump(tmp_path):
         dict(title="Huge", text="Some words and a [[Linked page|link]] here. " * 100_000,
              page_id=2),
         dict(title="After", text="More [[text]].", page_id=3)])
+
+
+def test_a_page_over_the_time_limit_is_skipped_counted_and_named(tmp_path, caplog):
+    caplog.set_level(logging.WARNING)
+    manifest = build(BuildOptions(dump=slow_page_dump(tmp_path), out=tmp_path / "o",
+                                  page_timeout=0.5), until="pages")
+    section = manifest["stages"]["pages"]
+    assert section["counts"]["skipped_timeout"] == 1 and section["counts"]["articles"] == 2
+    assert section["skipped_pages"] == [[2, "Huge", "timeout"]]
+    assert "skipped page 'Huge' (id 2): timeout: over 0.5 s" in caplog.text
+
+
+def test_a_dump_without_articles_is_refused_with_its_counts(tmp_path, capsys):
+    dump = write_dump(tmp_path / "d.xml", [
+        dict(title="USA", text="#REDIRECT [[United States]]", page_id=1,
+             redirect="United States"),
+        dict(title="Talk:USA", text="Hello", page_id=2, ns=1)])
+    code, err = run_cli(capsys, "build", dump, "--out", tmp_path / "o")
+    assert code == 1 and len(error_lines(err)) == 1
+    assert "d.xml: no article to keep: 1 redirects, 1 pages outside namespace 0, 0 articles " \
+           "skipped" in err
+    assert_nothing_looks_built(tmp_path / "o")
 
 
 def test_watchdog_kills_a_worker_stuck_where_the_alarm_cannot_reach(tmp_path, monkeypatch,

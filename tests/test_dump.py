@@ -38,8 +38,10 @@ EN_SITEINFO = """  <siteinfo>
 def page_xml(title: str, text: str, page_id: int, ns: int = 0, redirect: str | None = None) -> str:
     redirect_tag = f"    <redirect title={quoteattr(redirect)} />\n" if redirect else ""
     return (f"  <page>\n    <title>{escape(title)}</title>\n    <ns>{ns}</ns>\n"
-            f"    <id>{page_id}</id>\n{redirect_tag}    <revision>\n      <id>{page_id + 1000}</id>\n"
-            f"      <text xml:space=\"preserve\">{escape(text)}</text>\n    </revision>\n  </page>\n")
+            f"    <id>{page_id}</id>\n{redirect_tag}    <revision>\n"
+            f"      <id>{page_id + 1000}</id>\n"
+            f"      <text xml:space=\"preserve\">{escape(text)}</text>\n"
+            f"    </revision>\n  </page>\n")
 
 
 def dump_xml(pages: list[dict], siteinfo: bool = True) -> str:
