@@ -43,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
     batch_tokens, batch = best_of(args.repeat, lambda: batch_pass(view.tokenizer, paragraphs))
     _, spans = best_of(args.repeat, lambda: entity_spans_pass(view.tokenizer, examples))
     print(f"bench-tokenize: {len(pages)} pages, {megabytes:.2f} MB of text, one worker "
-          f"(one core), best of {args.repeat}")
+          f"(one core), best of {args.repeat}; load average {os.getloadavg()[0]:.1f} on "
+          f"{os.cpu_count()} cores (figures are noisy when it exceeds the cores)")
     print(f"  examples stage             {megabytes / ours:6.2f} MB/s  "
           f"{tokens / ours:10,.0f} tokens/s  ({len(examples)} examples, {tokens:,} tokens kept)")
     print(f"  transformers batch call    {megabytes / batch:6.2f} MB/s  "
