@@ -224,6 +224,12 @@ def test_missing_dump_is_one_line_and_non_zero(tmp_path, capsys):
     assert len(err.strip().splitlines()) == 1
 
 
+def test_missing_index_is_one_line_and_non_zero(tmp_path, capsys):
+    code, err = run_cli(capsys, "build", EN_DUMP, "--out", tmp_path / "o", "--index",
+                        tmp_path / "gone-index.txt.bz2")
+    assert code == 1 and err.strip().endswith("gone-index.txt.bz2: index not found (no such file)")
+
+
 def test_malformed_xml_fails_cleanly_and_leaves_nothing_that_looks_built(tmp_path, capsys):
     xml = bz2.open(EN_DUMP).read().replace(b"<ns>0</ns>", b"<ns>0</nz>", 3)
     dump = tmp_path / "broken.xml.bz2"
@@ -275,6 +281,18 @@ def test_truncated_dump_keeps_pages_and_exits_non_zero_unless_allowed(tmp_path, 
                         "--allow-truncated", "--until", "entity_vocab", "--overwrite")
     assert code == 0 and "WARNING: " in err and "input truncated" in err
     assert manifest_of(out)["stages"]["entity_vocab"]["size"] > 4
+
+
+def test_truncated_multistream_keeps_the_complete_streams(tmp_path, capsys):
+    dump, index = write_multistream(EN_DUMP, tmp_path)
+    offsets = sorted({int(line.split(":")[0]) for line in
+                      bz2.open(index, "rt").read().splitlines()})
+    data = dump.read_bytes()
+    dump.write_bytes(data[: (offsets[1] + offsets[2]) // 2])     # cut inside the 2nd stream
+    code, err = run_cli(capsys, "build", dump, "--out", tmp_path / "o", "--until", "pages")
+    section = manifest_of(tmp_path / "o")["stages"]["pages"]
+    assert code == 3 and section["truncated"] and section["counts"]["articles"] == 2
+    assert "wiki-multistream.xml.bz2: input truncated" in err
 
 
 # --- the command line -------------------------------------------------------------------------

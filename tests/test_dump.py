@@ -276,3 +276,12 @@ def test_gzip_dump_reads_the_same_pages(tmp_path):
     dump = tmp_path / "en.xml.gz"
     dump.write_bytes(gzip.compress(bz2.open(EN_DUMP).read()))
     assert read_all(dump)[0] == read_all(EN_DUMP)[0]
+
+
+def test_utf16_multistream_is_refused_with_a_conversion_hint(tmp_path):
+    header = bz2.compress(dump_xml([]).replace("</mediawiki>\n", "").encode("utf-16"))
+    dump = tmp_path / "wide-multistream.xml.bz2"
+    dump.write_bytes(header + bz2.compress("</mediawiki>\n".encode("utf-16-le")))
+    with pytest.raises(DumpError, match=r"UTF-16 multistream dump cannot be read stream by "
+                                        r"stream; convert it to UTF-8 \(bzcat \| iconv"):
+        read_header_site(dump)
