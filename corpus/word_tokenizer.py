@@ -20,9 +20,11 @@ import json
 import logging
 import re
 import shutil
+import sys
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from corpus.progress import progress_enabled
 from corpus.schema import ENTITY_SPECIALS, ENTITY_VOCAB_FILE
 
 log = logging.getLogger(__name__)
@@ -92,8 +94,10 @@ def train_sentencepiece(lines: Iterable[str], vocab_size: int, *, seed: int = 0,
     lines = sample_lines(lines, SP_MAX_TRAINING_LINES, seed)
     if not lines:
         raise TokenizerError("no text to train the word tokenizer on: every page is empty")
-    log.info(f"training a {vocab_size}-piece unigram sentencepiece model on {len(lines):,} "
-             f"paragraphs")
+    if progress_enabled():  # sentencepiece reports no progress; say what the wait is for
+        print(f"tokenizer: training a {vocab_size:,}-piece unigram sentencepiece model on "
+              f"{len(lines):,} paragraphs ({sum(map(len, lines)) / 1e6:,.1f} M characters)",
+              file=sys.stderr)
     try:
         return _train_once(lines, vocab_size, seed, threads), vocab_size
     except RuntimeError as error:
