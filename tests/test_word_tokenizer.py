@@ -38,6 +38,9 @@ def test_manifest_ids_are_the_tokenizers(en_corpus):
     assert (section["pad_token_id"], section["bos_token_id"], section["eos_token_id"]) == (1, 2, 3)
     # <mask>, <ent>, <ent2> and the four entity specials come after the pieces.
     assert section["vocab_size"] == section["word_vocab_size"] + 7
+    # transformers 5 writes the entity markers with a leading metaspace ("▁<ent>").
+    assert tokenizer.convert_ids_to_tokens(list(range(section["word_vocab_size"], len(tokenizer)))) \
+        == ["<mask>", "▁<ent>", "▁<ent2>", "[UNK]", "[PAD]", "[MASK]", "[MASK2]"]
     assert section["word_vocab_size"] == 2000  # TEST_BUILD's size, which the sample supports
 
 
