@@ -34,7 +34,7 @@ from corpus.dump import DumpError, DumpReader, RawPage
 from corpus.multistream import find_index, read_header_site, read_stream_offsets, \
     read_stream_pages, stream_ranges
 from corpus.options import StageContext
-from corpus.progress import byte_progress, progress_enabled
+from corpus.progress import byte_progress, count_progress, progress_enabled
 from corpus.redirects import resolve_redirects, write_redirects_tsv
 from corpus.schema import PAGE_COLUMNS, PAGES_DIR, REDIRECTS_FILE
 from corpus.siteinfo import SiteInfo
@@ -231,6 +231,7 @@ class _Task:
     args: tuple
     skip: frozenset = frozenset()
     skipped: list = field(default_factory=list)     # pages the watchdog took out
+    lost: int = 0                                   # times its worker died outside any page
 
 
 class WatchedPool:
@@ -293,7 +294,8 @@ class WatchedPool:
             return
         if isinstance(result, _TaskError):
             raise result.error
-        self.done[task_id] = result
+        if task_id in self.pending:          # else a duplicate of a task resent and finished
+            self.done[task_id] = result
         self._check_workers()
 
     def _check_workers(self) -> None:
@@ -314,14 +316,18 @@ class WatchedPool:
 
     def _retry_without_page(self, task_id: int, watch: PageWatch, reason: str, exitcode,
                             in_page: bool) -> None:
-        if not in_page:            # died outside any page: not the data's fault, do not loop
-            raise RuntimeError(f"a parse worker died (exit code {exitcode}) outside any page")
-        page_id, title = watch.page()
-        why = (f"stuck over {self.limit:g} s where the alarm could not stop it; worker "
-               f"restarted" if reason == "timeout" else f"worker died (exit code {exitcode})")
         task = self.pending[task_id]
-        task.skip = task.skip | {watch.index.value}
-        task.skipped.append((page_id, title, reason, why))
+        if not in_page:    # died between pages (or its result was still in the pipe): once more
+            task.lost += 1
+            if task.lost > 1:
+                raise RuntimeError(f"parse workers died twice (exit code {exitcode}) on the same "
+                                   f"task outside any page; see the log above")
+        else:
+            page_id, title = watch.page()
+            why = (f"stuck over {self.limit:g} s where the alarm could not stop it; worker "
+                   f"restarted" if reason == "timeout" else f"worker died (exit code {exitcode})")
+            task.skip = task.skip | {watch.index.value}
+            task.skipped.append((page_id, title, reason, why))
         self._submit(task_id, task)
 
     def close(self, abort: bool = False) -> None:
@@ -522,7 +528,8 @@ def _finish(collector: PagesCollector, raw_path: Path, out: Path) -> dict:
     resolved = resolve_redirects(collector.redirects)
     write_redirects_tsv(resolved.targets, out / REDIRECTS_FILE)
     final_path = out / "pages.arrow"
-    link_counts = _resolve_links(raw_path, final_path, resolved.targets, collector.article_titles)
+    link_counts = _resolve_links(raw_path, final_path, resolved.targets,
+                                 collector.article_titles, collector.rows)
     raw_path.unlink()
     if not progress_enabled():
         datasets.disable_progress_bars()
@@ -542,19 +549,18 @@ def _finish(collector: PagesCollector, raw_path: Path, out: Path) -> dict:
 
 
 def _resolve_links(raw_path: Path, final_path: Path, redirects: dict[str, str],
-                   articles: set[str]) -> dict[str, int]:
+                   articles: set[str], rows: int) -> dict[str, int]:
     """Copy the rows with every link target resolved through redirects; count links and misses."""
     links = missing = 0
     missing_titles: set[str] = set()
-    targets_seen: set[str] = set()
     with pa.memory_map(str(raw_path)) as source, pa.ipc.open_stream(source) as reader, \
-            pa.ipc.new_stream(str(final_path), PAGE_SCHEMA) as writer:
+            pa.ipc.new_stream(str(final_path), PAGE_SCHEMA) as writer, \
+            count_progress(rows, "resolve links") as bar:
         for batch in reader:
             column = batch.column(PAGE_COLUMNS.index("link_target"))
             flat = [redirects.get(t, t) for t in column.flatten().to_pylist()]
             links += len(flat)
             for target in flat:
-                targets_seen.add(target)
                 if target not in articles:
                     missing += 1
                     missing_titles.add(target)
@@ -563,8 +569,8 @@ def _resolve_links(raw_path: Path, final_path: Path, redirects: dict[str, str],
                 pc.subtract(offsets, offsets[0]), pa.array(flat, pa.string()))
             writer.write_batch(batch.set_column(PAGE_COLUMNS.index("link_target"),
                                                 "link_target", resolved))
+            bar.update(batch.num_rows)
     return {"links": links, "link_targets_missing": missing,
-            "distinct_link_targets": len(targets_seen),
             "distinct_link_targets_missing": len(missing_titles)}
 
 

@@ -1,9 +1,10 @@
 """Progress bars on stderr for the corpus stages: rate and ETA, in pages/s and MB/s.
 
-Two shapes cover the stages: `byte_progress` for reading an input of known size (the bar
+Three shapes cover the stages: `byte_progress` for reading an input of known size (the bar
 advances with input bytes, so the ETA is right even though pages vary a lot in size; pages/s
 and MB/s of XML are shown beside it), and `item_progress` for a loop over a known number of
-items (pages, sentences, examples). Both are plain tqdm bars on stderr; LUKE_PROGRESS=0 turns
+items (pages, sentences, examples), and `count_progress` for a loop over batches that advances
+by each batch's size. All are plain tqdm bars on stderr; LUKE_PROGRESS=0 turns
 them off (for logs that should hold only results).
 """
 
@@ -69,4 +70,10 @@ def item_progress(items: Iterable[T], desc: str, unit: str = "page",
                   total: int | None = None) -> Iterable[T]:
     """Wrap an iterable in a bar counting `unit`s per second with an ETA when total is known."""
     return tqdm(items, desc=desc, unit=unit, total=total, file=sys.stderr,
+                disable=not progress_enabled(), dynamic_ncols=True, smoothing=0.05)
+
+
+def count_progress(total: int | None, desc: str, unit: str = "page") -> tqdm:
+    """A bar advanced by hand (`bar.update(n)`), for loops over batches of known total size."""
+    return tqdm(total=total, desc=desc, unit=unit, unit_scale=True, file=sys.stderr,
                 disable=not progress_enabled(), dynamic_ncols=True, smoothing=0.05)
