@@ -72,7 +72,7 @@ def sample_lines(lines: Iterable[str], limit: int, seed: int) -> list[str]:
     return [line for _, line in sorted(kept)]
 
 
-def _train_once(lines: list[str] | Iterable[str], vocab_size: int, seed: int, threads: int) -> bytes:
+def _train_once(lines: list[str], vocab_size: int, seed: int, threads: int) -> bytes:
     import sentencepiece as spm
 
     model = io.BytesIO()
@@ -101,8 +101,8 @@ def train_sentencepiece(lines: Iterable[str], vocab_size: int, *, seed: int = 0,
     try:
         return _train_once(lines, vocab_size, seed, threads), vocab_size
     except RuntimeError as error:
-        supported = re.search(r"Vocabulary size too high \(\d+\)\. Please set it to a value <= (\d+)",
-                              str(error))
+        supported = re.search(r"Vocabulary size too high \(\d+\)\. "
+                              r"Please set it to a value <= (\d+)", str(error))
         if not supported:
             raise TokenizerError(f"sentencepiece training failed: {error}") from error
         lowered = int(supported.group(1))
@@ -178,7 +178,7 @@ def read_entity_vocab(path: Path) -> dict[str, int]:
 
 def check_same_entity_vocab(tokenizer_dir: Path, corpus_vocab: dict[str, int],
                             corpus_vocab_path: Path) -> None:
-    """Refuse a reused tokenizer whose entity vocabulary is not the corpus's, naming a difference."""
+    """Refuse a reused tokenizer whose entity vocabulary is not the corpus's; name a difference."""
     path = Path(tokenizer_dir) / ENTITY_VOCAB_FILE
     if not path.is_file():
         raise TokenizerError(f"{tokenizer_dir}: no {ENTITY_VOCAB_FILE}; not a LUKE tokenizer dir")
@@ -233,7 +233,8 @@ def sentencepiece_size(directory: Path) -> int:
     """Number of pieces in the directory's sentencepiece model (the word vocabulary size used)."""
     import sentencepiece as spm
 
-    return spm.SentencePieceProcessor(model_file=str(Path(directory) / SP_MODEL_FILE)).get_piece_size()
+    model = spm.SentencePieceProcessor(model_file=str(Path(directory) / SP_MODEL_FILE))
+    return model.get_piece_size()
 
 
 def tokenizer_fingerprint(directory: Path) -> str:

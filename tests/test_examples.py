@@ -20,7 +20,7 @@ from corpus.examples import Limits, WordEncoder, examples_from_pages
 from corpus.inspect import CorpusView, example_json
 from corpus.options import BuildOptions, StageContext
 from corpus.schema import (ENTITY_UNK_ID, EXAMPLE_COLUMNS, EXAMPLES_DIR, MANIFEST_FILE,
-                           PAGES_DIR, TOKENIZER_DIR, VALIDATION_DIR)
+                           TOKENIZER_DIR, VALIDATION_DIR)
 from corpus.sentences import sentence_spans
 from corpus.word_tokenizer import load_tokenizer
 from tests.conftest import BG_DUMP, EN_DUMP, TEST_BUILD, build_corpus

@@ -37,10 +37,11 @@ def test_json_lines_round_trip_through_transformers(en_corpus, capsys):
 
 
 def test_random_choice_depends_on_seed_only(en_corpus, capsys):
-    first = [line["row"] for line in inspect_json(en_corpus, capsys, "--random", "5", "--seed", "4")]
-    again = [line["row"] for line in inspect_json(en_corpus, capsys, "--random", "5", "--seed", "4")]
-    other = [line["row"] for line in inspect_json(en_corpus, capsys, "--random", "5", "--seed", "5")]
-    assert first == again != other
+    def rows(seed: str) -> list[int]:
+        return [line["row"] for line in inspect_json(en_corpus, capsys, "--random", "5",
+                                                     "--seed", seed)]
+
+    assert rows("4") == rows("4") != rows("5")
 
 
 def test_human_view_marks_mentions_with_titles(en_corpus, capsys):

@@ -39,8 +39,8 @@ def test_manifest_ids_are_the_tokenizers(en_corpus):
     # <mask>, <ent>, <ent2> and the four entity specials come after the pieces.
     assert section["vocab_size"] == section["word_vocab_size"] + 7
     # transformers 5 writes the entity markers with a leading metaspace ("▁<ent>").
-    assert tokenizer.convert_ids_to_tokens(list(range(section["word_vocab_size"], len(tokenizer)))) \
-        == ["<mask>", "▁<ent>", "▁<ent2>", "[UNK]", "[PAD]", "[MASK]", "[MASK2]"]
+    appended = range(section["word_vocab_size"], len(tokenizer))
+    assert tokenizer.convert_ids_to_tokens(list(appended)) == ["<mask>", "▁<ent>", "▁<ent2>", "[UNK]", "[PAD]", "[MASK]", "[MASK2]"]
     assert section["word_vocab_size"] == 2000  # TEST_BUILD's size, which the sample supports
 
 
@@ -62,7 +62,8 @@ def test_vocab_size_is_lowered_with_a_warning_when_text_is_small(caplog):
 
 
 def test_training_is_deterministic():
-    lines = list(wt.training_lines(["Sofia is the capital of Bulgaria.\nIt lies near Vitosha."] * 30))
+    text = "Sofia is the capital of Bulgaria.\nIt lies near Vitosha."
+    lines = list(wt.training_lines([text] * 30))
     assert wt.train_sentencepiece(lines, 60, seed=3) == wt.train_sentencepiece(lines, 60, seed=3)
 
 
