@@ -175,14 +175,29 @@ def test_awkward_mention_positions_round_trip(encoder_and_vocab):
     tokenizer, _, vocab = encoder_and_vocab
     title = next(t for t in vocab if not t.startswith("["))
     text = ("The  state\tof Estonia (un-Estonian) had\u00a0[x] Estonia Estonia.\n\n"
-            "Emoji \U0001F600 precede Estonia here.   Estonia starts a sentence too.  ")
+            "Emoji \U0001F600 precede Estonia here.   Estonia starts a sentence too.  "
+            "He said ``EstoniaEstonia'' twice.")
     page = make_page(text, [("Estonia", title), ("Estonian", title), ("Estonia", title),
-                            ("Estonia", title), ("Estonia", title), ("Estonia", title)])
+                            ("Estonia", title), ("Estonia", title), ("Estonia", title),
+                            ("Estonia", title), ("Estonia", title)])
     examples = build(page, encoder_and_vocab)
-    assert sum(len(e.mentions) for e in examples) == 6
+    assert sum(len(e.mentions) for e in examples) == 8
     for example in examples:
         assert "  " not in example.text and "\t" not in example.text
         round_trip(tokenizer, example)
+
+
+def test_anchor_spaces_stay_outside_the_mention(encoder_and_vocab):
+    tokenizer, _, _ = encoder_and_vocab
+    text = "We visit  Estonia\t today and then some more words here."
+    start = text.index("  Estonia")
+    page = {"id": 1, "title": "T", "text": text, "link_start": [start],
+            "link_end": [text.index("today")], "link_target": ["Estonia"]}
+    [example] = build(page, encoder_and_vocab)
+    [mention] = example.mentions
+    assert example.text == "We visit Estonia today and then some more words here."
+    assert example.text[mention.start:mention.end] == "Estonia"
+    round_trip(tokenizer, example)
 
 
 def test_unknown_entities_keep_or_drop(encoder_and_vocab):
