@@ -164,10 +164,11 @@ def test_parser_exceptions_and_recursion_skip_the_page_not_the_chunk(monkeypatch
 
 
 def slow_page_dump(tmp_path):
-    """Two ordinary articles around one whose 4 MB of wikitext takes seconds to parse."""
+    """Two ordinary articles around one whose 13 MB of wikitext takes over a second to parse
+    (the limits below are a tenth of that, the ordinary pages take a millisecond)."""
     return write_dump(tmp_path / "slow.xml", [
         dict(title="Before", text="Ordinary [[text]].", page_id=1),
-        dict(title="Huge", text="Some words and a [[Linked page|link]] here. " * 100_000,
+        dict(title="Huge", text="Some words and a [[Linked page|link]] here. " * 300_000,
              page_id=2),
         dict(title="After", text="More [[text]].", page_id=3)])
 
@@ -175,11 +176,11 @@ def slow_page_dump(tmp_path):
 def test_a_page_over_the_time_limit_is_skipped_counted_and_named(tmp_path, caplog):
     caplog.set_level(logging.WARNING)
     manifest = build(BuildOptions(dump=slow_page_dump(tmp_path), out=tmp_path / "o",
-                                  page_timeout=0.5), until="pages")
+                                  page_timeout=0.1), until="pages")
     section = manifest["stages"]["pages"]
     assert section["counts"]["skipped_timeout"] == 1 and section["counts"]["articles"] == 2
     assert section["skipped_pages"] == [[2, "Huge", "timeout"]]
-    assert "skipped page 'Huge' (id 2): timeout: over 0.5 s" in caplog.text
+    assert "skipped page 'Huge' (id 2): timeout: over 0.1 s" in caplog.text
 
 
 def test_a_dump_without_articles_is_refused_with_its_counts(tmp_path, capsys):
@@ -197,15 +198,15 @@ def test_a_dump_without_articles_is_refused_with_its_counts(tmp_path, capsys):
 def test_watchdog_kills_a_worker_stuck_where_the_alarm_cannot_reach(tmp_path, monkeypatch,
                                                                    caplog):
     monkeypatch.setattr(pages_stage, "ALARM_TIMEOUTS", False)   # as inside native code
-    monkeypatch.setattr(pages_stage, "WATCHDOG_GRACE", 0.3)
+    monkeypatch.setattr(pages_stage, "WATCHDOG_GRACE", 0.05)
     monkeypatch.setattr(pages_stage, "CHUNK_WIKITEXT_CHARS", 1)
     caplog.set_level(logging.WARNING)
     manifest = build(BuildOptions(dump=slow_page_dump(tmp_path), out=tmp_path / "o", workers=2,
-                                  page_timeout=0.5), until="pages")
+                                  page_timeout=0.1), until="pages")
     counts = manifest["stages"]["pages"]["counts"]
     assert counts["articles"] == 2 and counts["skipped_timeout"] == 1
     assert datasets.load_from_disk(str(tmp_path / "o" / "pages"))["title"] == ["Before", "After"]
-    assert "skipped page 'Huge' (id 2): timeout: stuck over 0.8 s where the alarm could not " \
+    assert "skipped page 'Huge' (id 2): timeout: stuck over 0.15 s where the alarm could not " \
            "stop it; worker restarted" in caplog.text
 
 
