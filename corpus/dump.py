@@ -16,7 +16,11 @@ truncated input is not an error here: iteration ends after the last complete pag
 from __future__ import annotations
 
 import bz2
+import contextlib
 import dataclasses
+import os
+import queue
+import threading
 import zlib
 import xml.parsers.expat as expat
 from dataclasses import dataclass
@@ -231,15 +235,16 @@ class DumpReader:
 
     def __iter__(self) -> Iterator[RawPage]:
         raw, new_decompressor = open_dump(self.path)
-        with raw:
+        chunks = self._chunks(raw, new_decompressor)
+        with raw, contextlib.closing(chunks):      # the reading thread stops before the file
             parser = XmlPageParser(str(self.path))
-            for chunk in self._chunks(raw, new_decompressor):
+            for chunk, input_pos in chunks:
                 if self.xml_bytes == 0:
                     check_encoding(chunk, self.path)
                 self.xml_bytes += len(chunk)
                 yield from self._pages(parser, parser.feed(chunk))
                 if self.on_progress:
-                    self.on_progress(raw.tell(), self.xml_bytes)
+                    self.on_progress(input_pos, self.xml_bytes)
             yield from self._pages(parser, parser.feed(b"", final=True))
             if parser.truncated and not self.truncated:
                 self._mark_truncated(f"the XML ends inside an element at byte {self.xml_bytes}")
@@ -254,37 +259,90 @@ class DumpReader:
             yield page
 
     def _chunks(self, raw: BinaryIO, new_decompressor: Callable[[], Any] | None
-                ) -> Iterator[bytes]:
-        """Decompressed XML as it comes. Streams are decompressed here rather than through
-        BZ2File so that a truncated file still gives every complete block before the cut, and
-        concatenated streams (multistream files) are read one after the other."""
+                ) -> Iterator[tuple[bytes, int]]:
+        """(XML bytes, input bytes consumed so far). Decompression runs in a thread: bz2 and
+        zlib release the GIL, so it overlaps with the XML parsing and task dispatch here."""
         if new_decompressor is None:
             while block := raw.read(CHUNK_BYTES):
-                yield block
+                yield block, raw.tell()
             return
-        decompressor, in_stream = new_decompressor(), False
-        while block := raw.read(COMPRESSED_CHUNK_BYTES):
-            while block:
-                try:
-                    xml = decompressor.decompress(block)
-                except (OSError, zlib.error) as error:
-                    raise DumpError(f"{self.path}: cannot decompress near byte "
-                                    f"{raw.tell() - len(block)} of {self.size}: {error}") from None
-                in_stream = True
-                if xml:
-                    yield xml
-                if not decompressor.eof:
-                    break
-                block = decompressor.unused_data      # the next stream starts here
-                decompressor, in_stream = new_decompressor(), False
-        if in_stream:
-            self._mark_truncated(f"the compressed data ends early (at byte {raw.tell()} of "
-                                 f"{self.size}, after {self.xml_bytes} bytes of XML)")
+        for xml, input_pos in in_thread(decompressed(raw, new_decompressor, self.path)):
+            if xml is None:
+                self._mark_truncated(f"the compressed data ends early (at byte {input_pos} of "
+                                     f"{self.size}, after {self.xml_bytes} bytes of XML)")
+            else:
+                yield xml, input_pos
 
     def _mark_truncated(self, how: str) -> None:
         self.truncated = True
         self.truncation = (f"{self.path}: input truncated: {how}; "
                            f"{self.pages_read} complete pages kept")
+
+
+def decompressed(raw: BinaryIO, new_decompressor: Callable[[], Any], path: Path
+                 ) -> Iterator[tuple[bytes | None, int]]:
+    """(XML, input position) pairs, then (None, position) if the last stream ends early.
+
+    Streams are decompressed here rather than through BZ2File so that a truncated file still
+    gives every complete block before the cut; concatenated streams (multistream files) are
+    read one after the other."""
+    decompressor, in_stream = new_decompressor(), False
+    while block := raw.read(COMPRESSED_CHUNK_BYTES):
+        while block:
+            try:
+                xml = decompressor.decompress(block)
+            except (OSError, zlib.error) as error:
+                raise DumpError(f"{path}: cannot decompress near byte "
+                                f"{raw.tell() - len(block)} of {os.fstat(raw.fileno()).st_size}: "
+                                f"{error}") from None
+            in_stream = True
+            if xml:
+                yield xml, raw.tell()
+            if not decompressor.eof:
+                break
+            block = decompressor.unused_data      # the next stream starts here
+            decompressor, in_stream = new_decompressor(), False
+    if in_stream:
+        yield None, raw.tell()
+
+
+_END = object()
+
+
+def in_thread(items: Iterator, ahead: int = 4) -> Iterator:
+    """The items of a generator produced in a background thread, at most `ahead` in advance;
+    its exceptions are raised here. Stopping early stops the thread."""
+    handoff: queue.Queue = queue.Queue(maxsize=ahead)
+    stop = threading.Event()
+
+    def hand_over(item) -> None:
+        while not stop.is_set():
+            try:
+                handoff.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def produce() -> None:
+        try:
+            for item in items:
+                hand_over(item)
+                if stop.is_set():
+                    return
+            hand_over(_END)
+        except BaseException as error:      # raised again in the consuming thread
+            hand_over(error)
+
+    thread = threading.Thread(target=produce, name="dump-decompressor", daemon=True)
+    thread.start()
+    try:
+        while (item := handoff.get()) is not _END:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
 
 
 def read_siteinfo(path: Path) -> SiteInfo:

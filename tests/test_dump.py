@@ -285,3 +285,14 @@ def test_utf16_multistream_is_refused_with_a_conversion_hint(tmp_path):
     with pytest.raises(DumpError, match=r"UTF-16 multistream dump cannot be read stream by "
                                         r"stream; convert it to UTF-8 \(bzcat \| iconv"):
         read_header_site(dump)
+
+
+def test_stopping_early_stops_the_decompressing_thread():
+    import threading
+    before = threading.active_count()
+    for _ in range(5):
+        assert read_siteinfo(BG_DUMP).dbname == "bgwiki"     # reads up to the first page only
+    reader = iter(DumpReader(EN_DUMP))
+    next(reader)
+    reader.close()
+    assert threading.active_count() == before
