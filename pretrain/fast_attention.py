@@ -50,10 +50,14 @@ def paired_queries(first: torch.Tensor, second: torch.Tensor, num_heads: int) ->
 def eager_attention(scores: torch.Tensor, value: torch.Tensor, mask: torch.Tensor,
                     dropout_p: float) -> torch.Tensor:
     """softmax(scores masked) -> dropout -> @ value. The CPU path while attention dropout is on:
-    torch's fused CPU kernel has no dropout, and its math fallback costs more than this."""
-    scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
-    probs = F.dropout(torch.softmax(scores, dim=-1), dropout_p, training=True)
-    return probs @ value
+    torch's fused CPU kernel has no dropout, and its math fallback costs more than this.
+    The mask is added (its backward is free, unlike masked_fill's), and the dropout mask comes
+    from rand_like, about twice as fast on CPU as the bernoulli_ inside F.dropout."""
+    additive = torch.zeros(mask.shape, dtype=scores.dtype, device=scores.device)
+    probs = torch.softmax(scores + additive.masked_fill_(~mask, torch.finfo(scores.dtype).min),
+                          dim=-1)
+    keep = torch.rand_like(probs).ge_(dropout_p).div_(1.0 - dropout_p)
+    return (probs * keep) @ value
 
 
 def fused_attention(query, key, value, mask, dropout_p: float, head_dim: int) -> torch.Tensor:

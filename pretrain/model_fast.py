@@ -132,12 +132,13 @@ class FastLukeEmbeddings(nn.Module):
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
-    def forward(self, input_ids, token_type_ids=None, position_ids=None):
+    def forward(self, input_ids, token_type_ids=None, position_ids=None, sparse_grad=False):
         if position_ids is None:
             position_ids = roberta_position_ids(input_ids, self.pad_token_id)
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)
-        embedded = (self.word_embeddings(input_ids) + self.position_embeddings(position_ids)
+        embedded = (lookup(self.word_embeddings, input_ids, sparse_grad)
+                    + self.position_embeddings(position_ids)
                     + self.token_type_embeddings(token_type_ids))
         return self.dropout(self.LayerNorm(embedded))
 
@@ -157,10 +158,10 @@ class FastLukeEntityEmbeddings(nn.Module):
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
-    def forward(self, entity_ids, position_ids, token_type_ids=None):
+    def forward(self, entity_ids, position_ids, token_type_ids=None, sparse_grad=False):
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(entity_ids)
-        embedded = self.entity_embeddings(entity_ids)
+        embedded = lookup(self.entity_embeddings, entity_ids, sparse_grad)
         if hasattr(self, "entity_embedding_dense"):
             embedded = self.entity_embedding_dense(embedded)
         embedded = (embedded + self.mention_position_embeddings(position_ids)
@@ -194,14 +195,16 @@ class FastLukeModel(nn.Module):
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
                 entity_ids=None, entity_attention_mask=None, entity_token_type_ids=None,
-                entity_position_ids=None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Final (word, entity) hidden states; entity is None without entity_ids."""
-        hidden = self.embeddings(input_ids, token_type_ids, position_ids)
+                entity_position_ids=None, sparse_grads=(False, False)
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Final (word, entity) hidden states; entity is None without entity_ids.
+        `sparse_grads`: (words, entities), whether that table's lookup gives a sparse gradient."""
+        hidden = self.embeddings(input_ids, token_type_ids, position_ids, sparse_grads[0])
         num_words = hidden.shape[1]
         mask = ones_mask(input_ids) if attention_mask is None else attention_mask.bool()
         if entity_ids is not None:
             entities = self.entity_embeddings(entity_ids, entity_position_ids,
-                                              entity_token_type_ids)
+                                              entity_token_type_ids, sparse_grads[1])
             hidden = torch.cat([hidden, entities.to(hidden.dtype)], dim=1)
             entity_mask = (ones_mask(entity_ids) if entity_attention_mask is None
                            else entity_attention_mask.bool())
@@ -210,6 +213,10 @@ class FastLukeModel(nn.Module):
         if entity_ids is None:
             return hidden, None
         return hidden[:, :num_words], hidden[:, num_words:]
+
+
+def lookup(table: nn.Embedding, ids: torch.Tensor, sparse_grad: bool) -> torch.Tensor:
+    return F.embedding(ids, table.weight, table.padding_idx, sparse=sparse_grad)
 
 
 def ones_mask(ids: torch.Tensor) -> torch.Tensor:
@@ -265,6 +272,7 @@ class FastLukeForMaskedLM(nn.Module):
         self.lm_head = FastLukeLMHead(config, self.luke.embeddings.word_embeddings)
         self.entity_predictions = FastEntityPredictionHead(
             config, self.luke.entity_embeddings.entity_embeddings)
+        self.sparse_grads_on_cpu = True
         self.apply(self.init_module)
         self.register_load_state_dict_pre_hook(check_tied_keys)
 
@@ -304,13 +312,24 @@ class FastLukeForMaskedLM(nn.Module):
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=input_ids.is_cuda):
             words, entities = self.luke(input_ids, attention_mask, token_type_ids, position_ids,
                                         entity_ids, entity_attention_mask, entity_token_type_ids,
-                                        entity_position_ids)
+                                        entity_position_ids,
+                                        self.sparse_lookup_grads(input_ids, labels, entity_labels))
             mlm_loss, logits = masked_prediction(self.lm_head, words, labels)
             mep_loss, entity_logits = masked_prediction(self.entity_predictions, entities,
                                                         entity_labels)
         parts = [part for part in (mlm_loss, mep_loss) if part is not None]
         loss = sum(parts[1:], parts[0]) if parts else None
         return FastLukeOutput(loss, mlm_loss, mep_loss, logits, entity_logits)
+
+
+    def sparse_lookup_grads(self, input_ids, labels, entity_labels) -> tuple[bool, bool]:
+        """Whether each tied table's lookup should give a sparse gradient: on CPU, where a step
+        otherwise allocates three fresh table-sized gradients (lookup, decoder, their sum) and
+        page-faults through each. When its head runs (its labels are given), the decoder's dense
+        gradient reaches the table too, and autograd adds the sparse one into it in place, so
+        the parameter's .grad is dense as usual."""
+        on_cpu = self.sparse_grads_on_cpu and not input_ids.is_cuda
+        return on_cpu and labels is not None, on_cpu and entity_labels is not None
 
 
 def masked_prediction(head: nn.Module, hidden: torch.Tensor | None,

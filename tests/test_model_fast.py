@@ -144,6 +144,14 @@ def test_fast_model_ties_decoders_to_embedding_tables():
     assert torch.all(fast.luke.embeddings.word_embeddings.weight[1] == 0)  # pad row, as HF
 
 
+def test_tied_tables_end_with_dense_gradients_when_lookups_are_sparse():
+    fast = build_model(tiny_config(True), "fast")
+    assert fast.sparse_lookup_grads(make_batch()["input_ids"], 1, 1) == (True, True)  # on CPU
+    fast(**make_batch()).loss.backward()
+    for table in (fast.luke.embeddings.word_embeddings, fast.luke.entity_embeddings.entity_embeddings):
+        assert table.weight.grad.layout == torch.strided
+
+
 def test_state_dict_with_untied_decoder_is_refused_by_name():
     state = LukeForMaskedLM(tiny_config(False)).state_dict()  # transformers 5 leaves it untied
     with pytest.raises(ValueError, match="lm_head.decoder.weight"):
