@@ -33,9 +33,29 @@ def launcher_env(**overrides: str) -> dict[str, str]:
     return env
 
 
-def launch(script: str, *args: str, check: bool = True, **env: str) -> subprocess.CompletedProcess:
-    result = subprocess.run(["bash", str(LAUNCH / script), *args], cwd=REPO, text=True,
-                            capture_output=True, env=launcher_env(**env), timeout=120)
+def kill_tree(pid: int) -> None:
+    """Kill a process and every process it started (a timed-out launch leaves no ranks behind)."""
+    import psutil
+
+    try:
+        parent = psutil.Process(pid)
+        for process in [*parent.children(recursive=True), parent]:
+            process.kill()
+    except psutil.NoSuchProcess:
+        pass
+
+
+def launch(script: str, *args: str, check: bool = True, timeout: float = 60,
+           **env: str) -> subprocess.CompletedProcess:
+    command = ["bash", str(LAUNCH / script), *args]
+    with subprocess.Popen(command, cwd=REPO, text=True, env=launcher_env(**env),
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
+        try:
+            out, err = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            kill_tree(process.pid)
+            raise
+    result = subprocess.CompletedProcess(command, process.returncode, out, err)
     if check:
         assert result.returncode == 0, result.stderr
     return result
@@ -181,7 +201,7 @@ def test_slurm_deepspeed_hostfile_per_node_launch_and_resubmission(tmp_path):
                          "--cpus-per-task", "32", "bash", "-c"]
     per_node = shlex.split(step[-1])
     assert per_node[:per_node.index(TRAINER)] == [
-        "exec", "deepspeed", "--hostfile", str(hostfile), "--no_ssh", "--node_rank",
+        "trap", "", "TERM;", "exec", "deepspeed", "--hostfile", str(hostfile), "--no_ssh", "--node_rank",
         "$SLURM_NODEID", "--master_addr", "gpu-01", "--master_port", str(20000 + 73519 % 10000)]
     assert per_node[per_node.index(TRAINER) + 1:] == TRAINER_ARGS
 
@@ -236,13 +256,79 @@ def test_single_node_trains_for_real_on_two_cpu_processes(en_corpus, tmp_path):
     run = tmp_path / "run"
     result = launch("single_node.sh", "--procs", "2", "--config", "configs/tiny.toml",
                     "--corpus", str(en_corpus), "--output", str(run), "--max-steps", "3",
-                    "--save-every", "3", check=False)
+                    "--save-every", "3", check=False, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "deepspeed --master_port" in result.stderr  # the launcher echoed what it ran
     assert (run / "checkpoints" / "latest").read_text().strip() == "3"
-    steps = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    assert [m["step"] for m in steps if "loss" in m] == [1, 2, 3]
+    assert [m["step"] for m in train_lines(run)] == [1, 2, 3]
     remaining = subprocess.run(["bash", "-c", 'source launch/common.sh; run_steps_remaining "$1"',
                                 "_", str(run)], cwd=REPO, text=True, capture_output=True,
                                env=launcher_env(), check=True)
     assert remaining.stdout.strip() == "0"
+
+
+# Stand-ins for the SLURM commands that cannot run without a cluster. `srun` runs the step as
+# the only task of a one-node job, in its own process group; `scancel --signal=TERM` signals
+# every process of that group, as slurmstepd signals every process of a step; `sbatch` records
+# the resubmission instead of queueing it.
+FAKE_SRUN = """#!/usr/bin/env bash
+while [ $# -gt 0 ]; do
+    case "$1" in --nodes|--ntasks-per-node|--cpus-per-task) shift 2 ;; --*) shift ;; *) break ;; esac
+done
+export SLURM_NODEID=0 SLURM_PROCID=0 SLURM_LOCALID=0
+setsid "$@" &
+echo $! > "$FAKE_SLURM_DIR/step.pgid"
+wait $!
+"""
+FAKE_SCANCEL = '#!/usr/bin/env bash\nkill -TERM -- -"$(cat "$FAKE_SLURM_DIR/step.pgid")"\n'
+FAKE_SBATCH = '#!/usr/bin/env bash\nprintf "%s\\n" "$*" >> "$FAKE_SLURM_DIR/sbatch.txt"\n'
+
+
+def free_port() -> str:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return str(s.getsockname()[1])
+
+
+def train_lines(run: Path) -> list[dict]:
+    metrics = run / "metrics.jsonl"
+    lines = metrics.read_text().splitlines() if metrics.exists() else []
+    return [m for m in map(json.loads, lines) if m.get("kind") == "train"]
+
+
+@pytest.mark.slow
+def test_slurm_job_checkpoints_on_sigterm_and_resubmits_with_resume(en_corpus, tmp_path):
+    import signal
+    import time
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, text in (("srun", FAKE_SRUN), ("scancel", FAKE_SCANCEL), ("sbatch", FAKE_SBATCH)):
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
+    run, record = tmp_path / "run", tmp_path / "sbatch.txt"
+    env = launcher_env(**slurm_env(tmp_path, SLURM_JOB_ID="41", SLURM_JOB_NODELIST="localhost",
+                                   SLURM_NNODES="1", SLURM_GPUS_ON_NODE="0", MASTER_PORT=free_port()),
+                       FAKE_SLURM_DIR=str(tmp_path))
+    env["PATH"] = f"{bin_dir}:{env['PATH']}"
+    env.pop("SLURM_CPUS_PER_TASK")
+    job = subprocess.Popen(["bash", str(LAUNCH / "slurm.sbatch"), "--config", "configs/tiny.toml",
+                            "--corpus", str(en_corpus), "--output", str(run),
+                            "--max-steps", "500"], cwd=REPO, env=env, text=True,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 400
+        while len(train_lines(run)) < 2 and job.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.5)
+        job.send_signal(signal.SIGTERM)  # what `#SBATCH --signal=B:TERM@120` sends
+        output, _ = job.communicate(timeout=300)
+    finally:
+        kill_tree(job.pid)
+    assert job.returncode == 0, output[-3000:]
+    saved = int((run / "checkpoints" / "latest").read_text())
+    assert 2 <= saved < 500 and saved == train_lines(run)[-1]["step"]
+    (resubmission,) = record.read_text().splitlines()
+    assert resubmission.startswith("--dependency=afterany:41 --nodes 1 --export=ALL,LUKE_RESUBMIT_COUNT=1")
+    assert resubmission.endswith(f"--output {run} --max-steps 500 --resume")
