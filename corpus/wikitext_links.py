@@ -22,14 +22,12 @@ import re
 
 from corpus.siteinfo import SiteInfo
 from corpus.titles import link_display_text, namespace_of, resolve_link_target
-from corpus.wikitext_prepass import INVISIBLE_LINK_NAMESPACES
+from corpus.wikitext_prepass import INVISIBLE_LINK_NAMESPACES, NowikiSections
 
 MARKER_OPEN, MARKER_CLOSE = "\ue000", "\ue001"
 MARKER = re.compile(f"{MARKER_OPEN}([0-9]+){MARKER_CLOSE}")
 # A target without markup, and a label (if any) without markup, quotes pairs or entities.
-# A nowiki section is matched too, to be left alone.
-_SIMPLE_LINK = re.compile(r"\[\[([^\[\]{}<>|\n]+)(?:\|((?:[^\[\]{}<>|\n'&]|'(?!'))+))?\]\]"
-                          r"|<(?P<nowiki>(?i:nowiki))\b.*?</(?i:nowiki)\s*>", re.DOTALL)
+_SIMPLE_LINK = re.compile(r"\[\[([^\[\]{}<>|\n]+)(?:\|((?:[^\[\]{}<>|\n'&]|'(?!'))+))?\]\]")
 
 StashedLink = tuple[str, "str | None"]      # (anchor text, resolved article title or None)
 
@@ -70,8 +68,8 @@ def stash_simple_links(text: str, rules: LinkRules) -> tuple[str, list[StashedLi
 
     def replace(m: re.Match) -> str:
         raw_target, label = m.group(1), m.group(2)
-        if m.group("nowiki") or label is not None and not label.strip():
-            return m.group()     # nowiki, or a label left empty by a cut: the parser's job
+        if label is not None and not label.strip():
+            return m.group()     # a label left empty by a cut: the parser's job
         renders, article = rules.lookup(raw_target)
         if not renders:
             return m.group()     # an invisible link the pre-pass kept (not on one line)
@@ -79,4 +77,9 @@ def stash_simple_links(text: str, rules: LinkRules) -> tuple[str, list[StashedLi
         stash.append((anchor, article))
         return f"{MARKER_OPEN}{len(stash) - 1}{MARKER_CLOSE}"
 
-    return _SIMPLE_LINK.sub(replace, text), stash
+    pieces, pos = [], 0
+    for start, end in [*NowikiSections(text).regions(), (len(text), len(text))]:
+        pieces.append(_SIMPLE_LINK.sub(replace, text[pos:start]))
+        pieces.append(text[start:end])             # links inside nowiki are text
+        pos = end
+    return "".join(pieces), stash

@@ -6,23 +6,27 @@ tables, comments, galleries, math, file and category links. Cutting those with a
 expressions and bracket counting costs a fraction of parsing them, so `strip_dropped` runs
 first and mwparserfromhell only parses the prose that remains.
 
-The cuts follow MediaWiki's preprocessor where it matters for correctness:
-- comments and extension tags (`<ref>`, `<math>` ...) are opaque: braces inside them do not
-  count; an extension tag without its closing tag is dropped alone (MediaWiki shows it as text);
-- braces pair as MediaWiki pairs them: runs of two or more `{`, closed by `}}` (3 for an
-  argument `{{{x}}}`), single braces ignored; an unclosed `{{` loses only its braces;
-- a table starts with `{|` at a line start (after optional spaces or ':' indents) and ends at
-  the matching `|}` line, nested tables counted; a table that is never closed (its end is often
-  produced by a template such as `{{end}}`) ends at the first blank line;
-- `[[File:...]]`, `[[Category:...]]` and language links `[[fr:...]]` (without a leading ':') go
-  whole, captions and nested links included; the namespace names come from the site.
+Two passes, in MediaWiki's order, each linear in the page's length whatever it holds (a closing
+tag found missing once is not searched for again, brackets are paired with stacks):
+1. the preprocessor's level: comments and extension tags (`<ref>`, `<math>` ...) are opaque,
+   braces inside them do not count; an unclosed comment hides the rest of the page, an
+   extension tag without its closing tag is cut alone; braces pair as MediaWiki pairs them
+   (runs of two or more `{`, each `}}` or `}}}` closing the innermost run, single braces
+   ignored) and an unclosed `{{` loses only its braces; nowiki sections stay as they are;
+2. on what is left: a table starts with `{|` at a line start (after optional spaces or ':'
+   indents) and ends at the matching `|}` line, nested tables counted; a table that is never
+   closed (its end often comes from a template such as `{{end}}`) ends at the first blank line;
+   `[[File:...]]`, `[[Category:...]]` and language links `[[fr:...]]` (without a leading ':')
+   go whole, captions and nested links included, namespace names from the site; magic words.
 What the pre-pass leaves is still wikitext; the parser (corpus/wikitext.py) drops the same kinds
 of nodes again, so the result is the same with or without this pass (tests/test_wikitext.py).
+`drop_comment_lines` (comment-only lines vanish with their line break) is applied on both paths.
 """
 
 from __future__ import annotations
 
 import re
+from bisect import bisect_left, bisect_right
 
 from corpus.siteinfo import SiteInfo
 from corpus.titles import LANGUAGE_LINK, namespace_of
@@ -38,158 +42,247 @@ _TAG_NAMES = "|".join(DROPPED_TAGS)
 # Namespaces whose links (without a leading ':') render no text in the article.
 INVISIBLE_LINK_NAMESPACES = frozenset({6, 14, LANGUAGE_LINK})
 
-# Every alternative starts with a literal character outside any group: then `re` can jump
-# from one candidate character to the next instead of trying every branch at every position
-# (about 14 times faster on real pages). Names of groups tell the branches apart (lastgroup).
-_OPAQUE = (r"<(?P<comment>!--)"
-           rf"|<(?P<name>(?i:{_TAG_NAMES}|nowiki))\b[^<>]*?(?P<selfclose>/)?>")
-_OPAQUE_KINDS = frozenset({"comment", "name", "selfclose"})
-# What the top level of a page starts to cut (or, for nowiki, links and `{|`, looks at). Only
-# links whose target may hold a namespace prefix (a ':', written, percent-encoded or as an
-# entity) can be invisible: the others are not even stopped at.
-_TOP = re.compile(_OPAQUE + r"|\{(?P<braces>\{+)|\{(?P<table>\|)"
-                            r"|\[(?P<link>\[)(?=[^|\[\]{}<>\n]*[:%&])|_(?P<magic>_[A-Z]+__)")
-_IN_BRACES = re.compile(_OPAQUE + r"|\{(?P<open>\{+)|\}(?P<close>\}+)")
-_IN_TABLE = re.compile(_OPAQUE + r"|\{(?P<braces>\{+)|\n(?P<open>[ \t:]*\{\|)"
-                                 r"|\n(?P<close>[ \t]*\|\})")
-_IN_LINK = re.compile(_OPAQUE + r"|\{(?P<braces>\{+)|\[(?P<open>\[)|\](?P<close>\])|\n(?P<eol>)")
-_COMMENT = r"<!--(?:[^-]|-(?!->))*-->"      # one comment: never reaches past its own end
-_COMMENT_LINE = re.compile(rf"\n[ \t]*{_COMMENT}(?:[ \t]*{_COMMENT})*[ \t]*(?=\n)")
-_LINE_INDENT = re.compile(r"[ \t:]*")
+Region = tuple[int, int]      # [start, end) of text to cut
+
+# Every alternative starts with a literal character outside any group, and none carries an
+# inline flag: then `re` jumps from one candidate character to the next instead of trying every
+# branch at every position (over ten times faster on real pages). Group names tell the
+# branches apart (lastgroup).
+_PREPROCESSOR = re.compile(r"<(?P<tag>!--|[A-Za-z]+)|\{(?P<open>\{+)|\}(?P<close>\}+)")
+_TAG_REST = re.compile(r"[^<>]*?(?P<selfclose>/)?>")     # attributes and end of an opening tag
+# Table lines, link brackets and magic words. A link without nested brackets whose target
+# cannot hold a namespace prefix (no ':', written, percent-encoded or as an entity) is matched
+# whole and passed over: it is always visible.
+_BLOCK_EDGES = re.compile(
+    r"\n(?P<table_open>[ \t:]*\{\|)|\n(?P<table_close>[ \t]*\|\})"
+    r"|\[\[(?P<plain>[^\[\]|:%&\n]*(?:\|[^\[\]\n]*)?)\]\]|\[(?P<open>\[)|\](?P<close>\])"
+    r"|_(?P<magic>_[A-Z]+__)")
+_NOWIKI_OPEN = re.compile(r"<(?i:nowiki)\b[^<>]*?(?P<selfclose>/)?>")
 _LINK_TARGET = re.compile(r"[^|\[\]{}<>\n]*")
+_DROPPED_TAG_SET = frozenset(DROPPED_TAGS)
 _CLOSING_TAGS: dict[str, re.Pattern] = {
     name: re.compile(rf"</{name}\s*>", re.IGNORECASE) for name in (*DROPPED_TAGS, "nowiki")}
+
+
+class _ClosingTags:
+    """Finds the closing tag of an element, remembering where one is missing: a closing tag
+    absent after position p is absent after any later position, so unclosed tags repeated
+    many times cost one search, not one each (no quadratic time on broken pages)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._missing_from: dict[str, int] = {}
+
+    def end(self, name: str, pos: int) -> int | None:
+        """The end of the first `</name>` at or after pos, or None."""
+        if pos >= self._missing_from.get(name, len(self.text) + 1):
+            return None
+        close = _CLOSING_TAGS[name].search(self.text, pos)
+        if close is None:
+            self._missing_from[name] = pos
+            return None
+        return close.end()
+
+
+class NowikiSections:
+    """The closed `<nowiki>...</nowiki>` sections of a text: markup inside them is text."""
+
+    def __init__(self, text: str) -> None:
+        self.starts: list[int] = []
+        self.ends: list[int] = []
+        if "<" not in text:
+            return
+        closing = _ClosingTags(text)
+        pos = 0
+        while (m := _NOWIKI_OPEN.search(text, pos)) is not None:
+            end = None if m.group("selfclose") else closing.end("nowiki", m.end())
+            pos = end or m.end()
+            if end is not None:
+                self.starts.append(m.start())
+                self.ends.append(end)
+
+    def regions(self) -> list[Region]:
+        return list(zip(self.starts, self.ends))
+
+    def end_around(self, pos: int) -> int | None:
+        """The end of the section holding pos, or None when pos is outside every section."""
+        if not self.starts:
+            return None
+        k = bisect_right(self.starts, pos) - 1
+        return self.ends[k] if k >= 0 and pos < self.ends[k] else None
 
 
 def drop_comment_lines(wikitext: str) -> str:
     """The wikitext without lines that hold only comments: MediaWiki removes such a line with
     its line break, so the lines around it stay one paragraph (the parser path needs this
     too, so parse_page applies it first, with or without the pre-pass)."""
-    return _COMMENT_LINE.sub("", wikitext) if "<!--" in wikitext else wikitext
+    if "<!--" not in wikitext:
+        return wikitext
+    cuts: list[Region] = []
+    search = 0
+    while (start := wikitext.find("<!--", search)) >= 0:
+        end = _end_of_comments(wikitext, start)
+        if end < 0:
+            break                     # unclosed: the rest of the page is a comment
+        line_start = len(wikitext[:start].rstrip(" \t")) - 1
+        after = end + len(wikitext[end:end + 64]) - len(wikitext[end:end + 64].lstrip(" \t"))
+        if line_start >= 0 and wikitext[line_start] == "\n" and wikitext[after:after + 1] == "\n":
+            cuts.append((line_start, after))
+        search = end
+    return _cut(wikitext, cuts)
+
+
+def _end_of_comments(text: str, start: int) -> int:
+    """The end of the comment at start and of any that follow it on the line after blanks;
+    -1 if the first one is never closed."""
+    end = -1
+    while text.startswith("<!--", start):
+        close = text.find("-->", start + 4)
+        if close < 0:
+            return end
+        end = close + 3
+        start = end + len(text[end:end + 64]) - len(text[end:end + 64].lstrip(" \t"))
+    return end
 
 
 def strip_dropped(wikitext: str, site: SiteInfo, ids: dict[str, int] | None = None) -> str:
     """The wikitext with comments, dropped extension tags, templates, tables, magic words and
     invisible links (files, categories, language links) removed; nowiki sections kept.
-    `ids`: site.namespace_ids(), when the caller has it already."""
-    ids = site.namespace_ids() if ids is None else ids
-    out: list[str] = []
-    pos = 0
-    while (m := _TOP.search(wikitext, pos)) is not None:
-        out.append(wikitext[pos:m.start()])
-        kind = m.lastgroup
-        if kind == "link":
-            end = _end_of_invisible_link(wikitext, m.end(), ids, site)
-            if end is None:
-                out.append("[[")
-                end = m.end()
-        elif kind in _OPAQUE_KINDS and m.group("name") and m.group("name").lower() == "nowiki":
-            end = _end_of_opaque(wikitext, m)
-            out.append(wikitext[m.start():end])
-        elif kind == "braces":
-            end = _end_of_braces(wikitext, m)
-        elif kind == "table":
-            if _at_line_start(wikitext, m.start()):
-                end = _end_of_table(wikitext, m.start(), m.end())
-            else:
-                out.append("{|")      # `{|` inside a line is text in MediaWiki
-                end = m.end()
-        elif kind == "magic":
-            end = m.end()
-        else:
-            end = _end_of_opaque(wikitext, m)
-        pos = end
-    out.append(wikitext[pos:])
-    return "".join(out)
+    `ids`: site.namespace_ids(), when the caller has it already.
 
-
-def _at_line_start(text: str, pos: int) -> bool:
-    """Whether only spaces, tabs and ':' indents stand between pos and the line's start."""
-    line_start = text.rfind("\n", 0, pos) + 1
-    return _LINE_INDENT.match(text, line_start).end() >= pos
-
-
-def _end_of_opaque(text: str, m: re.Match) -> int:
-    """The end of a comment or extension tag opened at match m (its own end if unclosed)."""
-    if m.group("comment"):
-        close = text.find("-->", m.end())
-        return len(text) if close < 0 else close + 3
-    if m.group("selfclose"):
-        return m.end()
-    close = _CLOSING_TAGS[m.group("name").lower()].search(text, m.end())
-    return m.end() if close is None else close.end()
-
-
-def _end_of_braces(text: str, first: re.Match) -> int:
-    """The end of the template/argument whose opening brace run is `first`.
-
-    A stack of open brace runs, closed as MediaWiki closes them: each `}}` or `}}}` takes 2 or
-    3 braces off the innermost run; a run left with one brace is closed (the brace is text).
-    Unclosed: only the first run's braces are cut, the rest is read again as normal text.
+    Two linear passes in MediaWiki's order: the preprocessor's (comments, extension tags,
+    templates), then tables, links and magic words on what the first left.
     """
-    stack = [len(first.group())]
-    pos = first.end()
-    while (m := _IN_BRACES.search(text, pos)) is not None:
-        pos = m.end()
-        if m.lastgroup == "open":
-            stack.append(len(m.group()))
-        elif m.lastgroup == "close":
-            closing = len(m.group())
-            while closing >= 2 and stack:
-                used = min(3, closing, stack[-1])
-                stack[-1] -= used
-                closing -= used
-                if stack[-1] < 2:
-                    stack.pop()
-            if not stack:
-                return m.end() - closing
-        else:
-            pos = _end_of_opaque(text, m)
-    return first.end()
+    ids = site.namespace_ids() if ids is None else ids
+    text = "\n" + _cut(wikitext, _preprocessor_cuts(wikitext))   # "\n": a first line starts
+    return _cut(text, _block_cuts(text, site, ids))[1:]          # after a line break too
 
 
-def _end_of_table(text: str, start: int, pos: int) -> int:
-    """The end of the table opened at start (its `{|` ends at pos): after its matching `|}`,
-    nested tables counted; a table never closed ends at the first blank line."""
-    depth = 1
-    while (m := _IN_TABLE.search(text, pos)) is not None:
-        pos = m.end()
-        if m.lastgroup == "open":
-            depth += 1
-        elif m.lastgroup == "close":
-            depth -= 1
-            if depth == 0:
-                return pos
-        elif m.lastgroup == "braces":
-            pos = _end_of_braces(text, m)
-        else:
-            pos = _end_of_opaque(text, m)
-    blank = text.find("\n\n", start)
-    return len(text) if blank < 0 else blank
+def _cut(text: str, regions: list[Region]) -> str:
+    """text without the regions (which may overlap or nest)."""
+    if not regions:
+        return text
+    kept, pos = [], 0
+    for start, end in sorted(regions):
+        if start > pos:
+            kept.append(text[pos:start])
+        pos = max(pos, end)
+    kept.append(text[pos:])
+    return "".join(kept)
 
 
-def _end_of_invisible_link(text: str, pos: int, ids: dict[str, int], site: SiteInfo) -> int | None:
-    """For `[[` ending at pos: the end of the whole link if it renders no text, else None."""
-    target = _LINK_TARGET.match(text, pos).group()
-    if target.lstrip().startswith(":"):
-        return None               # a visible link to a file or category page
-    if namespace_of(target, site, ids) not in INVISIBLE_LINK_NAMESPACES:
-        return None
-    depth = 1
-    while (m := _IN_LINK.search(text, pos)) is not None:
+def _preprocessor_cuts(text: str) -> list[Region]:
+    """Comments, dropped extension tags and templates/arguments, paired as MediaWiki's
+    preprocessor pairs them, in one pass with a stack of open brace runs. Comments and
+    extension tags are opaque (braces inside do not count); nowiki sections are kept."""
+    closing = _ClosingTags(text)
+    cuts: list[Region] = []
+    stack: list[list[int]] = []       # [start, braces left] of each open run
+    pos = 0
+    while (m := _PREPROCESSOR.search(text, pos)) is not None:
         pos = m.end()
         kind = m.lastgroup
         if kind == "open":
-            depth += 1
+            stack.append([m.start(), len(m.group())])
         elif kind == "close":
-            depth -= 1
-            if depth == 0:
-                return pos
-        elif kind == "braces":
-            pos = _end_of_braces(text, m)
-        elif kind == "eol":
-            if depth == 1 and namespace_of(target, site, ids) != 6:
-                return None   # a category or language link never spans lines: not a link
+            _close_braces(stack, m.start(), len(m.group()), cuts)
+        elif m.group("tag") == "!--":
+            close = text.find("-->", pos)
+            pos = len(text) if close < 0 else close + 3   # unclosed: hides the rest
+            cuts.append((m.start(), pos))
         else:
-            pos = _end_of_opaque(text, m)
-    return None
+            pos = _after_tag(text, m, closing, cuts)
+    cuts.extend((start, start + left) for start, left in stack)   # unclosed: the braces only
+    return cuts
+
+
+def _after_tag(text: str, m: re.Match, closing: _ClosingTags, cuts: list[Region]) -> int:
+    """Where scanning goes on after the tag name at m: past a nowiki section (kept) or a
+    dropped extension element (cut; an unclosed one is cut alone); other tags are read on."""
+    name = m.group("tag").lower()
+    if name != "nowiki" and name not in _DROPPED_TAG_SET:
+        return m.end()
+    rest = _TAG_REST.match(text, m.end())
+    if rest is None:
+        return m.end()
+    end = None if rest.group("selfclose") else closing.end(name, rest.end())
+    if name != "nowiki":
+        cuts.append((m.start(), end or rest.end()))
+    return end or rest.end()
+
+
+def _close_braces(stack: list[list[int]], pos: int, closing: int, cuts: list[Region]) -> None:
+    """A run of `closing` braces at pos: each `}}` or `}}}` takes 2 or 3 braces off the
+    innermost open run and closes a template or argument; a run left with one brace is done
+    (that brace is text), and closing braces left over with nothing open are text too."""
+    while closing >= 2 and stack:
+        run = stack[-1]
+        used = min(3, closing, run[1])
+        run[1] -= used
+        closing -= used
+        pos += used
+        cuts.append((run[0] + run[1], pos))
+        if run[1] < 2:
+            stack.pop()
+
+
+def _block_cuts(text: str, site: SiteInfo, ids: dict[str, int]) -> list[Region]:
+    """Tables, magic words, and the outermost links that render no text (file, category,
+    language links) with everything nested in them. A `{|` line opens a table and a `|}` line
+    closes the innermost open one; a table never closed ends at the first blank line after
+    its start. Link brackets are paired with a stack. text starts with a line break."""
+    nowiki = NowikiSections(text)
+    cuts: list[Region] = []
+    tables: list[int] = []            # starts of open tables
+    links: list[Region] = []
+    opens: list[int] = []             # starts of open links
+    pos = 0
+    while (m := _BLOCK_EDGES.search(text, pos)) is not None:
+        pos = m.end()
+        kind = m.lastgroup
+        if kind == "plain":
+            continue
+        if (inside := nowiki.end_around(m.end() - 1)) is not None:
+            pos = max(pos, inside)
+        elif kind == "table_open":
+            tables.append(m.start() + 1)
+        elif kind == "table_close":
+            if tables:
+                cuts.append((tables.pop(), m.end()))
+        elif kind == "open":
+            opens.append(m.start())
+        elif kind == "close":
+            if opens:
+                links.append((opens.pop(), m.end()))
+        else:
+            cuts.append(m.span())
+    cuts.extend(_unclosed_table_cuts(text, tables))
+    cuts.extend(link for link in _outermost(links) if _renders_nothing(text, link[0], site, ids))
+    return cuts
+
+
+def _unclosed_table_cuts(text: str, starts: list[int]) -> list[Region]:
+    """Each table never closed runs to the first blank line after its start."""
+    if not starts:
+        return []
+    blanks = [b.start() for b in re.finditer("\n\n", text)]
+    ends = (bisect_left(blanks, start) for start in starts)
+    return [(start, blanks[k] if k < len(blanks) else len(text)) for start, k in zip(starts, ends)]
+
+
+def _outermost(regions: list[Region]) -> list[Region]:
+    """The regions not nested in another one."""
+    outer: list[Region] = []
+    for start, end in sorted(regions, key=lambda r: (r[0], -r[1])):
+        if not outer or start >= outer[-1][1]:
+            outer.append((start, end))
+    return outer
+
+
+def _renders_nothing(text: str, start: int, site: SiteInfo, ids: dict[str, int]) -> bool:
+    """Whether the link at start is a file, category tag or language link (no leading ':');
+    a target that runs into a line break makes no link at all."""
+    target = _LINK_TARGET.match(text, start + 2)
+    if text.startswith("\n", target.end()) or target.group().lstrip().startswith(":"):
+        return False
+    return namespace_of(target.group(), site, ids) in INVISIBLE_LINK_NAMESPACES
