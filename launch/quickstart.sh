@@ -10,7 +10,7 @@
 # Everything goes under quickstart/ (QUICKSTART_DIR): corpus/, run/, hf/, curves.png.
 # Rerunning is cheap: the corpus build skips its finished stages, a finished training run is
 # kept (an interrupted one resumes from its last checkpoint), the export is redone.
-# Environment: QUICKSTART_DIR (quickstart), QUICKSTART_STEPS (optimizer steps, 120),
+# Environment: QUICKSTART_DIR (quickstart), QUICKSTART_STEPS (optimizer steps, 200),
 # QUICKSTART_PROCS (CPU processes without a GPU, 2), SKIP_SETUP=1 (use the .venv as it is),
 # DRY_RUN=1 (same as --dry-run: print the commands, run nothing).
 # About 5 minutes on 2 CPU cores once pip's cache holds the packages (plus about 90 s the first
@@ -27,7 +27,7 @@ case "${1:-}" in
 esac
 out=${QUICKSTART_DIR:-quickstart}
 case "$out" in /*) out_abs=$out ;; *) out_abs=$LUKE_REPO/$out ;; esac
-steps=${QUICKSTART_STEPS:-120}
+steps=${QUICKSTART_STEPS:-200}
 procs=${QUICKSTART_PROCS:-2}
 dump=tests/data/enwiki-sample-5-articles.xml.bz2
 started=$SECONDS
