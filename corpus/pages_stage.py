@@ -8,8 +8,13 @@ parsing) while pages stay in dump order, whatever N is:
 Only namespace-0 pages that are not redirects become rows; redirects are collected, chains are
 resolved once the whole dump has been read, and then every link target is resolved in one pass
 over the rows written so far (a redirect can come after the pages that link to it). A page the
-parser chokes on (exception, RecursionError, over `page_timeout` seconds) is skipped, counted by
-reason and named in the log; the build goes on.
+parser chokes on (exception, RecursionError, over `page_timeout` seconds, a crash of its worker)
+is skipped, counted by reason and named in the log; the build goes on. The workers are this
+module's own small pool (WatchedPool) rather than multiprocessing.Pool, because a page stuck in
+native code ignores signals and only killing its process frees the build.
+
+`--workers N` is the number of parse processes; this process reads (plain dumps), collects and
+writes besides them.
 """
 
 from __future__ import annotations
