@@ -38,7 +38,6 @@ DROPPED_TAGS = (
     "templatedata", "templatestyles", "inputbox", "categorytree", "indicator", "section",
     "charinsert", "rss", "talkpage", "includeonly",
 )
-_TAG_NAMES = "|".join(DROPPED_TAGS)
 # Namespaces whose links (without a leading ':') render no text in the article.
 INVISIBLE_LINK_NAMESPACES = frozenset({6, 14, LANGUAGE_LINK})
 
