@@ -115,6 +115,22 @@ def test_single_node_refuses_bad_arguments_with_one_line(args, message):
     assert message in result.stderr and result.stdout == ""
 
 
+def has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not has_cuda(), reason="needs a CUDA GPU")
+def test_single_node_on_a_gpu_keeps_the_visible_device_mask():
+    # deepspeed drops CUDA_VISIBLE_DEVICES when given --num_gpus; --include keeps the mask.
+    (command,) = dry_run("single_node.sh", "--master-port", "29612", *TRAINER_ARGS,
+                         CUDA_VISIBLE_DEVICES="0")
+    assert command == ["deepspeed", "--master_port", "29612", "--include", "localhost:0",
+                       TRAINER, *TRAINER_ARGS]
+
+
 def write_hostfile(tmp_path: Path, *lines: str) -> Path:
     hostfile = tmp_path / "hosts.txt"
     hostfile.write_text("".join(f"{line}\n" for line in lines))
