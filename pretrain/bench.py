@@ -192,6 +192,7 @@ def run(args) -> dict:
     optimizers = {name: make_optimizer(m, args) for name, m in models.items()}
     rng = np.random.default_rng(args.seed)
     step_seconds = {name: [] for name in models}
+    cpu_seconds = {name: [] for name in models}
     gap, flops = None, []
     for step in tqdm(range(args.warmup + args.steps), desc=f"luke-bench {args.size}",
                      unit="step", file=sys.stderr):
@@ -201,21 +202,26 @@ def run(args) -> dict:
         # Alternate who goes first, so that neither always finds the other's cache state.
         for name in (list(models) if step % 2 == 0 else list(reversed(models))):
             synchronize(device)
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             train_step(models[name], optimizers[name], batch, device)
             synchronize(device)
             if step >= args.warmup:
                 step_seconds[name].append(time.perf_counter() - start)
+                cpu_seconds[name].append(time.process_time() - cpu_start)
         if step >= args.warmup:
             flops.append(model_flops_per_step(shape, batch, args.eaa))
     memory = {name: step_peak_memory(models[name], optimizers[name], batch, device)
               for name in models}
-    return summarize(args, shape, device, step_seconds, memory, gap, float(np.mean(flops)))
+    return summarize(args, shape, device, (step_seconds, cpu_seconds), memory, gap,
+                     float(np.mean(flops)))
 
 
-def summarize(args, shape, device, step_seconds, memory, gap, flops_per_step) -> dict:
+def summarize(args, shape, device, seconds, memory, gap, flops_per_step) -> dict:
     """Figures per implementation from the median step time: robust to a noisy neighbour on a
-    shared machine, where one slow step would otherwise move the mean."""
+    shared machine, where one slow step would otherwise move the mean. `cpu_s` is the process
+    CPU time of a step (all threads): with --threads 1 on a busy machine it is the steadier
+    estimate of what the step costs when the machine is idle."""
+    step_seconds, cpu_seconds = seconds
     tokens = shape.batch * (shape.words + shape.entities)
     peak = device_peak_flops(device, args.peak_tflops)
     result = {"size": args.size, "device": str(device), "entity_aware": args.eaa,
@@ -229,10 +235,12 @@ def summarize(args, shape, device, step_seconds, memory, gap, flops_per_step) ->
         median = float(np.median(step_seconds[name]))
         result[prefix + "step_s"] = median
         result[prefix + "step_s_min"] = min(step_seconds[name])
+        result[prefix + "cpu_s"] = float(np.median(cpu_seconds[name]))
         result[prefix + "tokens_per_s"] = tokens / median
         result[prefix + "peak_mem_bytes"] = memory[name]
         result[prefix + "mfu"] = flops_per_step / median / peak if peak else None
     result["speedup"] = result["hf_step_s"] / result["step_s"]
+    result["cpu_time_speedup"] = result["hf_cpu_s"] / result["cpu_s"]
     return result
 
 
@@ -244,9 +252,11 @@ def print_figures(result: dict) -> None:
         mfu = result[prefix + "mfu"]
         print(f"  {name:12s} step {result[prefix + 'step_s'] * 1e3:9.1f} ms  "
               f"{result[prefix + 'tokens_per_s']:10.0f} tokens/s  "
+              f"CPU {result[prefix + 'cpu_s']:6.2f} s  "
               f"peak step memory {result[prefix + 'peak_mem_bytes'] / 2**20:8.1f} MiB"
               + (f"  MFU {mfu:.1%}" if mfu is not None else ""))
-    print(f"  speedup {result['speedup']:.2f}x (median step)  largest loss/logit gap on the "
+    print(f"  speedup {result['speedup']:.2f}x (median step; "
+          f"{result['cpu_time_speedup']:.2f}x in process CPU time)  largest loss/logit gap on the "
           f"same weights and batch {result['max_abs_diff']:.2e}")
 
 
@@ -261,12 +271,14 @@ def parse_args(argv):
     parser.add_argument("--optimizer", choices=["fused", "foreach"], default="fused",
                         help="AdamW kernel, the same for both models (default fused)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--peak-tflops", type=float, default=None,
                         help="device peak for MFU when the GPU is not known by name")
     parser.add_argument("--json", action="store_true", help="end with one JSON line")
     args = parser.parse_args(argv)
-    if args.steps < 1 or args.warmup < 0:
-        parser.error("--steps must be >= 1 and --warmup >= 0")
+    if args.steps < 1 or args.warmup < 0 or (args.threads is not None and args.threads < 1):
+        parser.error("--steps and --threads must be >= 1 and --warmup >= 0")
     return args
 
 
@@ -275,6 +287,8 @@ def main(argv=None) -> int:
     if args.device == "cuda" and not torch.cuda.is_available():
         print("luke-bench: --device cuda but torch sees no CUDA GPU", file=sys.stderr)
         return 2
+    if args.threads:
+        torch.set_num_threads(args.threads)
     result = run(args)
     print_figures(result)
     if args.json:
