@@ -7,7 +7,8 @@ entities decoded, `_` = space, whitespace trimmed and collapsed, direction marks
 `#Section` dropped, one leading ':' dropped, the namespace prefix replaced by the wiki's local
 name, and the first letter upper-cased on "first-letter" wikis (the `case` of `<siteinfo>`).
 
-Namespaces come from the dump's `<siteinfo>` (SiteInfo.namespace_ids()). Interwiki prefixes
+Namespaces come from the dump's `<siteinfo>` (see namespace_names: siteinfo lists no aliases,
+so the File aliases of the larger wikis' languages are added, e.g. bgwiki's "Картинка:"). Interwiki prefixes
 are not in a dump, so the Wikimedia ones are listed here; `namespace_of` returns the markers
 INTERWIKI (`wikt:`, `commons:` ...: shown inline, but not an article of this wiki) and
 LANGUAGE_LINK (`fr:`, `de:` ...: a link to another language edition, which MediaWiki moves to
@@ -51,6 +52,19 @@ metawikimedia metawikipedia mw mediawikiwiki d wikidata incubator outreach phab 
 mediazilla bugzilla gerrit rev testwiki wikitech toollabs wikimania sulutil quality strategy
 usability advisory nost otrs ticket doi arxiv google wikia fandom translatewiki betawiki
 """.split())
+
+# Aliases of the File namespace in MediaWiki's language files ($namespaceAliases), for the
+# languages of the larger wikis. <siteinfo> lists no aliases, and without these an image link
+# such as bgwiki's [[Картинка:X.png|мини|caption]] would read as an article link.
+FILE_ALIASES: dict[str, tuple[str, ...]] = {
+    "ar": ("صورة",), "bg": ("Картинка",), "ca": ("Imatge",), "cs": ("Obrázek",),
+    "da": ("Billede",), "de": ("Bild",), "es": ("Imagen",), "fi": ("Kuva",), "he": ("תמונה",),
+    "hu": ("Kép",), "id": ("Gambar",), "it": ("Immagine",), "ja": ("画像",), "ko": ("그림",),
+    "nb": ("Bilde",), "nl": ("Afbeelding",), "no": ("Bilde",), "pl": ("Grafika",),
+    "pt": ("Imagem",), "ro": ("Imagine",), "ru": ("Изображение",), "sr": ("Слика",),
+    "sv": ("Bild",), "tr": ("Resim",), "uk": ("Зображення",), "vi": ("Hình",),
+    "zh": ("图像", "圖像"),
+}
 
 # MediaWiki's title whitespace (Title::newFromText), and the direction marks it deletes.
 _SPACES = re.compile("[ _\u00a0\u1680\u180e\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\t\n\r]+")
@@ -101,6 +115,16 @@ def _upper_first(text: str) -> str:
     return (upper if len(upper) == 1 else first) + text[1:]
 
 
+def namespace_names(site: SiteInfo) -> dict[str, int]:
+    """Every name that selects a namespace on the site, case-folded: the local names of its
+    siteinfo, the canonical names and aliases (SiteInfo.namespace_ids), and the File aliases
+    of its language (FILE_ALIASES). Pass it as `ids` when calling the functions here in a loop."""
+    ids = site.namespace_ids()
+    for alias in FILE_ALIASES.get(site.language, ()):
+        ids.setdefault(alias.casefold(), 6)
+    return ids
+
+
 def _split_prefix(title: str) -> tuple[str, str] | None:
     """('prefix', 'rest') for 'prefix:rest' with both sides trimmed, else None."""
     colon = title.find(":")
@@ -125,8 +149,8 @@ def _prefix_namespace(prefix: str, ids: dict[str, int]) -> int | None:
 def namespace_of(title: str, site: SiteInfo, ids: dict[str, int] | None = None) -> int:
     """The namespace of a (raw or normalized) title: 0 for articles.
 
-    Namespace names come from the dump's siteinfo (local names, canonical names, aliases); pass
-    `ids=site.namespace_ids()` when calling in a loop. A Wikimedia interwiki prefix gives
+    Namespace names come from the dump's siteinfo (see namespace_names); pass
+    `ids=namespace_names(site)` when calling in a loop. A Wikimedia interwiki prefix gives
     INTERWIKI, a language edition prefix LANGUAGE_LINK; both are negative markers below any
     real namespace, so `namespace_of(t) == 0` means "article". A leading ':' (`:Category:X`, a
     visible link to the category page) is ignored here: the namespace is that of the page
@@ -137,7 +161,7 @@ def namespace_of(title: str, site: SiteInfo, ids: dict[str, int] | None = None) 
     parts = _split_prefix(_drop_leading_colon(_clean_spelling(title)))
     if parts is None:
         return 0
-    ns = _prefix_namespace(parts[0], site.namespace_ids() if ids is None else ids)
+    ns = _prefix_namespace(parts[0], namespace_names(site) if ids is None else ids)
     return 0 if ns is None else ns
 
 
@@ -154,7 +178,7 @@ def normalize_title(raw: str, site: SiteInfo, ids: dict[str, int] | None = None)
     title = _drop_leading_colon(_clean_spelling(raw))
     parts = _split_prefix(title)
     if parts is not None:
-        ns = _prefix_namespace(parts[0], site.namespace_ids() if ids is None else ids)
+        ns = _prefix_namespace(parts[0], namespace_names(site) if ids is None else ids)
         if ns in (INTERWIKI, LANGUAGE_LINK):
             return f"{parts[0].lower()}:{parts[1]}"
         if ns is not None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 
 from corpus.siteinfo import SiteInfo
-from corpus.titles import link_display_text, namespace_of, resolve_link_target
+from corpus.titles import link_display_text, namespace_names, namespace_of, resolve_link_target
 from corpus.wikitext_prepass import INVISIBLE_LINK_NAMESPACES, NowikiSections
 
 MARKER_OPEN, MARKER_CLOSE = "\ue000", "\ue001"
@@ -38,7 +38,7 @@ class LinkRules:
     def __init__(self, title: str, site: SiteInfo) -> None:
         self.title = title
         self.site = site
-        self.namespace_ids = site.namespace_ids()
+        self.namespace_ids = namespace_names(site)
         self._answers: dict[str, tuple[bool, str | None]] = {}
 
     def lookup(self, raw_target: str) -> tuple[bool, str | None]:

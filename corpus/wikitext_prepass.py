@@ -29,7 +29,7 @@ import re
 from bisect import bisect_left, bisect_right
 
 from corpus.siteinfo import SiteInfo
-from corpus.titles import LANGUAGE_LINK, namespace_of
+from corpus.titles import LANGUAGE_LINK, namespace_names, namespace_of
 
 # Extension tags whose contents never reach the clean text (MediaWiki keeps them opaque).
 DROPPED_TAGS = (
@@ -147,12 +147,12 @@ def _end_of_comments(text: str, start: int) -> int:
 def strip_dropped(wikitext: str, site: SiteInfo, ids: dict[str, int] | None = None) -> str:
     """The wikitext with comments, dropped extension tags, templates, tables, magic words and
     invisible links (files, categories, language links) removed; nowiki sections kept.
-    `ids`: site.namespace_ids(), when the caller has it already.
+    `ids`: titles.namespace_names(site), when the caller has it already.
 
     Two linear passes in MediaWiki's order: the preprocessor's (comments, extension tags,
     templates), then tables, links and magic words on what the first left.
     """
-    ids = site.namespace_ids() if ids is None else ids
+    ids = namespace_names(site) if ids is None else ids
     text = "\n" + _cut(wikitext, _preprocessor_cuts(wikitext))   # "\n": a first line starts
     return _cut(text, _block_cuts(text, site, ids))[1:]          # after a line break too
 

@@ -83,6 +83,13 @@ def test_bulgarian_namespaces_come_from_siteinfo(bg):
     assert namespace_of("Категория:X", EN) == 0
 
 
+def test_file_aliases_of_the_language_beside_siteinfo(bg):
+    # <siteinfo> lists no aliases; bgwiki's old image prefix is one of its language's.
+    assert namespace_of("Картинка:Usmivka.png", bg) == 6
+    assert normalize_title("картинка:usmivka.png", bg) == "Файл:Usmivka.png"
+    assert namespace_of("Картинка:Usmivka.png", EN) == 0     # not an alias in English
+
+
 def test_leading_colon_is_a_link_to_the_page_not_a_tag(bg):
     # ':Category:X' is a visible link to the category page: still namespace 14, never 0.
     assert namespace_of(":Category:X", EN) == 14

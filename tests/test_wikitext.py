@@ -199,6 +199,7 @@ def test_simple_links_are_stashed_and_the_rest_left_to_the_parser():
 def test_bulgarian_namespaces_from_siteinfo():
     bg = bulgarian_site()
     page = parse_page("[[Файл:X.jpg|мини|[[Папа]]]]Текст [[календар]]и и "
+                      "[[Картинка:Usmivka.png|:-)]]"
                       "[[:Категория:Календари|категорията]].\n[[Категория:Календари]]", "Календар", bg)
     assert page.text == "Текст календари и категорията."
     assert anchors(page) == [("календари", "Календар")]
