@@ -80,7 +80,7 @@ class BenchReport:
     wikitext_mb: float
     cores: int
     python: str
-    load_average: float            # 1-minute load when the run started: timings need a quiet machine
+    load_average: float      # 1-minute load when the run started: timings need a quiet machine
     figures: list[Figure] = field(default_factory=list)
     ratios: dict[str, float] = field(default_factory=dict)
     checks: dict[str, bool] = field(default_factory=dict)
@@ -162,9 +162,10 @@ def add_ratios(report: BenchReport) -> None:
         return
     for figure in report.figures:
         if figure.name.startswith("pages/") or figure.name == "build":
-            report.ratios[f"{figure.name} per worker/plain"] = figure.mb_per_s_per_worker / plain.mb_per_s
+            per_worker = figure.mb_per_s_per_worker
+            report.ratios[f"{figure.name} per worker/plain"] = per_worker / plain.mb_per_s
             report.ratios[f"{figure.name} per worker/wikiextractor"] = (
-                figure.mb_per_s_per_worker / extractor.mb_per_s)
+                per_worker / extractor.mb_per_s)
         if figure.name.startswith("pages/") and figure.workers > 1:
             report.ratios[f"scaling 1->{figure.workers}"] = (
                 figure.mb_per_s / (figure.workers * one.mb_per_s))
@@ -172,7 +173,8 @@ def add_ratios(report: BenchReport) -> None:
         f.mb_per_s_per_worker >= FLOOR_MB_PER_WORKER for f in report.figures
         if f.name.startswith("pages/"))
     if "scaling 1->2" in report.ratios:
-        report.checks[f"scaling 1->2 >= {FLOOR_SCALING}"] = report.ratios["scaling 1->2"] >= FLOOR_SCALING
+        scaling = report.ratios["scaling 1->2"]
+        report.checks[f"scaling 1->2 >= {FLOOR_SCALING}"] = scaling >= FLOOR_SCALING
 
 
 def read_articles(dump: Path):

@@ -8,11 +8,11 @@ entities decoded, `_` = space, whitespace trimmed and collapsed, direction marks
 name, and the first letter upper-cased on "first-letter" wikis (the `case` of `<siteinfo>`).
 
 Namespaces come from the dump's `<siteinfo>` (see namespace_names: siteinfo lists no aliases,
-so the File aliases of the larger wikis' languages are added, e.g. bgwiki's "Картинка:"). Interwiki prefixes
-are not in a dump, so the Wikimedia ones are listed here; `namespace_of` returns the markers
-INTERWIKI (`wikt:`, `commons:` ...: shown inline, but not an article of this wiki) and
-LANGUAGE_LINK (`fr:`, `de:` ...: a link to another language edition, which MediaWiki moves to
-the sidebar). Both are non-zero, so no caller mistakes them for articles.
+so the File aliases of the larger wikis' languages are added, e.g. bgwiki's "Картинка:").
+Interwiki prefixes are not in a dump, so the Wikimedia ones are listed here; `namespace_of`
+returns the markers INTERWIKI (`wikt:`, `commons:` ...: shown inline, but not an article of
+this wiki) and LANGUAGE_LINK (`fr:`, `de:` ...: a link to another language edition, which
+MediaWiki moves to the sidebar). Both are non-zero, so no caller mistakes them for articles.
 """
 
 from __future__ import annotations

@@ -66,9 +66,11 @@ CASES = [
     # expands them)
     ("[[ Foo | bar ]] [[Foo|{{lang|fr|x}}]] [[Paris (band)| ]] [[a|b|c]]", "bar b|c",
      [("bar", "Foo"), ("b|c", "A")]),
-    ("[[AT&amp;T]] and [[Los%20Angeles|LA]]", "AT&T and LA", [("AT&T", "AT&T"), ("LA", "Los Angeles")]),
+    ("[[AT&amp;T]] and [[Los%20Angeles|LA]]", "AT&T and LA",
+     [("AT&T", "AT&T"), ("LA", "Los Angeles")]),
     # a namespace colon percent-encoded or as an entity is still a namespace (category tags)
-    ("a [[Category%3AX]] b [[Category&#58;Y]] c [[Foo%20bar]]", "a b c Foo bar", [("Foo bar", "Foo bar")]),
+    ("a [[Category%3AX]] b [[Category&#58;Y]] c [[Foo%20bar]]", "a b c Foo bar",
+     [("Foo bar", "Foo bar")]),
     # markup inside and around anchors; entities; quotes (4 = apostrophe + bold)
     ("'''Bold''' ''[[Der Spiegel|''Der'' Spiegel]]''&nbsp;<small>small</small> a&amp;b "
      "l''''amour''' &ndash; &#91;1&#93;", "Bold Der Spiegel small a&b l'amour – [1]",
@@ -200,7 +202,8 @@ def test_bulgarian_namespaces_from_siteinfo():
     bg = bulgarian_site()
     page = parse_page("[[Файл:X.jpg|мини|[[Папа]]]]Текст [[календар]]и и "
                       "[[Картинка:Usmivka.png|:-)]]"
-                      "[[:Категория:Календари|категорията]].\n[[Категория:Календари]]", "Календар", bg)
+                      "[[:Категория:Календари|категорията]].\n[[Категория:Календари]]",
+                      "Календар", bg)
     assert page.text == "Текст календари и категорията."
     assert anchors(page) == [("календари", "Календар")]
 
@@ -259,7 +262,7 @@ def test_real_pages_category_file_and_interwiki_never_spans(en_pages, bg_pages):
     site = bg_pages[0]
     for title, wikitext, page in en_pages + bg_pages[1]:
         for _, _, target in page.links:
-            assert namespace_of(target, site) == 0 and namespace_of(target, EN) == 0, (title, target)
+            assert namespace_of(target, site) == namespace_of(target, EN) == 0, (title, target)
 
 
 def test_prepass_changes_nothing_on_real_pages(en_pages, bg_pages):
@@ -295,7 +298,8 @@ def test_bench_measures_parser_and_baselines_on_a_repeated_dump(tmp_path, capsys
     assert len(titles) == 10 and len(set(titles)) == 10
     parser = argparse.ArgumentParser()
     bench.add_arguments(parser)
-    args = parser.parse_args([str(DATA / "enwiki-sample-5-articles.xml.bz2"), "--no-build", "--json"])
+    dump = str(DATA / "enwiki-sample-5-articles.xml.bz2")
+    args = parser.parse_args([dump, "--no-build", "--json"])
     assert bench.run(args) == 0
     report = json.loads(capsys.readouterr().out)
     assert [f["name"] for f in report["figures"]] == ["parse", "plain", "wikiextractor"]
