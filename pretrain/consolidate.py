@@ -38,7 +38,7 @@ def consolidate_checkpoint(checkpoint: Path) -> dict[str, torch.Tensor]:
     checkpoint = Path(checkpoint)
     model_files, optim_files = _checkpoint_files(checkpoint)
     model_states = _load(model_files[0])
-    _check_one_optimizer_file_per_rank(checkpoint, model_states, optim_files)
+    _check_one_file_per_rank(checkpoint, model_states, model_files, optim_files)
     if _holds_zero_partitions(optim_files):
         state_dict = _merge_zero_partitions(checkpoint)
     else:
@@ -82,16 +82,21 @@ def _load(path: Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=False, mmap=True)
 
 
-def _check_one_optimizer_file_per_rank(checkpoint: Path, model_states: dict,
-                                       optim_files: list[Path]) -> None:
-    """With ZeRO, every rank writes one optimizer file; a missing one means a missing shard."""
-    if not optim_files:
-        return
+def _check_one_file_per_rank(checkpoint: Path, model_states: dict, model_files: list[Path],
+                             optim_files: list[Path]) -> None:
+    """With ZeRO every rank writes one optimizer file, and with ZeRO-3 one model-states file
+    too (`zero_pp_rank_<r>_...`); a missing one means a missing shard."""
     world_size = model_states.get("dp_world_size")
-    if world_size is not None and len(optim_files) != world_size:
-        raise CheckpointError(
-            f"{checkpoint}: written by {world_size} ranks but holds {len(optim_files)} optimizer "
-            f"state files ({', '.join(p.name for p in optim_files)}); a rank's shard is missing")
+    if world_size is None:
+        return
+    per_rank = [("optimizer state", optim_files)]
+    if model_files[0].name.startswith("zero_pp_rank_"):
+        per_rank.append(("model state", model_files))
+    for kind, files in per_rank:
+        if files and len(files) != world_size:
+            raise CheckpointError(
+                f"{checkpoint}: written by {world_size} ranks but holds {len(files)} {kind} "
+                f"files ({', '.join(p.name for p in files)}); a rank's shard is missing")
 
 
 def _holds_zero_partitions(optim_files: list[Path]) -> bool:

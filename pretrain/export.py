@@ -269,7 +269,10 @@ def _move_into_place(tmp: Path, out: Path, overwrite: bool) -> None:
         old = out.parent / f".{out.name}.replaced-{os.getpid()}"
         os.replace(out, old)
         os.replace(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
+        if old.is_dir():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            old.unlink()
     else:
         os.replace(tmp, out)
 

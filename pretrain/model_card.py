@@ -59,13 +59,16 @@ def _data_section(corpus: Path) -> str:
     stages = _read_json(corpus / schema.MANIFEST_FILE).get("stages", {})
     pages = stages.get("pages", {})
     dump = Path(str(pages.get("options", {}).get("dump", "unknown dump"))).name
-    wiki = pages.get("siteinfo", {}).get("dbname") or "unknown wiki"
+    site = pages.get("siteinfo") or {}
+    language = site.get("language") or pages.get("language")
+    wiki_text = (f"wiki `{site['dbname']}`, " if site.get("dbname")
+                 else f"language `{language}`, " if language else "")
     date = DUMP_DATE.search(dump)
     date_text = (f"{date.group(1)[:4]}-{date.group(1)[4:6]}-{date.group(1)[6:]}" if date
                  else "not stated in the dump's file name")
     lines = [
         "## Data\n",
-        f"- Wikipedia dump: `{dump}` (wiki `{wiki}`, dump date {date_text})",
+        f"- Wikipedia dump: `{dump}` ({wiki_text}dump date {date_text})",
         f"- Corpus build: `{corpus}`: {stage_value(stages, 'examples', 'num_examples', '?')} "
         f"training sequences of up to {stage_value(stages, 'examples', 'max_seq_length', '?')} "
         f"tokens, {stage_value(stages, 'entity_vocab', 'size', '?')} entities in the vocabulary",
@@ -118,14 +121,15 @@ def _training_section(run: Path, step: int) -> str:
     losses = ", ".join(f"{k} {_format(train[k])}" for k in LOSS_KEYS if k in train) or "not logged"
     accuracies = ", ".join(f"{k} {_format(v)}" for k, v in validation.items()
                            if k not in ("step", "kind") and isinstance(v, (int, float)))
-    command = training_command(run, config)
+    command = training_command(run, config, step)
+    how = "Command" if config.get("command") else "Command (equivalent, rebuilt from RUN/config.json)"
     settings = {section: config.get(section) for section in ("train", "optim") if section in config}
     return "\n".join([
         "## Training\n",
         f"- Steps: {step} (checkpoint `{run_layout.CHECKPOINTS_DIR}/{step}` of `{run.resolve()}`)",
         f"- Final training losses (step {train.get('step', '?')}): {losses}",
         f"- Validation (step {validation.get('step', '?')}): {accuracies or 'not logged'}",
-        f"- Command: `{command}`",
+        f"- {how}: `{command}`",
         "",
         "Resolved training settings:\n",
         "```json",
@@ -134,9 +138,10 @@ def _training_section(run: Path, step: int) -> str:
     ])
 
 
-def training_command(run: Path, config: dict) -> str:
+def training_command(run: Path, config: dict, step: int) -> str:
     """The command that trained the run: as recorded, or rebuilt from the resolved config as
-    `luke-train` with every key that differs from the defaults (an equivalent command)."""
+    `luke-train` with every key that differs from the defaults (an equivalent command), on as
+    many ranks as checkpoint `step` was written by."""
     recorded = config.get("command")
     if recorded:
         return " ".join(recorded) if isinstance(recorded, list) else str(recorded)
@@ -146,7 +151,8 @@ def training_command(run: Path, config: dict) -> str:
     chosen = {key: value for key, value in flatten(config).items() if key != "corpus"}
     overrides = [f"{key}={_override_value(value)}" for key, value in chosen.items()
                  if key in defaults and _override_value(defaults[key]) != _override_value(value)]
-    world = _read_json(_latest_state_path(run)).get("world_size", 1)
+    state = run_layout.checkpoint_dir(run, step) / run_layout.TRAINER_STATE_FILE
+    world = _read_json(state).get("world_size", 1)
     return " ".join([f"deepspeed --num_gpus {world} $(which luke-train)",
                      f"--corpus {config.get('corpus', 'CORPUS')} --output {run.resolve()}", *overrides])
 
@@ -156,11 +162,6 @@ def _override_value(value) -> str:
     if isinstance(value, (list, tuple)):
         return ",".join(map(str, value))
     return str(value).lower() if isinstance(value, bool) else str(value)
-
-
-def _latest_state_path(run: Path) -> Path:
-    step = run_layout.latest_step(run)
-    return run_layout.checkpoint_dir(run, step or 0) / run_layout.TRAINER_STATE_FILE
 
 
 def _usage_section() -> str:

@@ -13,6 +13,7 @@ Run as a script under the launcher, this file is that probe:
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -44,11 +45,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def venv_env() -> dict[str, str]:
+    """The environment with the venv's bin first on PATH, as an activated venv has it: DeepSpeed
+    JIT-builds its CPU comm op with the `ninja` found on PATH, and the venv's ninja (1.13) and a
+    system one (1.11) hash build commands differently, so mixing them rebuilds the op (~2 min)."""
+    return {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
 def deepspeed_launch(*args: str) -> None:
     """`deepspeed --num_gpus 2 ARGS` (two CPU ranks here); fails the test with its output."""
     command = [str(BIN / "deepspeed"), "--master_port", str(free_port()), "--num_gpus", "2",
                *args]
-    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600,
+                          env=venv_env())
     assert done.returncode == 0, f"{' '.join(command)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
 
 
@@ -75,7 +84,8 @@ def zero1_single_rank_run(en_corpus, tmp_path_factory) -> Path:
     command = [str(BIN / "luke-train"), "--config", str(TINY), "--corpus", str(en_corpus),
                "--output", str(run), "--max-steps", str(STEPS), "--save-every", str(STEPS),
                "--zero-stage", "1", *RUN_OVERRIDES]
-    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600,
+                          env=venv_env())
     assert done.returncode == 0, done.stderr[-3000:]
     return run
 
@@ -348,6 +358,25 @@ def test_model_card(runs, exports):
     assert "Pretrained with plain attention" in plain_card
 
 
+def test_model_card_names_a_full_dumps_wiki_and_date(tmp_path):
+    """A real dump's name carries its date; the card states it with the wiki's dbname."""
+    from transformers import LukeConfig
+
+    from pretrain.model_card import render_model_card
+
+    corpus, run = tmp_path / "corpus", tmp_path / "run"
+    corpus.mkdir()
+    run.mkdir()
+    pages = {"options": {"dump": "/data/enwiki-20240601-pages-articles-multistream.xml.bz2"},
+             "siteinfo": {"dbname": "enwiki", "language": "en"}}
+    (corpus / "manifest.json").write_text(json.dumps({"schema_version": 1,
+                                                      "stages": {"pages": pages}}))
+    card = render_model_card(run, 7, corpus, LukeConfig())
+    assert "`enwiki-20240601-pages-articles-multistream.xml.bz2` (wiki `enwiki`, dump date " \
+           "2024-06-01)" in card
+    assert "Steps: 7" in card and "not logged" in card
+
+
 # ------------------------------------------------------------------------------ failures
 
 def copy_run(run: Path, where: Path) -> Path:
@@ -372,6 +401,9 @@ BREAKAGES = {
     "missing_shard": (lambda run: (run / "checkpoints" / str(STEPS) /
                                    "zero_pp_rank_1_mp_rank_00_optim_states.pt").unlink(),
                       "a rank's shard is missing"),
+    "missing_model_shard": (lambda run: (run / "checkpoints" / str(STEPS) /
+                                         "zero_pp_rank_1_mp_rank_00_model_states.pt").unlink(),
+                            "holds 1 model state files"),
     "truncated_states": (lambda run: truncate(run / "checkpoints" / str(STEPS) /
                                               "zero_pp_rank_0_mp_rank_00_model_states.pt"),
                          "zero_pp_rank_0_mp_rank_00_model_states.pt: not a complete"),
