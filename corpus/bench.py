@@ -114,6 +114,8 @@ def run(args: argparse.Namespace) -> int:
 def measure(dump: Path, args: argparse.Namespace, tmp: Path) -> BenchReport:
     """Every figure of the report, measured on one dump file."""
     articles, site, xml_bytes = read_articles(dump)
+    if not articles:
+        raise ValueError(f"{dump}: no articles (namespace 0, not redirects) to measure")
     report = BenchReport(dump=str(dump), repeat=args.repeat, xml_mb=xml_bytes / MB,
                          articles=len(articles),
                          wikitext_mb=sum(len(t.encode("utf-8")) for _, t in articles) / MB,
@@ -279,9 +281,11 @@ def _renamed_copy(body: str, k: int, id_offset: int) -> str:
 
 
 def format_report(report: BenchReport, args: argparse.Namespace) -> str:
-    lines = [f"luke-corpus bench {report.dump}"
-             + (f" --repeat {report.repeat} (its pages {report.repeat} times, copies under new "
-                f"titles)" if report.repeat > 1 else ""),
+    command = (f"luke-corpus bench {report.dump} --workers {args.workers} --repeat {args.repeat}"
+               f" --rounds {args.rounds}" + (" --no-build" if args.no_build else ""))
+    lines = [command,
+             f"  the dump's pages {report.repeat} times (copies under new titles)"
+             if report.repeat > 1 else "  the dump as it is",
              f"  {report.xml_mb:.2f} MB of XML, {report.articles} articles "
              f"({report.wikitext_mb:.2f} MB of wikitext); {report.cores} CPU cores "
              f"(load average {report.load_average:.1f} at start); Python {report.python}",
