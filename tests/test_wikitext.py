@@ -278,7 +278,7 @@ def test_prepass_changes_nothing_on_real_pages(en_pages, bg_pages):
     "[[a|" * 3000 + "]]" * 3000, "{{a|" * 3000 + "}}" * 3000, "}}]]|}" * 3000,
     # unclosed constructs repeated: the pre-pass must not search to the end for each one
     "{{a " * 20000, "<ref>a " * 20000, "[[File:a " * 20000, "\n<!--a" * 20000,
-    "[[Category:a " * 20000, "{{a|<ref>x " * 10000,
+    "[[Category:a " * 20000, "{{a|<ref>x " * 10000, "<nowiki>a " * 20000,
 ])
 def test_pathological_input_gives_clean_text(garbage):
     page = parse_page(garbage, "T", EN)
