@@ -201,15 +201,19 @@ def _preprocessor_cuts(text: str) -> list[Region]:
 
 def _after_tag(text: str, m: re.Match, closing: _ClosingTags, cuts: list[Region]) -> int:
     """Where scanning goes on after the tag name at m: past a nowiki section (kept) or a
-    dropped extension element (cut; an unclosed one is cut alone); other tags are read on."""
+    dropped extension element (cut); other tags are read on. An unclosed tag of either kind
+    is cut alone: it shows nothing (the clean text drops a stray `<nowiki>` anyway), and
+    mwparserfromhell takes time quadratic in their number to give up on them. `<nowiki/>`
+    stays: it ends a link's trail (`[[b]]<nowiki/>s` links "b" only)."""
     name = m.group("tag").lower()
     if name != "nowiki" and name not in _DROPPED_TAG_SET:
         return m.end()
     rest = _TAG_REST.match(text, m.end())
     if rest is None:
         return m.end()
-    end = None if rest.group("selfclose") else closing.end(name, rest.end())
-    if name != "nowiki":
+    selfclose = rest.group("selfclose") is not None
+    end = None if selfclose else closing.end(name, rest.end())
+    if name != "nowiki" or end is None and not selfclose:
         cuts.append((m.start(), end or rest.end()))
     return end or rest.end()
 

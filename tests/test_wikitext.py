@@ -94,6 +94,8 @@ CASES = [
     ("a {{b c d <ref>unclosed e", "a b c d unclosed e", []),
     ("a <!-- never closed [[X]]", "a", []),
     ("a <nowiki>[[x]]</nowiki> {{math|{x}}} b", "a x } b", []),
+    # <nowiki/> ends a link trail; an unclosed <nowiki> shows nothing of itself
+    ("a[[b]]<nowiki/>s c <nowiki>d [[e]]", "abs c d e", [("b", "B"), ("e", "E")]),
     # paragraphs: blank lines, headings, list items and <br> break; a single newline joins
     ("First line\nsame paragraph.\n\n== Heading ==\nSecond {{tpl|\n\n}} one.\n"
      "* item [[One]]\n** item two\n# three\n; four : five\nsix<br/>seven\neight",
