@@ -15,7 +15,7 @@
 # DRY_RUN=1 (same as --dry-run: print the commands, run nothing).
 # About 5 minutes on 2 CPU cores once pip's cache holds the packages (plus about 90 s the first
 # time deepspeed builds its CPU op).
-set -euo pipefail
+set -Eeuo pipefail  # -E: the ERR trap below also fires inside functions
 source "$(dirname "$0")/common.sh"
 cd "$LUKE_REPO"
 
@@ -30,12 +30,16 @@ case "$out" in /*) out_abs=$out ;; *) out_abs=$LUKE_REPO/$out ;; esac
 steps=${QUICKSTART_STEPS:-200}
 procs=${QUICKSTART_PROCS:-2}
 dump=tests/data/enwiki-sample-5-articles.xml.bz2
+[[ "$steps" =~ ^[1-9][0-9]*$ ]] || die "QUICKSTART_STEPS must be a positive integer, got '$steps'"
+[[ "$procs" =~ ^[1-9][0-9]*$ ]] || die "QUICKSTART_PROCS must be a positive integer, got '$procs'"
 started=$SECONDS
 
 stage() {  # a header per stage, with the time spent so far
+    stage_now="[$1/6] $2"
     echo "" >&2
-    echo "==> [$1/6] $2   ($(( SECONDS - started )) s elapsed)" >&2
+    echo "==> $stage_now   ($(( SECONDS - started )) s elapsed)" >&2
 }
+trap 'echo "quickstart.sh: stopped in stage $stage_now: see the error above; a rerun skips the finished work" >&2' ERR
 
 stage 1 "environment: .venv with torch, deepspeed, transformers and this project"
 if [ "${SKIP_SETUP:-0}" = 1 ]; then note "SKIP_SETUP=1: using $LUKE_VENV as it is"; else run_cmd bash launch/setup.sh; fi
@@ -44,7 +48,9 @@ PATH="$LUKE_VENV/bin:$PATH"
 stage 2 "corpus: pages, entity vocabulary, tokenizer and training sequences from $dump"
 # --partial-dump: five articles link mostly to pages outside the sample, and those targets are
 # the entities worth learning. Short sequences give a few hundred examples from five articles.
-run_cmd luke-corpus build "$dump" --out "$out/corpus" --workers "$(nproc 2>/dev/null || echo 1)" \
+# Two workers at most: five articles do not repay starting more processes.
+workers=$(nproc 2>/dev/null || echo 1)
+run_cmd luke-corpus build "$dump" --out "$out/corpus" --workers $(( workers < 2 ? workers : 2 )) \
     --partial-dump --word-vocab-size 2000 --entity-vocab-size 2000 \
     --max-seq-length 128 --max-entities 32 --validation-pages 1
 

@@ -267,6 +267,19 @@ def test_quickstart_dry_run_lists_the_pipeline_in_order(tmp_path):
     assert train[train.index("--output") + 1] == f"{qs}/run"
 
 
+def test_quickstart_refuses_a_bad_step_count():
+    result = launch("quickstart.sh", check=False, QUICKSTART_STEPS="ten")
+    assert result.returncode == 2
+    assert "QUICKSTART_STEPS must be a positive integer, got 'ten'" in result.stderr
+
+
+def test_quickstart_names_the_stage_that_failed(tmp_path):
+    (tmp_path / "corpus").write_text("a file where the corpus directory should go")
+    result = launch("quickstart.sh", check=False, QUICKSTART_DIR=str(tmp_path), SKIP_SETUP="1")
+    assert result.returncode != 0
+    assert "stopped in stage [2/6] corpus" in result.stderr.splitlines()[-1]
+
+
 @pytest.mark.slow
 def test_single_node_trains_for_real_on_two_cpu_processes(en_corpus, tmp_path):
     run = tmp_path / "run"
