@@ -280,6 +280,65 @@ def test_quickstart_names_the_stage_that_failed(tmp_path):
     assert "stopped in stage [2/6] corpus" in result.stderr.splitlines()[-1]
 
 
+def load_show_predictions():
+    """launch/show_predictions.py as a module (launch/ is scripts, not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("show_predictions", LAUNCH / "show_predictions.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def tiny_model_dir(corpus: Path, out: Path) -> Path:
+    """What luke-export writes, in small: the corpus's tokenizer files beside a LukeForMaskedLM
+    (random weights) whose vocabulary sizes and special ids come from the corpus manifest."""
+    import shutil
+
+    import torch
+    from transformers import LukeConfig, LukeForMaskedLM
+
+    stages = json.loads((corpus / "manifest.json").read_text())["stages"]
+    words = stages["tokenizer"]
+    config = LukeConfig(vocab_size=words["vocab_size"], entity_vocab_size=stages["entity_vocab"]["size"],
+                        hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=64, entity_emb_size=16, max_position_embeddings=130,
+                        pad_token_id=words["pad_token_id"], bos_token_id=words["bos_token_id"],
+                        eos_token_id=words["eos_token_id"])
+    shutil.copytree(corpus / "tokenizer", out)
+    torch.manual_seed(0)
+    LukeForMaskedLM(config).save_pretrained(out)
+    return out
+
+
+def test_show_predictions_ranks_titles_of_the_entity_vocabulary(en_corpus, tmp_path, capsys):
+    import re
+
+    model_dir = tiny_model_dir(en_corpus, tmp_path / "hf")
+    assert load_show_predictions().main([str(model_dir), "--top-k", "4"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == ("sentence: Until joining the eurozone, the [Estonian kroon -> [MASK]] had "
+                      "been pegged to the euro.")
+    ranked = [re.fullmatch(r"\s+(\d+)\. (.+?)\s+([0-9.]+)", line).groups() for line in out[2:]]
+    titles = json.loads((model_dir / "entity_vocab.json").read_text())
+    assert [int(rank) for rank, _, _ in ranked] == [1, 2, 3, 4]
+    assert all(title in titles for _, title, _ in ranked)
+    probabilities = [float(p) for _, _, p in ranked]
+    assert probabilities == sorted(probabilities, reverse=True) and 0 < probabilities[0] <= 1
+
+
+@pytest.mark.parametrize("make_dir, args, message", [
+    (False, [], "is not an exported model (no config.json)"),
+    (True, ["--mention", "Riga"], "mention 'Riga' does not occur in the text"),
+])
+def test_show_predictions_refuses_bad_input_with_one_line(tmp_path, capsys, make_dir, args, message):
+    if make_dir:
+        (tmp_path / "config.json").write_text("{}")
+    assert load_show_predictions().main([str(tmp_path), *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.splitlines()) == 1
+
+
 @pytest.mark.slow
 def test_single_node_trains_for_real_on_two_cpu_processes(en_corpus, tmp_path):
     run = tmp_path / "run"
