@@ -58,6 +58,8 @@ launcher=(deepspeed --hostfile "$hostfile" --num_nodes "$num_nodes"
 if [ -n "$node_rank" ]; then
     [ "$node_rank" -lt "$num_nodes" ] || die "--node-rank $node_rank but only $num_nodes node(s)"
     launcher+=(--no_ssh --node_rank "$node_rank")
+elif [ "$num_nodes" -gt 1 ] && [ "$DRY_RUN" != 1 ] && ! command -v pdsh >/dev/null 2>&1; then
+    die "ssh mode needs pdsh on this host (install it), or run this command on every node with --node-rank R"
 fi
 nccl_env=()
 for var in NCCL_SOCKET_IFNAME NCCL_IB_DISABLE NCCL_DEBUG; do

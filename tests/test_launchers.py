@@ -170,6 +170,18 @@ def test_multi_node_refuses_bad_hostfiles(tmp_path, hostfile_lines, args, messag
     assert result.returncode == 2 and message in result.stderr
 
 
+def test_multi_node_ssh_mode_needs_pdsh(tmp_path):
+    hostfile = write_hostfile(tmp_path, "node-a slots=8", "node-b slots=8")
+    bin_dir = tmp_path / "bin"  # a PATH with bash and the venv, without pdsh
+    bin_dir.mkdir()
+    for tool in ("bash", "dirname", "awk", "env"):
+        (bin_dir / tool).symlink_to(subprocess.run(["which", tool], capture_output=True, text=True,
+                                                   check=True).stdout.strip())
+    result = launch("multi_node.sh", "--hostfile", str(hostfile), *TRAINER_ARGS, check=False,
+                    PATH=f"{VENV_BIN}:{bin_dir}")
+    assert result.returncode == 2 and "ssh mode needs pdsh" in result.stderr
+
+
 def test_torchrun_standalone_on_one_machine():
     (command,) = dry_run("torchrun.sh", "--", *TRAINER_ARGS)
     assert command == ["env", f"OMP_NUM_THREADS={cpu_threads(2)}", "torchrun", "--nnodes", "1",
