@@ -207,6 +207,12 @@ def _write_tag(node: Tag, context: _Context, out: _TextBuilder) -> None:
 
 def _write_link(node: Wikilink, context: _Context, out: _TextBuilder) -> None:
     raw_target = str(node.title)
+    if MARKER_OPEN in raw_target and context.stash:
+        # `[[a [[b]] c]]`: a target holding a link is no link (MediaWiki shows the brackets
+        # as text, which the layout drops); the inner link stays one.
+        label = "" if node.text is None else f"|{node.text}"
+        out.text(f"[[{raw_target}{label}]]")
+        return
     renders, article = context.rules.lookup(raw_target)
     if renders:
         out.link(_anchor_text(node, raw_target, context), article)

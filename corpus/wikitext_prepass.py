@@ -262,8 +262,13 @@ def _block_cuts(text: str, site: SiteInfo, ids: dict[str, int]) -> list[Region]:
         elif kind == "close":
             if opens:
                 links.append((opens.pop(), pos))
+            else:
+                cuts.append((start, pos))     # a stray `]]`
         else:
             cuts.append((start, pos))
+    # Stray `[[` go too: MediaWiki shows them as text, which the clean text drops anyway, and
+    # mwparserfromhell takes time quadratic in their number to give up on them.
+    cuts.extend((start, start + 2) for start in opens)
     cuts.extend(_unclosed_table_cuts(text, tables))
     cuts.extend(link for link in _outermost(links) if _renders_nothing(text, link[0], site, ids))
     return cuts

@@ -90,6 +90,9 @@ CASES = [
      "after end", []),
     ("{{Infobox\n| a = {|\n|x\n|}\n}}\ntext <gallery>\nFile:x.jpg|[[y]]\n</gallery> end",
      "text end", []),
+    # brackets that make no link: stray ones, a target holding a link, a link in a label
+    ("x [[a|b [[c]] d ]] y [[a [[b]] c]] [[e|x [[f]] y]] z [[g|h", "x b c d y a b c x f y z g|h",
+     [("b c d", "A"), ("b", "B"), ("x f y", "E")]),
     # MediaWiki's own text rules: unclosed template braces and tags, an unclosed comment
     ("a {{b c d <ref>unclosed e", "a b c d unclosed e", []),
     ("a <!-- never closed [[X]]", "a", []),
@@ -280,7 +283,7 @@ def test_prepass_changes_nothing_on_real_pages(en_pages, bg_pages):
     "[[a|" * 3000 + "]]" * 3000, "{{a|" * 3000 + "}}" * 3000, "}}]]|}" * 3000,
     # unclosed constructs repeated: the pre-pass must not search to the end for each one
     "{{a " * 20000, "<ref>a " * 20000, "[[File:a " * 20000, "\n<!--a" * 20000,
-    "[[Category:a " * 20000, "{{a|<ref>x " * 10000, "<nowiki>a " * 20000,
+    "[[Category:a " * 20000, "{{a|<ref>x " * 10000, "<nowiki>a " * 20000, "[[a|b " * 20000,
 ])
 def test_pathological_input_gives_clean_text(garbage):
     page = parse_page(garbage, "T", EN)
