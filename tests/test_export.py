@@ -79,11 +79,12 @@ def runs(en_corpus, tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def zero1_single_rank_run(en_corpus, tmp_path_factory) -> Path:
-    """A ZeRO-1 run of one process started without any launcher."""
-    run = tmp_path_factory.mktemp("runs1") / "zero1_single"
+    """A ZeRO-1 run of one process started without any launcher, of transformers' own model
+    (model.impl=hf) rather than the fast one."""
+    run = tmp_path_factory.mktemp("runs1") / "zero1_single_hf"
     command = [str(BIN / "luke-train"), "--config", str(TINY), "--corpus", str(en_corpus),
                "--output", str(run), "--max-steps", str(STEPS), "--save-every", str(STEPS),
-               "--zero-stage", "1", *RUN_OVERRIDES]
+               "--zero-stage", "1", *RUN_OVERRIDES, "model.impl=hf"]
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600,
                           env=venv_env())
     assert done.returncode == 0, done.stderr[-3000:]
@@ -181,12 +182,25 @@ def test_merged_partitions_equal_the_module_deepspeed_saved(runs, zero1_single_r
 
 
 @pytest.mark.slow
-def test_single_rank_zero1_run_exports(zero1_single_rank_run, tmp_path):
+def test_single_rank_zero1_hf_run_round_trip(zero1_single_rank_run, tmp_path):
+    """The training model (transformers' implementation, word decoder tied) holding the module
+    DeepSpeed saved gives the exported model's logits and loss."""
     from pretrain.export import export_run
+    from pretrain.run_layout import checkpoint_dir
 
-    model, info = load_masked_lm(export_run(zero1_single_rank_run, tmp_path / "hf"))
+    run = zero1_single_rank_run
+    config, corpus, training = training_model(run)
+    saved = torch.load(checkpoint_dir(run, STEPS) / "mp_rank_00_model_states.pt",
+                       weights_only=False)["module"]
+    training.load_state_dict(saved)
+    model, info = load_masked_lm(export_run(run, tmp_path / "hf"))
     assert not info["missing_keys"] and not info["unexpected_keys"]
     assert model.config.use_entity_aware_attention
+    batch = probe_batch(corpus, config)
+    with torch.no_grad():
+        expected, got = training.eval()(**batch), model(**batch)
+    for key in ("logits", "entity_logits", "loss", "mlm_loss", "mep_loss"):
+        torch.testing.assert_close(getattr(got, key), getattr(expected, key), rtol=TOL, atol=TOL)
 
 
 @pytest.mark.slow
@@ -490,19 +504,27 @@ def probe_batch(corpus, config) -> dict:
     return batch
 
 
+def training_model(run: Path):
+    """(run config, corpus, freshly built training model) as luke-train builds them for RUN."""
+    from pretrain import run_layout
+    from pretrain.config import config_from_dict, luke_config
+    from pretrain.data import CorpusInfo
+    from pretrain.train import build_model
+
+    resolved = json.loads((run / run_layout.CONFIG_FILE).read_text())
+    corpus = CorpusInfo.load(resolved.pop("corpus"))
+    config = config_from_dict(resolved)
+    return config, corpus, build_model(luke_config(config.model, corpus), config.model)
+
+
 def probe_run(run: Path, rank: int) -> dict:
     """The training model's outputs on a corpus batch, loaded by DeepSpeed from RUN's latest."""
     import deepspeed
 
     from pretrain import checkpoint, run_layout
-    from pretrain.config import config_from_dict, luke_config
-    from pretrain.data import CorpusInfo
-    from pretrain.train import build_model, param_groups
+    from pretrain.train import param_groups
 
-    resolved = json.loads((run / run_layout.CONFIG_FILE).read_text())
-    corpus = CorpusInfo.load(resolved.pop("corpus"))
-    config = config_from_dict(resolved)
-    model = build_model(luke_config(config.model, corpus), config.model)
+    config, corpus, model = training_model(run)
     ds_config = json.loads((run / run_layout.DS_CONFIG_FILE).read_text())
     engine, *_ = deepspeed.initialize(model=model, config=ds_config, model_parameters=param_groups(
         model, config.optim.weight_decay))
