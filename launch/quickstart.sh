@@ -61,7 +61,7 @@ done_steps=$(run_latest_step "$out/run" 2>/dev/null || true)
 if [ -n "$done_steps" ] && [ "$done_steps" -ge "$steps" ]; then
     note "$out/run already holds a checkpoint at step $done_steps: keeping it"
 elif [ -n "$done_steps" ]; then
-    note "$out/run stopped at step $done_steps: resuming"
+    note "$out/run has a checkpoint at step $done_steps: continuing to step $steps (--resume)"
     run_cmd "${train[@]}" --resume
 else
     [ ! -e "$out/run" ] || run_cmd rm -rf "$out/run"  # a run that never saved holds nothing to keep
