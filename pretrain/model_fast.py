@@ -5,12 +5,19 @@ loads strictly into the other and checkpoints/export are shared. What differs is
 step is computed:
 - hidden states of words and entities stay one tensor through the encoder;
 - attention is one `scaled_dot_product_attention` call per layer, entity-aware attention
-  included (pretrain/fast_attention.py); query/key/value share one matmul;
+  included (pretrain/fast_attention.py); query/key/value share one matmul; on CPU while
+  attention dropout is on (the fused CPU kernel has none) a lean eager softmax runs instead;
 - the prediction heads run only on the positions that carry a label (label != -100): the rows
   are gathered before the head, so the 32K-500K wide decoders cost 15% of what they cost over
   every position;
+- on CPU the lookups into the two tied tables give sparse gradients that autograd adds in
+  place into the decoders' dense ones (`sparse_lookup_grads`): the parameters' .grad stay dense;
 - on CUDA the forward runs under bf16 autocast (losses in fp32); `compile_layers()` compiles
   each encoder layer in place and `activation_checkpointing` recomputes layers in backward.
+
+Measured (luke-bench, CPU, small): torch.compile of the layers was slower than eager on CPU,
+so it stays an option; unpadding was not built: the bench batches are packed 512-word
+sequences and the collator pads to the micro-batch's longest, leaving ~5% padding tokens.
 
 Tied weights (as the reference LUKE pretraining ties them): `lm_head.decoder.weight` is the word
 embedding table, `lm_head.decoder.bias` is `lm_head.bias`, `entity_predictions.decoder.weight`
@@ -176,9 +183,11 @@ class FastLukeEntityEmbeddings(nn.Module):
         weights = valid.to(self.position_embeddings.weight.dtype)
         weights = weights / weights.sum(dim=-1, keepdim=True).clamp(min=1e-7)
         batch, entities, width = position_ids.shape
-        pooled = F.embedding_bag(position_ids.clamp(min=0).view(-1, width),
-                                 self.position_embeddings.weight, mode="sum",
-                                 per_sample_weights=weights.view(-1, width))
+        # Outside autocast: embedding_bag wants its weights and per-sample weights in one dtype.
+        with torch.autocast(position_ids.device.type, enabled=False):
+            pooled = F.embedding_bag(position_ids.clamp(min=0).view(-1, width),
+                                     self.position_embeddings.weight, mode="sum",
+                                     per_sample_weights=weights.view(-1, width))
         return pooled.view(batch, entities, -1)
 
 

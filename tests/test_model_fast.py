@@ -194,13 +194,17 @@ def test_activation_checkpointing_gives_the_same_gradients():
 
 
 @pytest.mark.slow
-def test_compiled_model_gives_the_same_loss_on_cpu():
+def test_compiled_model_gives_the_same_loss_and_gradients_on_cpu():
     config = tiny_config(True)
     hf, fast = twin_models(config)
     compiled = build_model(config, "fast", compile=True)
     compiled.load_state_dict(fast.state_dict())
     batch = make_batch()
-    torch.testing.assert_close(compiled(**batch).loss, hf(**batch).loss, atol=ATOL, rtol=0)
+    want, got = hf(**batch), compiled(**batch)
+    torch.testing.assert_close(got.loss, want.loss, atol=ATOL, rtol=0)
+    want.loss.backward()
+    got.loss.backward()
+    assert_same_gradients(hf, compiled)
 
 
 def test_unknown_implementation_is_refused():
