@@ -330,7 +330,6 @@ class FastLukeForMaskedLM(nn.Module):
         loss = sum(parts[1:], parts[0]) if parts else None
         return FastLukeOutput(loss, mlm_loss, mep_loss, logits, entity_logits)
 
-
     def sparse_lookup_grads(self, input_ids, labels, entity_labels) -> tuple[bool, bool]:
         """Whether each tied table's lookup should give a sparse gradient: on CPU, where a step
         otherwise allocates three fresh table-sized gradients (lookup, decoder, their sum) and

@@ -30,7 +30,9 @@ def build_model(config: LukeConfig, impl: str = "fast", compile: bool = False,
     if impl == "hf":
         model = tie_word_decoder(LukeForMaskedLM(config))
         if activation_checkpointing:
-            model.gradient_checkpointing_enable({"use_reentrant": False})
+            # transformers 5.x renamed gradient_checkpointing_enable (kept, deprecated).
+            enable = getattr(model, "activation_checkpointing_enable", None)
+            (enable or model.gradient_checkpointing_enable)({"use_reentrant": False})
         layers = model.luke.encoder.layer
     elif impl == "fast":
         model = FastLukeForMaskedLM(config)

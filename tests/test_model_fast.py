@@ -193,6 +193,20 @@ def test_activation_checkpointing_gives_the_same_gradients():
     assert_same_gradients(plain, checkpointed)
 
 
+def test_transformers_model_with_activation_checkpointing_gives_the_same_gradients():
+    config = tiny_config(True)
+    torch.manual_seed(0)
+    plain = build_model(config, "hf")
+    checkpointed = build_model(config, "hf", activation_checkpointing=True)
+    checkpointed.load_state_dict(plain.state_dict())
+    batch = make_batch()
+    want, got = plain(**batch), checkpointed(**batch)
+    torch.testing.assert_close(got.loss, want.loss, atol=ATOL, rtol=0)
+    want.loss.backward()
+    got.loss.backward()
+    assert_same_gradients(plain, checkpointed)
+
+
 @pytest.mark.slow
 def test_compiled_model_gives_the_same_loss_and_gradients_on_cpu():
     config = tiny_config(True)
