@@ -62,8 +62,9 @@ def derive_ds_config(config: RunConfig, world_size: int, steps: int,
         # the value here is the default for groups that do not set it.
         "optimizer": {"type": "AdamW", "params": {
             "lr": o.lr, "betas": list(o.betas), "eps": o.eps, "weight_decay": o.weight_decay,
-            # torch's AdamW: DeepSpeed's FusedAdam needs a CUDA build step that CPU lacks.
-            "torch_adam": not on_gpu}},
+            # torch's AdamW, fused on GPU: DeepSpeed's own FusedAdam is compiled at first
+            # use and needs a CUDA toolkit (nvcc) that many GPU machines and all CPUs lack.
+            "torch_adam": True, "fused": on_gpu}},
         "scheduler": {"type": "WarmupDecayLR", "params": {
             "warmup_min_lr": 0.0, "warmup_max_lr": o.lr, "warmup_num_steps": max(1, warmup),
             "total_num_steps": steps, "warmup_type": "linear"}},

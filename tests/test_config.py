@@ -121,6 +121,9 @@ def test_ds_config_is_derived():
     assert ds["scheduler"]["params"]["warmup_num_steps"] == 10
     assert ds["optimizer"]["params"]["lr"] == config.optim.lr
     assert ds["gradient_clipping"] == config.optim.grad_clip
+    # torch's AdamW: nothing to compile; its fused CUDA kernel only where there is a GPU
+    assert ds["optimizer"]["params"]["torch_adam"] and not ds["optimizer"]["params"]["fused"]
+    assert derive_ds_config(config, 2, 100, on_gpu=True)["optimizer"]["params"]["fused"]
 
 
 def test_global_batch_must_divide():
