@@ -43,17 +43,20 @@ class ExportError(Exception):
 
 
 def export_run(run_dir, out_dir, checkpoint: int | None = None,
-               entity_aware_attention: bool | None = None, overwrite: bool = False) -> Path:
+               entity_aware_attention: bool | None = None, overwrite: bool = False,
+               corpus_dir=None) -> Path:
     """Export checkpoint `checkpoint` (default: the run's latest) of RUN into `out_dir`.
 
     entity_aware_attention: None keeps the reference convention (on, queries copied when the
     model was pretrained without it); False exports plain attention, which a model pretrained
-    with entity-aware attention cannot honour (refused). Returns `out_dir`.
+    with entity-aware attention cannot honour (refused). corpus_dir: the corpus build whose
+    tokenizer to ship, when it moved since training (default: the one RUN/config.json names).
+    Returns `out_dir`.
     """
     run, out = Path(run_dir), Path(out_dir)
     _check_destination(out, overwrite)
     step = _resolve_step(run, checkpoint)
-    corpus = _corpus_dir(run)
+    corpus = _corpus_dir(run, corpus_dir)
     model = _trained_model(run, step, entity_aware_attention)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.export-{os.getpid()}"
@@ -115,20 +118,19 @@ def _read_json(path: Path) -> dict:
         raise ExportError(f"{path}: not valid JSON ({error})") from None
 
 
-def _corpus_dir(run: Path) -> Path:
-    """The corpus build the run trained on, as recorded in RUN/config.json."""
+def _corpus_dir(run: Path, given=None) -> Path:
+    """The corpus build the run trained on: `given`, or as recorded in RUN/config.json."""
     config_path = run / run_layout.CONFIG_FILE
-    config = _read_json(config_path)
-    recorded = config.get("corpus") or config.get("data", {}).get("corpus")
-    if not recorded:
-        raise ExportError(f"{config_path}: does not record the corpus directory ('corpus' key)")
-    corpus = Path(recorded)
-    if not corpus.is_absolute():
-        corpus = (run / corpus).resolve() if (run / corpus).exists() else corpus.resolve()
+    recorded = _read_json(config_path).get("corpus")
+    if given is None and not recorded:
+        raise ExportError(f"{config_path}: does not record the corpus directory ('corpus' key); "
+                          "name it with --corpus")
+    corpus = Path(given if given is not None else recorded)
+    where = "given with --corpus" if given is not None else f"named in {config_path}"
     tokenizer = corpus / schema.TOKENIZER_DIR
     if not tokenizer.is_dir():
-        raise ExportError(f"{tokenizer}: the tokenizer of the run's corpus is missing "
-                          f"(corpus named in {config_path})")
+        raise ExportError(f"{tokenizer}: the tokenizer of the run's corpus is missing (corpus "
+                          f"{where}; if it moved, pass --corpus DIR)")
     return corpus
 
 
@@ -289,6 +291,9 @@ def parse_args(argv):
                         help="default on: a plain-attention model gets its queries copied into "
                              "the entity-aware ones; off keeps plain attention")
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
+    parser.add_argument("--corpus", type=Path, default=None, metavar="DIR",
+                        help="the corpus build the run trained on, if it moved since "
+                             "(default: the one RUN/config.json names)")
     return parser.parse_args(argv)
 
 
@@ -296,7 +301,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     eaa = None if args.entity_aware_attention is None else args.entity_aware_attention == "on"
     try:
-        out = export_run(args.run, args.out, args.checkpoint, eaa, args.overwrite)
+        out = export_run(args.run, args.out, args.checkpoint, eaa, args.overwrite, args.corpus)
     except (ExportError, CheckpointError) as error:
         print(f"luke-export: error: {error}", file=sys.stderr)
         return 1

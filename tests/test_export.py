@@ -468,7 +468,22 @@ def test_run_and_corpus_that_disagree_are_refused(runs, en_corpus_copy, tmp_path
     shutil.rmtree(en_corpus_copy / "tokenizer")
     code, err = export_cli(run, out, capsys=capsys)
     assert code == 1 and "the tokenizer of the run's corpus is missing" in err
+    assert "pass --corpus DIR" in err
     assert_nothing_written(out)
+
+
+@pytest.mark.slow
+def test_moved_corpus_is_given_with_corpus_flag(runs, en_corpus, tmp_path, capsys):
+    run = copy_run(runs["zero2_plain"], tmp_path)
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**config, "corpus": str(tmp_path / "moved")}))
+    out = tmp_path / "hf"
+    code, err = export_cli(run, out, capsys=capsys)
+    assert code == 1 and f"{tmp_path / 'moved'}/tokenizer" in err
+    assert_nothing_written(out)
+    assert export_cli(run, out, "--corpus", str(en_corpus), capsys=capsys)[0] == 0
+    assert (out / "entity_vocab.json").read_bytes() == \
+        (en_corpus / "tokenizer" / "entity_vocab.json").read_bytes()
 
 
 @pytest.mark.slow
