@@ -14,6 +14,10 @@ Memory: `peak_mem_bytes` is the step's transient peak above the resting state (w
 freed, optimizer state), measured in one extra step per implementation: on CPU from the torch
 profiler's allocation events (every allocation and free by torch, replayed in time order), on
 CUDA from torch.cuda.max_memory_allocated. Timing steps run without the profiler.
+
+On a shared CPU machine prefer --threads 1: with more threads than free cores every parallel
+region waits for a descheduled peer (seen here: fused AdamW going from 22 ms to 890 ms at two
+threads on two busy cores), which mostly measures the neighbours.
 """
 
 from __future__ import annotations

@@ -103,7 +103,8 @@ class FastLukeSelfAttention(nn.Module):
             context = (self.eager_entity_aware(hidden, num_words, mask, dropout_p) if entity_aware
                        else self.eager_plain(hidden, mask, dropout_p))
         else:
-            qkv = self.entity_aware_qkv(hidden, num_words) if entity_aware else self.plain_qkv(hidden)
+            qkv = (self.entity_aware_qkv(hidden, num_words) if entity_aware
+                   else self.plain_qkv(hidden))
             context = fused_attention(*qkv, mask, dropout_p, self.head_dim)
         return merge_heads(context)
 

@@ -115,7 +115,8 @@ def test_explicit_type_and_position_ids_match_transformers():
 
 def test_words_only_batch_matches_transformers():
     hf, fast = twin_models(tiny_config(True))
-    batch = {k: v for k, v in make_batch().items() if k in ("input_ids", "attention_mask", "labels")}
+    words_only = ("input_ids", "attention_mask", "labels")
+    batch = {k: v for k, v in make_batch().items() if k in words_only}
     want, got = hf(**batch), fast(**batch)
     torch.testing.assert_close(got.loss, want.loss, atol=ATOL, rtol=0)
     assert got.mep_loss is None and want.mep_loss is None
@@ -148,7 +149,8 @@ def test_tied_tables_end_with_dense_gradients_when_lookups_are_sparse():
     fast = build_model(tiny_config(True), "fast")
     assert fast.sparse_lookup_grads(make_batch()["input_ids"], 1, 1) == (True, True)  # on CPU
     fast(**make_batch()).loss.backward()
-    for table in (fast.luke.embeddings.word_embeddings, fast.luke.entity_embeddings.entity_embeddings):
+    for table in (fast.luke.embeddings.word_embeddings,
+                  fast.luke.entity_embeddings.entity_embeddings):
         assert table.weight.grad.layout == torch.strided
 
 
