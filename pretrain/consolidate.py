@@ -117,7 +117,8 @@ def _merge_zero_partitions(checkpoint: Path) -> dict[str, torch.Tensor]:
             return get_fp32_state_dict_from_zero_checkpoint(str(checkpoint.parent),
                                                             tag=checkpoint.name)
         except (ValueError, KeyError, RuntimeError, FileNotFoundError) as error:
-            raise CheckpointError(f"{checkpoint}: cannot merge the ZeRO partitions: {error}") from None
+            raise CheckpointError(
+                f"{checkpoint}: cannot merge the ZeRO partitions: {error}") from None
 
 
 def _read_whole_module(model_file: Path, model_states: dict) -> dict[str, torch.Tensor]:

@@ -164,7 +164,8 @@ def _strip_wrapper_prefix(weights: dict[str, torch.Tensor]) -> dict[str, torch.T
     return {name.replace("._orig_mod.", "."): t for name, t in weights.items()}
 
 
-def with_copied_queries(weights: dict[str, torch.Tensor], num_layers: int) -> dict[str, torch.Tensor]:
+def with_copied_queries(weights: dict[str, torch.Tensor],
+                        num_layers: int) -> dict[str, torch.Tensor]:
     """`weights` plus each layer's query copied into the three entity-aware queries."""
     weights = dict(weights)
     for layer in range(num_layers):

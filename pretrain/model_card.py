@@ -122,7 +122,8 @@ def _training_section(run: Path, step: int) -> str:
     accuracies = ", ".join(f"{k} {_format(v)}" for k, v in validation.items()
                            if k not in ("step", "kind") and isinstance(v, (int, float)))
     command = training_command(run, config, step)
-    how = "Command" if config.get("command") else "Command (equivalent, rebuilt from RUN/config.json)"
+    how = ("Command" if config.get("command")
+           else "Command (equivalent, rebuilt from RUN/config.json)")
     settings = {section: config.get(section) for section in ("train", "optim") if section in config}
     return "\n".join([
         "## Training\n",
@@ -154,7 +155,8 @@ def training_command(run: Path, config: dict, step: int) -> str:
     state = run_layout.checkpoint_dir(run, step) / run_layout.TRAINER_STATE_FILE
     world = _read_json(state).get("world_size", 1)
     return " ".join([f"deepspeed --num_gpus {world} $(which luke-train)",
-                     f"--corpus {config.get('corpus', 'CORPUS')} --output {run.resolve()}", *overrides])
+                     f"--corpus {config.get('corpus', 'CORPUS')} --output {run.resolve()}",
+                     *overrides])
 
 
 def _override_value(value) -> str:

@@ -58,7 +58,8 @@ def deepspeed_launch(*args: str) -> None:
                *args]
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600,
                           env=venv_env())
-    assert done.returncode == 0, f"{' '.join(command)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    assert done.returncode == 0, \
+        f"{' '.join(command)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
 
 
 # ------------------------------------------------------------------------------ fixtures
@@ -150,17 +151,18 @@ def test_tied_weights_stay_tied_and_entity_bias_survives(runs, exports):
         trained = consolidate_checkpoint(checkpoint_dir(run, STEPS))
         model, _ = load_masked_lm(exports[name])
         luke = model.luke
-        assert model.entity_predictions.decoder.weight is luke.entity_embeddings.entity_embeddings.weight
-        torch.testing.assert_close(model.lm_head.decoder.weight, luke.embeddings.word_embeddings.weight,
-                                   rtol=0, atol=0)
+        entity_table = luke.entity_embeddings.entity_embeddings.weight
+        assert model.entity_predictions.decoder.weight is entity_table
+        torch.testing.assert_close(model.lm_head.decoder.weight,
+                                   luke.embeddings.word_embeddings.weight, rtol=0, atol=0)
         # trained away from its zero init, and exported as trained
         bias = trained["entity_predictions.bias"]
         assert bias.abs().sum() > 0
         torch.testing.assert_close(model.entity_predictions.bias, bias, rtol=0, atol=0)
         saved = load_file(exports[name] / "model.safetensors")
         torch.testing.assert_close(saved["entity_predictions.bias"], bias, rtol=0, atol=0)
-        torch.testing.assert_close(saved["lm_head.decoder.weight"],
-                                   trained["luke.embeddings.word_embeddings.weight"], rtol=0, atol=0)
+        word_table = trained["luke.embeddings.word_embeddings.weight"]
+        torch.testing.assert_close(saved["lm_head.decoder.weight"], word_table, rtol=0, atol=0)
 
 
 @pytest.mark.slow
@@ -424,7 +426,8 @@ BREAKAGES = {
     "no_model_states": (lambda run: [p.unlink() for p in
                                      (run / "checkpoints" / str(STEPS)).glob("*model_states.pt")],
                         "no DeepSpeed model states"),
-    "no_model_config": (lambda run: (run / "model_config.json").unlink(), "model_config.json: missing"),
+    "no_model_config": (lambda run: (run / "model_config.json").unlink(),
+                        "model_config.json: missing"),
     "unfinished": (lambda run: (run / "checkpoints" / str(STEPS) / "trainer_state.json").unlink(),
                    "trainer_state.json missing: the checkpoint was not finished"),
     "checkpoint_dir_gone": (lambda run: shutil.rmtree(run / "checkpoints" / str(STEPS)),
