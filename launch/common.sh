@@ -61,9 +61,11 @@ trainer_path() {  # absolute path of the luke-train console script (launchers ru
 count_local_gpus() {  # CUDA devices this process may use (CUDA_VISIBLE_DEVICES respected)
     if ! command -v nvidia-smi >/dev/null 2>&1; then echo 0; return; fi
     local gpus
-    gpus=$("$(python_bin)" -c 'import torch; print(torch.cuda.device_count())' 2>/dev/null || echo 0)
+    gpus=$("$(python_bin)" -c 'import torch; print(torch.cuda.device_count())' 2>/dev/null) \
+        || gpus=0
     # setup.sh installs the CPU build of torch by default: say so instead of silently using CPU.
-    if [ "$gpus" = 0 ] && [ -z "${CUDA_VISIBLE_DEVICES+set}" ] && nvidia-smi -L 2>/dev/null | grep -q '^GPU'; then
+    if [ "$gpus" = 0 ] && [ -z "${CUDA_VISIBLE_DEVICES+set}" ] \
+            && nvidia-smi -L 2>/dev/null | grep -q '^GPU'; then
         note "warning: nvidia-smi lists GPUs but this torch has no CUDA, so this runs on CPU;" \
              "install a CUDA build of torch into $LUKE_VENV (TORCH_SPEC, see launch/setup.sh)"
     fi
@@ -71,7 +73,8 @@ count_local_gpus() {  # CUDA devices this process may use (CUDA_VISIBLE_DEVICES 
 }
 
 free_port() {  # a TCP port nobody listens on, so two runs on one machine do not collide
-    "$(python_bin)" -c 'import socket; s = socket.socket(); s.bind(("", 0)); print(s.getsockname()[1])'
+    "$(python_bin)" -c 'import socket; s = socket.socket(); s.bind(("", 0))
+print(s.getsockname()[1])'
 }
 
 cpu_threads_per_process() {  # cores / processes, at least 1: N CPU ranks must not oversubscribe

@@ -50,7 +50,8 @@ done
 mapfile -t hosts < <(awk 'NF && $1 !~ /^#/ {print $1}' "$hostfile")
 [ ${#hosts[@]} -gt 0 ] || die "hostfile $hostfile: no host lines (expected 'HOST slots=GPUS')"
 num_nodes=${num_nodes:-${#hosts[@]}}
-[ "$num_nodes" -le ${#hosts[@]} ] || die "--num-nodes $num_nodes but $hostfile lists ${#hosts[@]} host(s)"
+[ "$num_nodes" -le ${#hosts[@]} ] \
+    || die "--num-nodes $num_nodes but $hostfile lists ${#hosts[@]} host(s)"
 
 launcher=(deepspeed --hostfile "$hostfile" --num_nodes "$num_nodes"
           --master_addr "${MASTER_ADDR:-${hosts[0]}}" --master_port "${MASTER_PORT:-29500}")
@@ -59,7 +60,8 @@ if [ -n "$node_rank" ]; then
     [ "$node_rank" -lt "$num_nodes" ] || die "--node-rank $node_rank but only $num_nodes node(s)"
     launcher+=(--no_ssh --node_rank "$node_rank")
 elif [ "$num_nodes" -gt 1 ] && [ "$DRY_RUN" != 1 ] && ! command -v pdsh >/dev/null 2>&1; then
-    die "ssh mode needs pdsh on this host (install it), or run this command on every node with --node-rank R"
+    die "ssh mode needs pdsh on this host (install it)," \
+        "or run this command on every node with --node-rank R"
 fi
 nccl_env=()
 for var in NCCL_SOCKET_IFNAME NCCL_IB_DISABLE NCCL_DEBUG; do

@@ -39,10 +39,14 @@ stage() {  # a header per stage, with the time spent so far
     echo "" >&2
     echo "==> $stage_now   ($(( SECONDS - started )) s elapsed)" >&2
 }
-trap 'echo "quickstart.sh: stopped in stage $stage_now: see the error above; a rerun skips the finished work" >&2' ERR
+trap 'note "stopped in stage $stage_now: see the error above; a rerun skips the finished work"' ERR
 
 stage 1 "environment: .venv with torch, deepspeed, transformers and this project"
-if [ "${SKIP_SETUP:-0}" = 1 ]; then note "SKIP_SETUP=1: using $LUKE_VENV as it is"; else run_cmd bash launch/setup.sh; fi
+if [ "${SKIP_SETUP:-0}" = 1 ]; then
+    note "SKIP_SETUP=1: using $LUKE_VENV as it is"
+else
+    run_cmd bash launch/setup.sh
+fi
 PATH="$LUKE_VENV/bin:$PATH"
 
 stage 2 "corpus: pages, entity vocabulary, tokenizer and training sequences from $dump"

@@ -57,8 +57,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if not (args.model_dir / "config.json").is_file():
-        print(f"show_predictions: {args.model_dir} is not an exported model "
-              f"(no config.json): run luke-export RUN --out {args.model_dir} first", file=sys.stderr)
+        print(f"show_predictions: {args.model_dir} is not an exported model (no config.json): "
+              f"run luke-export RUN --out {args.model_dir} first", file=sys.stderr)
         return 2
     try:
         span = mention_span(args.text, args.mention)

@@ -45,8 +45,10 @@ fi
 if [ "$nnodes" -eq 1 ]; then
     rendezvous=(--standalone)
 else
-    [ -n "${MASTER_ADDR:-}" ] || die "--nnodes $nnodes needs MASTER_ADDR (the rendezvous host) set on every node"
-    rendezvous=(--rdzv-backend c10d --rdzv-endpoint "$MASTER_ADDR:${MASTER_PORT:-29500}" --rdzv-id "$rdzv_id")
+    [ -n "${MASTER_ADDR:-}" ] \
+        || die "--nnodes $nnodes needs MASTER_ADDR (the rendezvous host) set on every node"
+    rendezvous=(--rdzv-backend c10d --rdzv-endpoint "$MASTER_ADDR:${MASTER_PORT:-29500}"
+                --rdzv-id "$rdzv_id")
 fi
 note "$nnodes node(s) x $nproc process(es) per node"
 run_cmd "${env_vars[@]}" torchrun --nnodes "$nnodes" --nproc-per-node "$nproc" "${rendezvous[@]}" \

@@ -20,7 +20,8 @@ REPO = Path(__file__).resolve().parent.parent
 LAUNCH = REPO / "launch"
 VENV_BIN = Path(sys.executable).parent
 TRAINER = str(VENV_BIN / "luke-train")
-TRAINER_ARGS = ["--config", "configs/tiny.toml", "--corpus", "/data/en corpus", "--output", "/runs/r"]
+TRAINER_ARGS = ["--config", "configs/tiny.toml", "--corpus", "/data/en corpus",
+                "--output", "/runs/r"]
 
 
 def launcher_env(**overrides: str) -> dict[str, str]:
@@ -229,7 +230,8 @@ def test_slurm_deepspeed_hostfile_per_node_launch_and_resubmission(tmp_path):
                          "--cpus-per-task", "32", "bash", "-c"]
     per_node = shlex.split(step[-1])
     assert per_node[:per_node.index(TRAINER)] == [
-        "trap", "", "TERM;", "exec", "deepspeed", "--hostfile", str(hostfile), "--no_ssh", "--node_rank",
+        "trap", "", "TERM;", "exec", "deepspeed", "--hostfile", str(hostfile),
+        "--no_ssh", "--node_rank",
         "$SLURM_NODEID", "--master_addr", "gpu-01", "--master_port", str(20000 + 73519 % 10000)]
     assert per_node[per_node.index(TRAINER) + 1:] == TRAINER_ARGS
 
@@ -296,7 +298,8 @@ def load_show_predictions():
     """launch/show_predictions.py as a module (launch/ is scripts, not a package)."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("show_predictions", LAUNCH / "show_predictions.py")
+    path = LAUNCH / "show_predictions.py"
+    spec = importlib.util.spec_from_file_location("show_predictions", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -312,9 +315,9 @@ def tiny_model_dir(corpus: Path, out: Path) -> Path:
 
     stages = json.loads((corpus / "manifest.json").read_text())["stages"]
     words = stages["tokenizer"]
-    config = LukeConfig(vocab_size=words["vocab_size"], entity_vocab_size=stages["entity_vocab"]["size"],
-                        hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                        intermediate_size=64, entity_emb_size=16, max_position_embeddings=130,
+    config = LukeConfig(vocab_size=words["vocab_size"],
+                        entity_vocab_size=stages["entity_vocab"]["size"], hidden_size=32,
+                        num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, entity_emb_size=16, max_position_embeddings=130,
                         pad_token_id=words["pad_token_id"], bos_token_id=words["bos_token_id"],
                         eos_token_id=words["eos_token_id"])
     shutil.copytree(corpus / "tokenizer", out)
@@ -343,7 +346,8 @@ def test_show_predictions_ranks_titles_of_the_entity_vocabulary(en_corpus, tmp_p
     (False, [], "is not an exported model (no config.json)"),
     (True, ["--mention", "Riga"], "mention 'Riga' does not occur in the text"),
 ])
-def test_show_predictions_refuses_bad_input_with_one_line(tmp_path, capsys, make_dir, args, message):
+def test_show_predictions_refuses_bad_input_with_one_line(tmp_path, capsys, make_dir, args,
+                                                          message):
     if make_dir:
         (tmp_path / "config.json").write_text("{}")
     assert load_show_predictions().main([str(tmp_path), *args]) == 2
@@ -373,7 +377,11 @@ def test_single_node_trains_for_real_on_two_cpu_processes(en_corpus, tmp_path):
 # the resubmission instead of queueing it.
 FAKE_SRUN = """#!/usr/bin/env bash
 while [ $# -gt 0 ]; do
-    case "$1" in --nodes|--ntasks-per-node|--cpus-per-task) shift 2 ;; --*) shift ;; *) break ;; esac
+    case "$1" in
+        --nodes|--ntasks-per-node|--cpus-per-task) shift 2 ;;
+        --*) shift ;;
+        *) break ;;
+    esac
 done
 export SLURM_NODEID=0 SLURM_PROCID=0 SLURM_LOCALID=0
 setsid "$@" &
@@ -409,9 +417,9 @@ def test_slurm_job_checkpoints_on_sigterm_and_resubmits_with_resume(en_corpus, t
         (bin_dir / name).write_text(text)
         (bin_dir / name).chmod(0o755)
     run, record = tmp_path / "run", tmp_path / "sbatch.txt"
-    env = launcher_env(**slurm_env(tmp_path, SLURM_JOB_ID="41", SLURM_JOB_NODELIST="localhost",
-                                   SLURM_NNODES="1", SLURM_GPUS_ON_NODE="0", MASTER_PORT=free_port()),
-                       FAKE_SLURM_DIR=str(tmp_path))
+    job_env = slurm_env(tmp_path, SLURM_JOB_ID="41", SLURM_JOB_NODELIST="localhost",
+                        SLURM_NNODES="1", SLURM_GPUS_ON_NODE="0", MASTER_PORT=free_port())
+    env = launcher_env(**job_env, FAKE_SLURM_DIR=str(tmp_path))
     env["PATH"] = f"{bin_dir}:{env['PATH']}"
     env.pop("SLURM_CPUS_PER_TASK")
     job = subprocess.Popen(["bash", str(LAUNCH / "slurm.sbatch"), "--config", "configs/tiny.toml",
@@ -430,5 +438,6 @@ def test_slurm_job_checkpoints_on_sigterm_and_resubmits_with_resume(en_corpus, t
     saved = int((run / "checkpoints" / "latest").read_text())
     assert 2 <= saved < 500 and saved == train_lines(run)[-1]["step"]
     (resubmission,) = record.read_text().splitlines()
-    assert resubmission.startswith("--dependency=afterany:41 --nodes 1 --export=ALL,LUKE_RESUBMIT_COUNT=1")
+    assert resubmission.startswith(
+        "--dependency=afterany:41 --nodes 1 --export=ALL,LUKE_RESUBMIT_COUNT=1")
     assert resubmission.endswith(f"--output {run} --max-steps 500 --resume")
