@@ -317,7 +317,8 @@ def tiny_model_dir(corpus: Path, out: Path) -> Path:
     words = stages["tokenizer"]
     config = LukeConfig(vocab_size=words["vocab_size"],
                         entity_vocab_size=stages["entity_vocab"]["size"], hidden_size=32,
-                        num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, entity_emb_size=16, max_position_embeddings=130,
+                        num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
+                        entity_emb_size=16, max_position_embeddings=130,
                         pad_token_id=words["pad_token_id"], bos_token_id=words["bos_token_id"],
                         eos_token_id=words["eos_token_id"])
     shutil.copytree(corpus / "tokenizer", out)
