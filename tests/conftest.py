@@ -6,12 +6,19 @@ shared read-only; a test that needs to modify a build copies it first.
 
 from __future__ import annotations
 
+import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
 
 from corpus.options import BuildOptions
+
+# Launchers started by tests (deepspeed, luke-train, ninja for DeepSpeed's CPU op) must come
+# from the same environment as this interpreter: a system ninja of another version makes
+# DeepSpeed rebuild its op at every switch, and a clean machine may have none at all.
+os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
 
 DATA = Path(__file__).parent / "data"
 EN_DUMP = DATA / "enwiki-sample-5-articles.xml.bz2"
