@@ -9,9 +9,8 @@ Only namespace-0 pages that are not redirects become rows; redirects are collect
 resolved once the whole dump has been read, and then every link target is resolved in one pass
 over the rows written so far (a redirect can come after the pages that link to it). A page the
 parser chokes on (exception, RecursionError, over `page_timeout` seconds, a crash of its worker)
-is skipped, counted by reason and named in the log; the build goes on. The workers are this
-module's own small pool (WatchedPool) rather than multiprocessing.Pool, because a page stuck in
-native code ignores signals and only killing its process frees the build.
+is skipped, counted by reason and named in the log; the build goes on. The workers and their
+per-page watchdog are corpus/workers.py; the task functions here report each page to it.
 
 `--workers N` is the number of parse processes; this process reads (plain dumps), collects and
 writes besides them.
@@ -21,16 +20,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import multiprocessing
-import pickle
-import queue
 import signal
 import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterator
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -43,15 +39,16 @@ from corpus.progress import byte_progress, count_progress, progress_enabled
 from corpus.redirects import resolve_redirects, write_redirects_tsv
 from corpus.schema import PAGE_COLUMNS, PAGES_DIR, REDIRECTS_FILE
 from corpus.siteinfo import SiteInfo
+from corpus.workers import PageWatch, ordered_map
 
 log = logging.getLogger(__name__)
 
 SKIP_REASONS = ("exception", "recursion", "timeout", "crash")
-WATCHDOG_GRACE = 5.0                # seconds past page_timeout before a stuck worker is killed
 ALARM_TIMEOUTS = True               # False leaves page_timeout to the watchdog alone (tests)
 CHUNK_WIKITEXT_CHARS = 1 << 19      # articles per task: enough to amortize pickling
 MAX_SKIPPED_LISTED = 1000           # skipped pages named in the manifest (all are in the log)
 ROWS_PER_BATCH = 1000
+WORKER_PRELOAD = ("corpus.pages_stage", "corpus.wikitext")   # imported before forking
 
 PAGE_SCHEMA = pa.schema([
     ("id", pa.int64()), ("title", pa.string()), ("text", pa.string()),
@@ -174,191 +171,6 @@ def read_and_parse_stream(dump: str, start: int, end: int, ctx: ParseContext,
     result.xml_bytes = stream.xml_bytes
     result.cpu_seconds = time.process_time() - started
     return result
-
-
-# --- worker processes with a watchdog ------------------------------------------------------------
-# SIGALRM stops a page whose parsing runs in Python, but not one stuck inside native code (the
-# C tokenizer of mwparserfromhell has had such hangs, and they block signals), nor a crash.
-# So every worker tells the main process, through shared memory, which page it is on since
-# when; a worker past page_timeout + WATCHDOG_GRACE is killed and replaced, the page is counted
-# as skipped, and its task is sent again without that page.
-
-class PageWatch:
-    """Shared memory through which one worker reports the page it is parsing since when."""
-
-    def __init__(self, mp_context) -> None:
-        self.started = mp_context.Value("d", 0.0, lock=False)   # time.monotonic(); 0 = idle
-        self.task = mp_context.Value("q", -1, lock=False)       # task id held; -1 = none
-        self.index = mp_context.Value("q", -1, lock=False)      # page index within the task
-        self.page_id = mp_context.Value("q", 0, lock=False)
-        self.title = mp_context.Array("c", 512, lock=False)
-
-    def begin(self, index: int, page: RawPage) -> None:
-        self.index.value, self.page_id.value = index, page.id
-        self.title.value = page.title.encode("utf-8")[:500]
-        self.started.value = time.monotonic()
-
-    def page(self) -> tuple[int, str]:
-        return self.page_id.value, self.title.value.decode("utf-8", errors="replace")
-
-
-@dataclass
-class _TaskError:
-    error: BaseException
-
-
-def _worker_loop(tasks, results, watch: PageWatch) -> None:
-    """A worker process: run tasks until None; Ctrl-C is the main process's to handle."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    while (item := tasks.get()) is not None:
-        task_id, func, args, skip = item
-        watch.task.value = task_id
-        try:
-            result = func(*args, skip=skip, watch=watch)
-        except BaseException as error:       # sent back, raised in the main process
-            result = _TaskError(_picklable(error))
-        watch.started.value = 0.0
-        results.put((task_id, result))
-        watch.task.value = -1
-
-
-def _picklable(error: BaseException) -> BaseException:
-    try:
-        pickle.loads(pickle.dumps(error))
-        return error
-    except Exception:
-        return RuntimeError(f"{type(error).__name__}: {error}")
-
-
-@dataclass
-class _Task:
-    func: Callable[..., ChunkResult]
-    args: tuple
-    skip: frozenset = frozenset()
-    skipped: list = field(default_factory=list)     # pages the watchdog took out
-    lost: int = 0                                   # times its worker died outside any page
-
-
-class WatchedPool:
-    """N worker processes running tasks in order, a few ahead, with a per-page watchdog."""
-
-    def __init__(self, workers: int, page_timeout: float) -> None:
-        # forkserver: never fork a process that runs threads (tqdm's monitor, arrow's pools).
-        self.mp = multiprocessing.get_context("forkserver")
-        # Workers fork from a server that has already imported the parser, so starting one
-        # (and replacing one the watchdog killed) costs a fork, not a second of imports.
-        self.mp.set_forkserver_preload(["corpus.pages_stage", "corpus.wikitext"])
-        self.tasks, self.results = self.mp.Queue(), self.mp.Queue()
-        self.limit = page_timeout + WATCHDOG_GRACE if page_timeout > 0 else None
-        self.slots = [self._start_worker() for _ in range(workers)]
-        self.pending: dict[int, _Task] = {}
-        self.done: dict[int, ChunkResult] = {}
-
-    def _start_worker(self) -> tuple:
-        watch = PageWatch(self.mp)
-        process = self.mp.Process(target=_worker_loop, args=(self.tasks, self.results, watch),
-                                  daemon=True)
-        process.start()
-        return process, watch
-
-    def map_ordered(self, func: Callable[..., ChunkResult], tasks: Iterable[tuple]
-                    ) -> Iterator[ChunkResult]:
-        """func(*task) for every task, yielded in task order."""
-        source, submitted, next_out = iter(tasks), 0, 0
-        exhausted = False
-        while True:
-            while not exhausted and submitted - next_out < 3 * len(self.slots):
-                args = next(source, None)
-                if args is None:
-                    exhausted = True
-                    break
-                self._submit(submitted, _Task(func, args))
-                submitted += 1
-            if next_out in self.done:
-                yield self._finish(next_out)
-                next_out += 1
-            elif exhausted and next_out == submitted:
-                return
-            else:
-                self._receive()
-
-    def _submit(self, task_id: int, task: _Task) -> None:
-        self.pending[task_id] = task
-        self.tasks.put((task_id, task.func, task.args, task.skip))
-
-    def _finish(self, task_id: int) -> ChunkResult:
-        result, task = self.done.pop(task_id), self.pending.pop(task_id)
-        result.skipped.extend(task.skipped)
-        return result
-
-    def _receive(self) -> None:
-        try:
-            task_id, result = self.results.get(timeout=0.2)
-        except queue.Empty:
-            self._check_workers()
-            return
-        if isinstance(result, _TaskError):
-            raise result.error
-        if task_id in self.pending:          # else a duplicate of a task resent and finished
-            self.done[task_id] = result
-        self._check_workers()
-
-    def _check_workers(self) -> None:
-        now = time.monotonic()
-        for number, (process, watch) in enumerate(self.slots):
-            started = watch.started.value
-            stuck = self.limit is not None and started and now - started > self.limit
-            if process.is_alive() and not stuck:
-                continue
-            task_id = watch.task.value
-            if stuck:
-                process.kill()
-            process.join()
-            self.slots[number] = self._start_worker()
-            if task_id >= 0 and task_id in self.pending and task_id not in self.done:
-                self._retry_without_page(task_id, watch, "timeout" if stuck else "crash",
-                                         process.exitcode, bool(started))
-
-    def _retry_without_page(self, task_id: int, watch: PageWatch, reason: str, exitcode,
-                            in_page: bool) -> None:
-        task = self.pending[task_id]
-        if not in_page:    # died between pages (or its result was still in the pipe): once more
-            task.lost += 1
-            if task.lost > 1:
-                raise RuntimeError(f"parse workers died twice (exit code {exitcode}) on the same "
-                                   f"task outside any page; see the log above")
-        else:
-            page_id, title = watch.page()
-            why = (f"stuck over {self.limit:g} s where the alarm could not stop it; worker "
-                   f"restarted" if reason == "timeout" else f"worker died (exit code {exitcode})")
-            task.skip = task.skip | {watch.index.value}
-            task.skipped.append((page_id, title, reason, why))
-        self._submit(task_id, task)
-
-    def close(self, abort: bool = False) -> None:
-        """Stop the workers: after their last task, or at once (abort) on an error."""
-        for _ in self.slots:
-            self.tasks.put(None)
-        for process, _ in self.slots:
-            if abort:
-                process.kill()
-            process.join(timeout=5)
-            if process.is_alive():
-                process.kill()
-        self.tasks.cancel_join_thread()
-        self.results.cancel_join_thread()
-
-
-def ordered_map(func: Callable[..., ChunkResult], tasks: Iterable[tuple], workers: int,
-                page_timeout: float) -> Iterator[ChunkResult]:
-    """func(*task) for every task, in task order, on `workers` watched processes."""
-    pool = WatchedPool(workers, page_timeout)
-    try:
-        yield from pool.map_ordered(func, tasks)
-    except BaseException:
-        pool.close(abort=True)
-        raise
-    pool.close()
 
 
 class PagesCollector:
@@ -490,7 +302,8 @@ def _read_plain(dump: Path, options, ctx: StageContext, collector: PagesCollecto
         reader.on_progress = lambda done, xml: bar.update(done, reader.pages_read, xml)
         context = lambda: ParseContext(reader.site, options.page_timeout, ALARM_TIMEOUTS)
         tasks = plain_tasks(reader, collector, context)
-        for result in ordered_map(parse_articles, tasks, ctx.workers, options.page_timeout):
+        for result in ordered_map(parse_articles, tasks, ctx.workers, options.page_timeout,
+                                  WORKER_PRELOAD):
             collector.add(result)
     collector.truncated |= reader.truncated
     if reader.truncated:
@@ -509,7 +322,7 @@ def _read_multistream(dump: Path, index: Path, options, ctx: StageContext,
     truncation = ""
     with byte_progress(size, f"pages ({dump.name}, multistream)") as bar:
         for result in ordered_map(read_and_parse_stream, tasks, ctx.workers,
-                                  options.page_timeout):
+                                  options.page_timeout, WORKER_PRELOAD):
             collector.add(result)
             xml_bytes += result.xml_bytes
             pages += len(result.rows) + len(result.redirects) + result.other_pages

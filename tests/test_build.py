@@ -13,14 +13,16 @@ import logging
 import datasets
 import pytest
 
+import corpus.examples_stage as examples_stage
 import corpus.pages_stage as pages_stage
 import corpus.wikitext
+import corpus.workers
 from corpus.build import build
-from corpus.cli import BUILD_FLAGS, main
+from corpus.cli import BUILD_FLAGS, INTERRUPTED_BUILD, main
 from corpus.dump import DumpReader
 from corpus.options import BuildOptions
 from corpus.siteinfo import SiteInfo
-from test_dump import EN_DUMP, BG_DUMP, crash_on_page_crash, write_dump, write_multistream
+from test_dump import EN_DUMP, BG_DUMP, write_dump, write_multistream
 
 
 def run_cli(capsys, *args) -> tuple[int, str]:
@@ -198,7 +200,7 @@ def test_a_dump_without_articles_is_refused_with_its_counts(tmp_path, capsys):
 def test_watchdog_kills_a_worker_stuck_where_the_alarm_cannot_reach(tmp_path, monkeypatch,
                                                                    caplog):
     monkeypatch.setattr(pages_stage, "ALARM_TIMEOUTS", False)   # as inside native code
-    monkeypatch.setattr(pages_stage, "WATCHDOG_GRACE", 0.05)
+    monkeypatch.setattr(corpus.workers, "WATCHDOG_GRACE", 0.05)
     monkeypatch.setattr(pages_stage, "CHUNK_WIKITEXT_CHARS", 1)
     caplog.set_level(logging.WARNING)
     manifest = build(BuildOptions(dump=slow_page_dump(tmp_path), out=tmp_path / "o", workers=2,
@@ -208,13 +210,6 @@ def test_watchdog_kills_a_worker_stuck_where_the_alarm_cannot_reach(tmp_path, mo
     assert datasets.load_from_disk(str(tmp_path / "o" / "pages"))["title"] == ["Before", "After"]
     assert "skipped page 'Huge' (id 2): timeout: stuck over 0.15 s where the alarm could not " \
            "stop it; worker restarted" in caplog.text
-
-
-def test_watchdog_replaces_a_crashed_worker_and_skips_its_page():
-    tasks = [(["A", "Crash", "B"],), (["C"],), (["D", "E"],)]
-    results = list(pages_stage.ordered_map(crash_on_page_crash, tasks, 2, 10.0))
-    assert [r.rows for r in results] == [["A", "B"], ["C"], ["D", "E"]]
-    assert results[0].skipped == [(1, "Crash", "crash", "worker died (exit code 3)")]
 
 
 # --- bad input --------------------------------------------------------------------------------
@@ -258,13 +253,41 @@ def test_interrupted_stage_leaves_no_complete_looking_output(tmp_path, capsys, m
     monkeypatch.setattr(pages_stage.PagesCollector, "add", interrupted)
     code, err = run_cli(capsys, "build", EN_DUMP, "--out", out, "--until", "pages",
                         "--page-timeout", "20", "--overwrite")
-    assert code == 130 and "interrupted" in err
+    assert code == 130 and INTERRUPTED_BUILD in err
     assert_nothing_looks_built(out)
     monkeypatch.setattr(pages_stage.PagesCollector, "add", real_add)
     (out / ".staging-pages" / "pages").mkdir(parents=True)      # as a killed process leaves it
     assert run_cli(capsys, "build", EN_DUMP, "--out", out, "--until", "pages",
                    "--page-timeout", "20")[0] == 0
     assert not list(out.glob(".staging-*")) and (out / "pages").is_dir()
+
+
+def test_interrupted_examples_stage_keeps_its_finished_shards_and_says_a_rerun_resumes(
+        en_corpus_copy, capsys, monkeypatch):
+    out = en_corpus_copy
+    # The fixture's options with fewer entities per example: only the examples stage reruns.
+    flags = ["build", EN_DUMP, "--out", out, "--word-vocab-size", "2000", "--entity-vocab-size",
+             "2000", "--partial-dump", "--validation-pages", "1", "--workers", "1",
+             "--max-seq-length", "128", "--max-entities", "16", "--overwrite"]
+    real_build_shard = examples_stage.build_shard
+    built: list[str] = []
+
+    def build_two_then_stop(job):                # Ctrl-C while the third shard is built
+        if len(built) == 2:
+            raise KeyboardInterrupt
+        built.append(job.name)
+        return real_build_shard(job)
+
+    monkeypatch.setattr(examples_stage, "build_shard", build_two_then_stop)
+    code, err = run_cli(capsys, *flags)
+    assert code == 130 and INTERRUPTED_BUILD in err and "resumes from the shards" in err, err[-600:]
+    parts = out / examples_stage.PARTS_DIR
+    assert len(list(parts.glob("examples-*.json"))) == 2
+    assert "examples" not in manifest_of(out)["stages"] and not (out / "examples").exists()
+    monkeypatch.setattr(examples_stage, "build_shard", real_build_shard)
+    assert run_cli(capsys, *flags)[0] == 0
+    assert manifest_of(out)["stages"]["examples"]["options"]["max_entities"] == 16
+    assert not parts.exists()
 
 
 def test_truncated_dump_keeps_pages_and_exits_non_zero_unless_allowed(tmp_path, capsys):
