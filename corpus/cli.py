@@ -29,6 +29,13 @@ LAZY_COMMANDS = {
     "bench-tokenize": ("corpus.bench_tokenize", "measure tokenizer/examples speed"),
 }
 
+# What an interrupted build keeps (corpus/build.py): finished stages; nothing of the unfinished
+# one that looks complete; and, for the examples stage, the shards it finished, which it keeps
+# in DIR/.examples-parts on purpose so that a rerun does not build them again.
+INTERRUPTED_BUILD = ("luke-corpus: interrupted; finished stages are kept and the unfinished one "
+                     "left no output that looks complete; rerun the same command to go on "
+                     "(the examples stage resumes from the shards it had finished)")
+
 # (field, metavar, help) for every BuildOptions field besides dump and out; bools are switches.
 BUILD_FLAGS = (
     ("workers", "N", "worker processes for parsing (and for reading a multistream dump)"),
@@ -123,8 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.handler(args) or 0)
     except KeyboardInterrupt:
-        print("luke-corpus: interrupted; finished stages are kept, the unfinished one left "
-              "nothing behind", file=sys.stderr)
+        print(INTERRUPTED_BUILD if command == "build" else "luke-corpus: interrupted",
+              file=sys.stderr)
         return 130
     except Exception as error:        # one clear line; the traceback only on request
         if os.environ.get("LUKE_DEBUG"):
