@@ -26,7 +26,6 @@ from typing import Any, Callable, Iterable, Iterator
 WATCHDOG_GRACE = 5.0                # seconds past page_timeout before a stuck worker is killed
 
 
-
 class PageWatch:
     """Shared memory through which one worker reports the page it is parsing since when."""
 
