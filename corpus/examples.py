@@ -96,11 +96,30 @@ class WordEncoder:
     """Token ids exactly as the transformers tokenizer computes them, many texts per call."""
 
     def __init__(self, tokenizer):
-        self.backend = tokenizer.backend_tokenizer
-        self.unk_id = tokenizer.unk_token_id
-        self.bos_id = tokenizer.cls_token_id
-        self.eos_id = tokenizer.sep_token_id
-        special = sorted(tokenizer.added_tokens_encoder, key=len, reverse=True) + ["\u2581"]
+        """From a loaded MLukeTokenizer (inspect, tests): its fast backend and special ids."""
+        self._use(tokenizer.backend_tokenizer, list(tokenizer.added_tokens_encoder),
+                  tokenizer.unk_token_id, tokenizer.cls_token_id, tokenizer.sep_token_id)
+
+    @classmethod
+    def from_file(cls, tokenizer_json: str) -> "WordEncoder":
+        """From a tokenizer directory's tokenizer.json with the tokenizers library alone: no
+        transformers (whose import pulls in torch, seconds per worker process). The backend is
+        the one MLukeTokenizer wraps; <s> and </s> are added around each sequence as it does
+        (make_example), and tests/test_examples.py holds the ids equal to transformers'."""
+        from tokenizers import Tokenizer
+
+        backend = Tokenizer.from_file(str(tokenizer_json))
+        encoder = cls.__new__(cls)
+        encoder._use(backend, [t.content for t in backend.get_added_tokens_decoder().values()],
+                     backend.token_to_id("<unk>"), backend.token_to_id("<s>"),
+                     backend.token_to_id("</s>"))
+        return encoder
+
+    def _use(self, backend, special_tokens: list[str], unk_id: int, bos_id: int,
+             eos_id: int) -> None:
+        self.backend = backend
+        self.unk_id, self.bos_id, self.eos_id = unk_id, bos_id, eos_id
+        special = sorted(special_tokens, key=len, reverse=True) + ["\u2581"]
         self.special_text = re.compile("|".join(re.escape(s) for s in special))
 
     def encode(self, texts: Sequence[str]) -> list[list[int]]:

@@ -29,9 +29,9 @@ import numpy as np
 from corpus.examples import Limits, WordEncoder, examples_from_pages
 from corpus.options import STAGE_OPTIONS, StageContext
 from corpus.progress import item_progress
-from corpus.schema import (EXAMPLE_COLUMNS, EXAMPLES_DIR, PAGES_DIR, TOKENIZER_DIR,
-                           VALIDATION_DIR)
-from corpus.word_tokenizer import load_tokenizer, tokenizer_fingerprint
+from corpus.schema import (ENTITY_VOCAB_FILE, EXAMPLE_COLUMNS, EXAMPLES_DIR, PAGES_DIR,
+                           TOKENIZER_DIR, VALIDATION_DIR)
+from corpus.word_tokenizer import read_entity_vocab, tokenizer_fingerprint
 
 PARTS_DIR = ".examples-parts"
 MAX_PAGES_PER_SHARD = 1000
@@ -219,9 +219,11 @@ def build_shard(job: ShardJob) -> dict:
 
 @functools.lru_cache(maxsize=2)
 def _encoder(tokenizer_dir: str):
-    """The tokenizer's encoder and entity vocabulary, loaded once per process."""
-    tokenizer = load_tokenizer(Path(tokenizer_dir))
-    return WordEncoder(tokenizer), dict(tokenizer.entity_vocab)
+    """The tokenizer's encoder and entity vocabulary, loaded once per process from the files
+    (tokenizers alone: importing transformers costs each worker seconds)."""
+    directory = Path(tokenizer_dir)
+    return (WordEncoder.from_file(directory / "tokenizer.json"),
+            read_entity_vocab(directory / ENTITY_VOCAB_FILE))
 
 
 @functools.lru_cache(maxsize=2)

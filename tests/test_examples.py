@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -138,8 +140,10 @@ def test_bulgarian_locale_comes_from_the_dump_siteinfo(bg_corpus):
 
 @pytest.fixture(scope="module")
 def encoder_and_vocab(en_corpus):
+    """transformers' tokenizer (the proof) and the stage's encoder, read from the files alone."""
     tokenizer = load_tokenizer(en_corpus / TOKENIZER_DIR)
-    return tokenizer, WordEncoder(tokenizer), dict(tokenizer.entity_vocab)
+    encoder = WordEncoder.from_file(en_corpus / TOKENIZER_DIR / "tokenizer.json")
+    return tokenizer, encoder, dict(tokenizer.entity_vocab)
 
 
 def make_page(text: str, links: list[tuple[str, str]], page_id: int = 7) -> dict:
@@ -298,6 +302,23 @@ def test_two_workers_give_the_same_examples(en_corpus_copy):
     original = manifest_of(en_corpus_copy)["examples"]
     assert section["fingerprint"] == original["fingerprint"]
     assert section["counts"] == original["counts"]
+
+
+def test_stage_encoder_needs_no_transformers_and_matches_it(en_corpus):
+    """A worker loads the encoder without importing transformers (or torch), and its ids and
+    special ids are those of transformers' own tokenizer."""
+    script = ("import sys; from corpus import examples_stage; "
+              f"encoder, vocab = examples_stage._encoder({str(en_corpus / TOKENIZER_DIR)!r}); "
+              "print(encoder.encode(['Hello world, a test.'])[0], encoder.bos_id, "
+              "encoder.eos_id, encoder.unk_id, len(vocab), "
+              "'transformers' in sys.modules or 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True).stdout.split()
+    tokenizer = load_tokenizer(en_corpus / TOKENIZER_DIR)
+    expected = tokenizer("Hello world, a test.")["input_ids"]
+    assert " ".join(out[:-5]) == str(expected[1:-1])
+    assert out[-5:] == [str(expected[0]), str(expected[-1]), str(tokenizer.unk_token_id),
+                        str(len(tokenizer.entity_vocab)), "False"]
 
 
 def test_impossible_limits_are_refused_by_name(en_corpus_copy):
