@@ -88,7 +88,7 @@ def _pages_of(fragment: str) -> list[RawPage]:
 
 
 def crash_on_page_crash(titles, skip=frozenset(), watch=None):
-    """A worker task (for test_build's watchdog test) that kills its process on the page titled
+    """A worker task (for test_workers's watchdog test) that kills its process on the page titled
     "Crash". It lives here because worker processes import its module, and this one is light."""
     from corpus.pages_stage import ChunkResult
     result = ChunkResult()
