@@ -129,6 +129,11 @@ def main(argv: list[str] | None = None) -> int:
     args = make_parser(command).parse_args(argv)
     try:
         return int(args.handler(args) or 0)
+    except BrokenPipeError:
+        # `luke-corpus inspect ... | head`: the reader has what it wanted. Point stdout at
+        # devnull so the interpreter's final flush does not raise a second time.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print(INTERRUPTED_BUILD if command == "build" else "luke-corpus: interrupted",
               file=sys.stderr)

@@ -86,3 +86,15 @@ def test_bench_tokenize_prints_figures_and_ratios(en_corpus, capsys):
     assert main(["bench-tokenize", str(en_corpus), "--pages", "2", "--repeat", "1"]) == 0
     out = capsys.readouterr().out
     assert "tokens/s" in out and "examples stage / transformers batch:" in out
+
+
+def test_output_cut_short_by_a_pipe_is_not_an_error(en_corpus):
+    """`luke-corpus inspect DIR --json | head -1`: the reader closing early is a success."""
+    process = subprocess.Popen([sys.executable, "-m", "corpus.cli", "inspect", str(en_corpus),
+                                "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = process.stdout.readline()
+    process.stdout.close()                   # as `head -1` does after its line
+    stderr = process.communicate()[1].decode()
+    assert json.loads(first)["word_ids"]
+    assert process.returncode == 0, stderr
+    assert "Broken pipe" not in stderr and "Traceback" not in stderr
