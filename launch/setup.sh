@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Create (or update) the project's virtual environment in .venv and install the project into it.
-# torch is pinned to the CPU build 2.13.0 first, because an unpinned torch pulls a CUDA build of
-# several GB; on a GPU machine set TORCH_SPEC (e.g. TORCH_SPEC="torch==2.13.0") to take another.
+# torch is pinned to 2.13.0 and installed first, so that no dependency pulls a newer torch. Which
+# build pip takes depends on its index: on this project's machines (and in CI) that is the CPU
+# build; on PyPI proper the Linux wheel is a CUDA build of several GB. To choose, set TORCH_SPEC
+# and pip's index, e.g. PIP_EXTRA_INDEX_URL=<PyTorch's CPU or CUDA wheel index> (README, recipe).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
