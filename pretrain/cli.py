@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -48,6 +49,20 @@ def overrides_from(args: argparse.Namespace) -> list[str]:
     return flags + list(args.overrides)
 
 
+def launch_command(argv: list[str]) -> str:
+    """The command line as the user wrote it after the launcher: `luke-train` and its
+    arguments, less the --local_rank that the deepspeed launcher adds per process."""
+    kept, skip_value = [], False
+    for arg in argv:
+        if skip_value:
+            skip_value = False
+        elif arg in ("--local_rank", "--local-rank"):
+            skip_value = True
+        elif not arg.startswith(("--local_rank=", "--local-rank=")):
+            kept.append(arg)
+    return shlex.join(["luke-train", *kept])
+
+
 def run_training(argv: list[str]) -> int:
     from pretrain.checkpoint import ResumeError
     from pretrain.config import ConfigError, load_config
@@ -57,7 +72,7 @@ def run_training(argv: list[str]) -> int:
     args = train_parser().parse_args(argv)
     try:
         config = load_config(args.config, overrides_from(args))
-        train(config, args.corpus, args.output, args.resume)
+        train(config, args.corpus, args.output, args.resume, command=launch_command(argv))
     except (ConfigError, CorpusError, ResumeError, TrainingError) as e:
         if os.environ.get("RANK", "0") == "0":  # every rank fails alike: one line is enough
             print(f"luke-train: error: {e}", file=sys.stderr)

@@ -48,11 +48,31 @@ def precision_section(precision: str) -> dict[str, Any]:
     return {}
 
 
+def lr_schedule(lr: float, warmup_steps: int, steps: int) -> tuple[float, dict[str, Any]]:
+    """(the optimizer's initial lr, WarmupDecayLR's params) for a schedule whose optimizer
+    step k (1-based) runs at lr*k/w up to its peak lr at step w = warmup_steps, then decays
+    linearly to reach 0 one step after the last.
+
+    WarmupDecayLR started the usual way (last_batch_iteration -1, min lr 0) runs steps 1 and 2
+    at lr 0: its constructor sets iteration -1's rate (and warns that it was asked before it
+    started), and the step after step 1 computes iteration 0's, 0 as well. Starting it at
+    iteration `start` instead (so step k runs at iteration start + k - 1) with the optimizer's
+    initial lr set to that iteration's rate, step 1 runs at lr/w. DeepSpeed warms up over at
+    least 2 iterations, so a warmup of 1 step (config.py allows no less) starts past the ramp,
+    at the peak; the decay length is shifted alike."""
+    ramp = max(2, warmup_steps)           # the iterations WarmupDecayLR warms up over
+    start = ramp - warmup_steps + 1       # the iteration step 1 runs at
+    params = {"warmup_min_lr": 0.0, "warmup_max_lr": lr, "warmup_num_steps": ramp,
+              "total_num_steps": steps + start, "warmup_type": "linear",
+              "last_batch_iteration": start}
+    return lr * start / ramp, params
+
+
 def derive_ds_config(config: RunConfig, world_size: int, steps: int,
                      on_gpu: bool = False) -> dict[str, Any]:
     """The DeepSpeed config dict for `deepspeed.initialize(config=...)`."""
     t, o = config.train, config.optim
-    warmup = min(o.warmup_steps, steps)
+    first_lr, schedule = lr_schedule(o.lr, min(o.warmup_steps, steps), steps)
     return {
         "train_batch_size": t.global_batch_size,
         "train_micro_batch_size_per_gpu": t.micro_batch_size,
@@ -61,13 +81,12 @@ def derive_ds_config(config: RunConfig, world_size: int, steps: int,
         # Weight decay is set per parameter group (none on biases and LayerNorm) by train.py;
         # the value here is the default for groups that do not set it.
         "optimizer": {"type": "AdamW", "params": {
-            "lr": o.lr, "betas": list(o.betas), "eps": o.eps, "weight_decay": o.weight_decay,
+            "lr": first_lr, "betas": list(o.betas), "eps": o.eps, "weight_decay": o.weight_decay,
             # torch's AdamW, fused on GPU: DeepSpeed's own FusedAdam is compiled at first
             # use and needs a CUDA toolkit (nvcc) that many GPU machines and all CPUs lack.
             "torch_adam": True, "fused": on_gpu}},
-        "scheduler": {"type": "WarmupDecayLR", "params": {
-            "warmup_min_lr": 0.0, "warmup_max_lr": o.lr, "warmup_num_steps": max(1, warmup),
-            "total_num_steps": steps, "warmup_type": "linear"}},
+        # The optimizer's lr is step 1's; the scheduler sets every later step's.
+        "scheduler": {"type": "WarmupDecayLR", "params": schedule},
         "zero_optimization": {"stage": t.zero_stage},
         **precision_section(t.precision),
         "steps_per_print": 10**9,     # the trainer logs; DeepSpeed's own lines would duplicate

@@ -121,22 +121,32 @@ def _training_section(run: Path, step: int) -> str:
     losses = ", ".join(f"{k} {_format(train[k])}" for k in LOSS_KEYS if k in train) or "not logged"
     accuracies = ", ".join(f"{k} {_format(v)}" for k, v in validation.items()
                            if k not in ("step", "kind") and isinstance(v, (int, float)))
-    command = training_command(run, config, step)
-    how = ("Command" if config.get("command")
-           else "Command (equivalent, rebuilt from RUN/config.json)")
     settings = {section: config.get(section) for section in ("train", "optim") if section in config}
     return "\n".join([
         "## Training\n",
         f"- Steps: {step} (checkpoint `{run_layout.CHECKPOINTS_DIR}/{step}` of `{run.resolve()}`)",
         f"- Final training losses (step {train.get('step', '?')}): {losses}",
         f"- Validation (step {validation.get('step', '?')}): {accuracies or 'not logged'}",
-        f"- {how}: `{command}`",
+        *command_lines(run, config, step),
         "",
         "Resolved training settings:\n",
         "```json",
         json.dumps(settings, indent=1),
         "```\n",
     ])
+
+
+def command_lines(run: Path, config: dict, step: int) -> list[str]:
+    """The card's lines on how the run was started: the recorded command (luke-train records
+    it in RUN/config.json with the world size and any --resume commands), or an equivalent one
+    rebuilt from the resolved config for runs that predate the record."""
+    command = training_command(run, config, step)
+    if not config.get("command"):
+        return [f"- Command (equivalent, rebuilt from RUN/config.json): `{command}`"]
+    world = config.get("world_size", "?")
+    return [f"- Command, on {world} rank(s) under any launcher (e.g. "
+            f"`deepspeed --num_gpus {world} $(which luke-train) ...`): `{command}`",
+            *(f"- Resumed with: `{again}`" for again in config.get("resume_commands", []))]
 
 
 def training_command(run: Path, config: dict, step: int) -> str:

@@ -74,9 +74,29 @@ def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
             {"params": no_decay, "weight_decay": 0.0}]
 
 
-def write_run_files(run: Path, config: RunConfig, ds_config: dict, luke_cfg, corpus_dir) -> None:
+def launch_record(run: Path, command: str | None, world: int, resuming: bool) -> dict:
+    """How the run was started, for RUN/config.json (and the model card): the first command
+    (launcher-independent: `luke-train ...`), the world size, and each --resume command since.
+    A resume keeps what the run's config.json recorded before it."""
+    if command is None:  # train() called from Python, not from the command line
+        return {}
+    path = run / run_layout.CONFIG_FILE
+    previous = {}
+    if resuming and path.exists():
+        try:
+            previous = json.loads(path.read_text())
+        except json.JSONDecodeError as error:
+            raise TrainingError(f"{path}: not valid JSON ({error}); it records how the run was "
+                                "started, so it is not overwritten") from None
+    resumes = previous.get("resume_commands", []) + ([command] if resuming else [])
+    return {"command": previous.get("command") or command, "world_size": world,
+            "resume_commands": resumes}
+
+
+def write_run_files(run: Path, config: RunConfig, ds_config: dict, luke_cfg, corpus_dir,
+                    launch: dict) -> None:
     run.mkdir(parents=True, exist_ok=True)
-    resolved = {**config_dict(config), "corpus": str(Path(corpus_dir).resolve())}
+    resolved = {**config_dict(config), "corpus": str(Path(corpus_dir).resolve()), **launch}
     for name, value in ((run_layout.CONFIG_FILE, resolved), (run_layout.DS_CONFIG_FILE, ds_config),
                         (run_layout.MODEL_CONFIG_FILE, luke_cfg.to_dict())):
         checkpoint.write_atomic(run / name, json.dumps(value, indent=1, default=str) + "\n")
@@ -168,8 +188,10 @@ def nonfinite_message(done: int, totals: torch.Tensor, page_ids: list, policy: s
             f"nan_policy={policy}")
 
 
-def train(config: RunConfig, corpus_dir: Path, run: Path, resume: bool) -> int:
-    """Train (or continue) the run in RUN; returns the last finished step."""
+def train(config: RunConfig, corpus_dir: Path, run: Path, resume: bool,
+          command: str | None = None) -> int:
+    """Train (or continue) the run in RUN; returns the last finished step. `command` is the
+    command line that started it (pretrain.cli.launch_command), recorded in RUN/config.json."""
     import deepspeed
 
     run = Path(run)
@@ -187,9 +209,10 @@ def train(config: RunConfig, corpus_dir: Path, run: Path, resume: bool) -> int:
     if state is not None:
         checkpoint.check_resume(state, corpus.fingerprint, shape, seed,
                                 config.train.global_batch_size, world, run)
+    launch = launch_record(run, command, world, resuming=state is not None)
     rank, world = init_distributed()
     if rank == 0:
-        write_run_files(run, config, ds_config, luke_cfg, corpus_dir)
+        write_run_files(run, config, ds_config, luke_cfg, corpus_dir, launch)
 
     torch.manual_seed(seed)  # the same initial weights on every rank
     model = build_model(luke_cfg, config.model)
@@ -213,7 +236,8 @@ def train(config: RunConfig, corpus_dir: Path, run: Path, resume: bool) -> int:
         for step, micro_batches in stream:
             if step >= steps:
                 break
-            lr = engine.get_lr()[0]  # the rate this step applies; the scheduler moves on in it
+            # The rate this step applies (the optimizer's; the scheduler moves it on in the step).
+            lr = engine.get_lr()[0]
             totals, page_ids = train_step(engine, micro_batches, stop.received is not None)
             done = step + 1
             now = time.perf_counter()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from pretrain.cli import overrides_from, train_parser
+from pretrain.cli import launch_command, overrides_from, train_parser
 from pretrain.config import (ConfigError, config_dict, config_from_dict, config_hash,
                              load_config, luke_config)
 from pretrain.data import CorpusInfo
@@ -117,9 +117,9 @@ def test_ds_config_is_derived():
     assert ds["train_batch_size"] == 64 and ds["train_micro_batch_size_per_gpu"] == 8
     assert ds["gradient_accumulation_steps"] == 4  # 64 = 8 x 4 x 2
     assert ds["zero_optimization"]["stage"] == 3 and ds["bf16"]["enabled"]
-    assert ds["scheduler"]["params"]["total_num_steps"] == 100
     assert ds["scheduler"]["params"]["warmup_num_steps"] == 10
-    assert ds["optimizer"]["params"]["lr"] == config.optim.lr
+    assert ds["scheduler"]["params"]["warmup_max_lr"] == config.optim.lr
+    assert ds["optimizer"]["params"]["lr"] == pytest.approx(config.optim.lr / 10)  # step 1's
     assert ds["gradient_clipping"] == config.optim.grad_clip
     # torch's AdamW: nothing to compile; its fused CUDA kernel only where there is a GPU
     assert ds["optimizer"]["params"]["torch_adam"] and not ds["optimizer"]["params"]["fused"]
@@ -143,3 +143,39 @@ def test_total_steps_come_from_the_manifest():
     config.train.max_steps = None
     with pytest.raises(ConfigError, match="144 training examples"):
         total_steps(load_config(None), num_examples=144)        # global batch 2048
+
+
+def scheduled_lrs(warmup: int, steps: int) -> list[float]:
+    """The lr of each optimizer step under the derived schedule, run by DeepSpeed's own
+    WarmupDecayLR (as deepspeed.initialize builds it from the config) on a torch optimizer."""
+    from deepspeed.runtime.lr_schedules import WarmupDecayLR
+
+    config = load_config(None, [f"optim.warmup_steps={warmup}", "optim.lr=1.0"])
+    ds = derive_ds_config(config, world_size=1, steps=steps)
+    optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))],
+                                  lr=ds["optimizer"]["params"]["lr"])
+    scheduler = WarmupDecayLR(optimizer, **ds["scheduler"]["params"])
+    lrs = []
+    for _ in range(steps):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        scheduler.step()
+    return lrs
+
+
+@pytest.mark.parametrize("warmup, steps", [(5, 24), (2, 10), (10, 10), (1, 6)])
+def test_lr_warms_up_from_the_first_step_and_decays_after_the_peak(warmup, steps):
+    lrs = scheduled_lrs(warmup, steps)
+    peak = warmup
+    ramp = [k / peak for k in range(1, peak + 1)]  # step k of the warmup runs at lr*k/w
+    assert lrs[:peak] == pytest.approx(ramp) and lrs[0] > 0
+    decay = [(steps + 1 - k) / (steps + 1 - peak) for k in range(peak, steps + 1)]
+    assert lrs[peak - 1:] == pytest.approx(decay)  # linear, reaching 0 just past the last step
+    assert lrs[-1] > 0
+
+
+@pytest.mark.parametrize("launcher_args", [["--local_rank=1"], ["--local-rank", "1"], []])
+def test_launch_command_leaves_out_the_launchers_local_rank(launcher_args):
+    argv = [*launcher_args, "--config", "configs/tiny.toml", "--corpus", "my corpus",
+            "--output", "run", "optim.lr=3e-4"]
+    assert launch_command(argv) == ("luke-train --config configs/tiny.toml --corpus 'my corpus' "
+                                    "--output run optim.lr=3e-4")

@@ -368,8 +368,18 @@ def test_model_card(runs, exports):
     assert f"loss {last_train['loss']:.4f}" in card
     validation = [m for m in metrics if m["kind"] == "validation"][-1]
     assert f"word_accuracy {validation['word_accuracy']:.4f}" in card
-    assert "luke-train" in card and "train.zero_stage=3" in card
-    assert "model.use_entity_aware_attention=true" in card
+    # The command as luke-train recorded it (less the launcher's --local_rank), on 2 ranks.
+    assert (f"--max-steps {STEPS} --save-every {SAVE_EVERY} --zero-stage 3 "
+            f"{' '.join(RUN_OVERRIDES)} model.use_entity_aware_attention=true`") in card
+    assert "on 2 rank(s)" in card and "--local_rank" not in card and "Resumed" not in card
+    # A run that predates the record gets an equivalent command rebuilt from its config.
+    from pretrain.model_card import command_lines
+
+    resolved = json.loads((runs["zero3_entity_aware"] / "config.json").read_text())
+    del resolved["command"]
+    [rebuilt] = command_lines(runs["zero3_entity_aware"], resolved, STEPS)
+    assert "equivalent" in rebuilt and "deepspeed --num_gpus 2 $(which luke-train)" in rebuilt
+    assert "train.zero_stage=3" in rebuilt and "model.use_entity_aware_attention=true" in rebuilt
     plain_card = (exports["zero2_plain"] / "README.md").read_text()
     assert "Pretrained with plain attention" in plain_card
 
@@ -531,6 +541,8 @@ def training_model(run: Path):
 
     resolved = json.loads((run / run_layout.CONFIG_FILE).read_text())
     corpus = CorpusInfo.load(resolved.pop("corpus"))
+    for record in ("command", "world_size", "resume_commands"):  # how it ran, not config
+        resolved.pop(record, None)
     config = config_from_dict(resolved)
     return config, corpus, build_model(luke_config(config.model, corpus), config.model)
 

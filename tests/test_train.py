@@ -5,6 +5,7 @@ messages of every refused input. Runs are shared between assertions (module-scop
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 
 import pytest
@@ -18,19 +19,21 @@ STEPS, SAVE_EVERY = 24, 8
 
 
 def straight_run(corpus, run, stage):
+    """(RUN, its stderr) of a run that never stops."""
     result = run_command(deepspeed_command(train_args(
         corpus, run, "--max-steps", str(STEPS), "--save-every", str(SAVE_EVERY),
         "--zero-stage", str(stage))))
     assert result.returncode == 0, result.stderr[-3000:]
-    return run
+    return run, result.stderr
 
 
 @pytest.fixture(scope="module", params=[2, 3], ids=["zero2", "zero3"])
 def runs(request, en_corpus, tmp_path_factory):
-    """(stage, a straight run, a run stopped by SIGTERM and then resumed, the stop's output)."""
+    """(stage, a straight run, a run stopped by SIGTERM and then resumed, the stop's output,
+    the step it stopped at, the straight run's stderr, the resume's arguments)."""
     stage = request.param
     base = tmp_path_factory.mktemp(f"zero{stage}")
-    straight = straight_run(en_corpus, base / "straight", stage)
+    straight, straight_err = straight_run(en_corpus, base / "straight", stage)
     resumed = base / "resumed"
     args = train_args(en_corpus, resumed, "--max-steps", str(STEPS),
                       "--save-every", str(SAVE_EVERY), "--zero-stage", str(stage))
@@ -38,7 +41,7 @@ def runs(request, en_corpus, tmp_path_factory):
     stopped_at = run_layout.latest_step(resumed)
     again = run_command(deepspeed_command(args + ["--resume"]))
     assert again.returncode == 0, again.stderr[-3000:]
-    return stage, straight, resumed, stopped, stopped_at
+    return stage, straight, resumed, stopped, stopped_at, straight_err, args
 
 
 @pytest.mark.slow
@@ -52,7 +55,6 @@ def test_loss_falls_and_run_files(runs):
     # tiny.toml: global 16 = micro 4 x accumulation 2 x 2 ranks
     assert ds_config["gradient_accumulation_steps"] == 2
     assert ds_config["zero_optimization"]["stage"] == stage
-    assert ds_config["scheduler"]["params"]["total_num_steps"] == STEPS
     config = json.loads((straight / run_layout.CONFIG_FILE).read_text())
     assert config["train"]["max_steps"] == STEPS and config["model"]["hidden_size"] == 64
     assert run_layout.latest_step(straight) == STEPS
@@ -74,7 +76,7 @@ def test_loss_falls_and_run_files(runs):
 
 @pytest.mark.slow
 def test_sigterm_saves_a_checkpoint_and_exits_cleanly(runs):
-    _, _, _, stopped, stopped_at = runs
+    _, _, _, stopped, stopped_at, *_ = runs
     assert stopped.returncode == 0, stopped.stderr[-3000:]
     assert stopped_at is not None and 3 <= stopped_at < STEPS
     assert f"stopped by SIGTERM after step {stopped_at}" in stopped.stderr
@@ -82,11 +84,35 @@ def test_sigterm_saves_a_checkpoint_and_exits_cleanly(runs):
 
 @pytest.mark.slow
 def test_resume_reproduces_the_straight_run(runs):
-    _, straight, resumed, _, stopped_at = runs
+    _, straight, resumed, _, stopped_at, *_ = runs
     expected, got = train_losses(straight), train_losses(resumed)
     assert sorted(got) == list(range(1, STEPS + 1))  # no step lost or logged twice
     for step in range(1, STEPS + 1):
         assert got[step] == pytest.approx(expected[step], rel=1e-5), (step, stopped_at)
+
+
+@pytest.mark.slow
+def test_lr_is_nonzero_from_the_first_step_and_peaks_after_warmup(runs):
+    _, straight, _, _, _, straight_err, _ = runs
+    lrs = {r["step"]: r["lr"] for r in metrics_lines(straight) if r["kind"] == "train"}
+    warmup, lr = 5, 1e-3  # tiny.toml
+    assert lrs[1] == pytest.approx(lr / warmup) and lrs[2] == pytest.approx(2 * lr / warmup)
+    assert max(lrs, key=lrs.get) == warmup and lrs[warmup] == pytest.approx(lr)
+    assert all(lrs[s + 1] < lrs[s] for s in range(warmup, STEPS)) and lrs[STEPS] > 0
+    assert "learning rate from scheduler before it has started" not in straight_err
+
+
+@pytest.mark.slow
+def test_config_records_the_command_and_each_resume(runs):
+    _, straight, resumed, _, _, _, args = runs
+    command = shlex.join(["luke-train", *args])  # the launcher's --local_rank left out
+    config = json.loads((straight / run_layout.CONFIG_FILE).read_text())
+    original = command.replace(str(resumed), str(straight))
+    assert config["command"] == original and config["world_size"] == 2
+    assert config["resume_commands"] == []
+    config = json.loads((resumed / run_layout.CONFIG_FILE).read_text())
+    assert config["command"] == command  # the first start's, kept across the resume
+    assert config["resume_commands"] == [command + " --resume"]
 
 
 def fake_run_with_checkpoint(source, target):
