@@ -27,6 +27,7 @@ import logging
 import os
 import platform
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -49,8 +50,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dump", type=Path, help="a dump (.xml.bz2, .xml.gz or .xml)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, metavar="N",
                         help="measure the pages stage with 1..N workers (default: CPU cores)")
-    parser.add_argument("--repeat", type=int, default=1, metavar="R",
-                        help="measure a dump holding the pages R times (steadier timings)")
+    parser.add_argument("--repeat", type=int, default=40, metavar="R",
+                        help="measure a dump holding the pages R times (default: 40, about "
+                             "10 MB of XML from the bundled sample, so that process start-up "
+                             "does not dominate the scaling figures)")
     parser.add_argument("--rounds", type=int, default=3, metavar="K",
                         help="run the pages stage K times per worker count, keep the fastest "
                              "(other load on the machine only ever slows a run down)")
@@ -106,6 +109,8 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="luke-bench-") as tmp:
         dump = repeated_dump(args.dump, args.repeat, Path(tmp)) if args.repeat > 1 else args.dump
         report = measure(dump, args, Path(tmp))
+        if not args.no_build:
+            measure_multistream(report, dump, args, Path(tmp))
     report.dump = str(args.dump)
     print(json.dumps(asdict(report), indent=2) if args.json else format_report(report, args))
     return 0
@@ -134,25 +139,98 @@ def measure(dump: Path, args: argparse.Namespace, tmp: Path) -> BenchReport:
 def measure_builds(report: BenchReport, dump: Path, args: argparse.Namespace, tmp: Path) -> None:
     from corpus.build import build
 
-    best: dict[int, float] = {}
-    for round_ in range(args.rounds):     # rounds outside, so slow spells hit every count
-        for workers in range(1, args.workers + 1):
-            out = tmp / f"pages-{workers}-{round_}"
-            seconds = timed(lambda: build(BuildOptions(dump=dump, out=out, workers=workers),
-                                          until="pages"))
-            best[workers] = min(seconds, best.get(workers, seconds))
-    for workers, seconds in best.items():
-        report.add(f"pages/{workers}", seconds, workers,
-                   note=f"pages stage, {workers} worker{'s' if workers > 1 else ''}")
+    measure_pages_stage(report, dump, args, tmp, "pages", "pages stage")
     if all(importlib.util.find_spec(m) is not None for m in LATER_STAGE_MODULES):
         options = BuildOptions(dump=dump, out=tmp / "full", workers=args.workers,
                                word_vocab_size=args.word_vocab_size, partial_dump=True)
         try:
-            report.add("build", timed(lambda: build(options)), args.workers,
-                       note=f"whole build, {args.workers} workers")
+            measure_whole_build(report, options)
         except Exception as error:       # report the figures we have; say why this one is absent
             report.checks["whole build ran"] = False
             print(f"luke-corpus bench: whole build failed: {error}", file=sys.stderr)
+
+
+def measure_pages_stage(report: BenchReport, dump: Path, args: argparse.Namespace, tmp: Path,
+                        prefix: str, label: str, index: Path | None = None) -> None:
+    """Figures `prefix`/1..N: the pages stage with 1..N workers, fastest of the rounds."""
+    from corpus.build import build
+
+    best: dict[int, float] = {}
+    for round_ in range(args.rounds):     # rounds outside, so slow spells hit every count
+        for workers in range(1, args.workers + 1):
+            out = tmp / f"{prefix}-{workers}-{round_}"
+            options = BuildOptions(dump=dump, out=out, workers=workers, index=index)
+            best[workers] = min(timed(lambda: build(options, until="pages")),
+                                best.get(workers, float("inf")))
+            shutil.rmtree(out, ignore_errors=True)
+    for workers, seconds in best.items():
+        report.add(f"{prefix}/{workers}", seconds, workers,
+                   note=f"{label}, {workers} worker{'s' if workers > 1 else ''}")
+
+
+def measure_whole_build(report: BenchReport, options: BuildOptions) -> None:
+    """The whole build, stage by stage (each build call runs the next stage only, the earlier
+    ones being current), so the report shows where the time goes."""
+    from corpus.build import build
+    from corpus.schema import STAGES
+
+    total = 0.0
+    for stage in STAGES:
+        seconds = timed(lambda: build(options, until=stage))
+        total += seconds
+        report.add(f"build:{stage}", seconds, options.workers,
+                   note=f"  whole build: {stage} stage")
+    report.add("build", total, options.workers, note=f"whole build, {options.workers} workers")
+
+
+def measure_multistream(report: BenchReport, dump: Path, args: argparse.Namespace,
+                        tmp: Path) -> None:
+    """The pages stage on a multistream copy of the dump (each worker decompresses its own
+    streams), and how long one process takes just to decompress the plain file: the plain
+    path's main process does that alone, which bounds its scaling."""
+    ms_dump, index = write_multistream_copy(dump, tmp / "multistream")
+    measure_pages_stage(report, ms_dump, args, tmp, "multistream", "pages stage, multistream",
+                        index=index)
+    report.add("bz2", timed(lambda: _drain_bz2(dump)), note="bz2 decompression alone (plain)")
+    add_scaling(report, "multistream")
+    one = report.get("pages/1")
+    if one is not None:
+        report.ratios["bz2 decompression / pages stage 1 worker (plain)"] = (
+            report.get("bz2").seconds / one.seconds)
+
+
+def _drain_bz2(path: Path) -> None:
+    with bz2.open(path, "rb") as stream:
+        while stream.read(1 << 20):
+            pass
+
+
+def write_multistream_copy(dump: Path, out_dir: Path, pages_per_stream: int = 100
+                           ) -> tuple[Path, Path]:
+    """A Wikimedia-style multistream copy of a UTF-8 dump + its index (offset:page_id:title):
+    a header stream, streams of `pages_per_stream` pages (as Wikimedia makes them), and the
+    closing tag in the last stream."""
+    xml = decoded_xml(dump)
+    first, last = xml.find("<page>"), xml.rfind("</page>") + len("</page>")
+    pages = [p + "</page>\n" for p in xml[first:last].split("</page>") if p.strip()]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path, index = out_dir / "bench-multistream.xml.bz2", out_dir / "bench-multistream-index.txt"
+    lines, offset = [], 0
+    with open(path, "wb") as out:
+        groups = ["".join(pages[i:i + pages_per_stream])
+                  for i in range(0, len(pages), pages_per_stream)]
+        for number, part in enumerate([xml[:first]] + groups):
+            if number:
+                ids = re.findall(r"</ns>\s*<id>(\d+)</id>", part)
+                titles = re.findall(r"<title>(.*?)</title>", part)
+                lines += [f"{offset}:{i}:{t}\n" for i, t in zip(ids, titles)]
+            if number == len(groups):
+                part += xml[last:]
+            data = bz2.compress(part.encode("utf-8"), compresslevel=1)
+            out.write(data)
+            offset += len(data)
+    index.write_text("".join(lines), encoding="utf-8")
+    return path, index
 
 
 def add_ratios(report: BenchReport) -> None:
@@ -168,15 +246,23 @@ def add_ratios(report: BenchReport) -> None:
             report.ratios[f"{figure.name} per worker/plain"] = per_worker / plain.mb_per_s
             report.ratios[f"{figure.name} per worker/wikiextractor"] = (
                 per_worker / extractor.mb_per_s)
-        if figure.name.startswith("pages/") and figure.workers > 1:
-            report.ratios[f"scaling 1->{figure.workers}"] = (
+    add_scaling(report, "pages")
+
+
+def add_scaling(report: BenchReport, prefix: str) -> None:
+    """Scaling efficiency 1->N of the `prefix`/N figures, and the issue's floors on them."""
+    one = report.get(f"{prefix}/1")
+    figures = [f for f in report.figures if f.name.startswith(f"{prefix}/")]
+    name = "" if prefix == "pages" else f" ({prefix})"
+    for figure in figures:
+        if figure.workers > 1:
+            report.ratios[f"scaling 1->{figure.workers}{name}"] = (
                 figure.mb_per_s / (figure.workers * one.mb_per_s))
-    report.checks[f"pages stage >= {FLOOR_MB_PER_WORKER} MB/s per worker"] = all(
-        f.mb_per_s_per_worker >= FLOOR_MB_PER_WORKER for f in report.figures
-        if f.name.startswith("pages/"))
-    if "scaling 1->2" in report.ratios:
-        scaling = report.ratios["scaling 1->2"]
-        report.checks[f"scaling 1->2 >= {FLOOR_SCALING}"] = scaling >= FLOOR_SCALING
+    report.checks[f"pages stage{name} >= {FLOOR_MB_PER_WORKER} MB/s per worker"] = all(
+        f.mb_per_s_per_worker >= FLOOR_MB_PER_WORKER for f in figures)
+    if f"scaling 1->2{name}" in report.ratios:
+        scaling = report.ratios[f"scaling 1->2{name}"]
+        report.checks[f"scaling 1->2{name} >= {FLOOR_SCALING}"] = scaling >= FLOOR_SCALING
 
 
 def read_articles(dump: Path):

@@ -304,7 +304,7 @@ def test_bench_measures_parser_and_baselines_on_a_repeated_dump(tmp_path, capsys
     parser = argparse.ArgumentParser()
     bench.add_arguments(parser)
     dump = str(DATA / "enwiki-sample-5-articles.xml.bz2")
-    args = parser.parse_args([dump, "--no-build", "--json"])
+    args = parser.parse_args([dump, "--repeat", "1", "--no-build", "--json"])
     assert bench.run(args) == 0
     report = json.loads(capsys.readouterr().out)
     assert [f["name"] for f in report["figures"]] == ["parse", "plain", "wikiextractor"]
