@@ -151,16 +151,16 @@ print("" if step is None else step)' "$1"
 }
 
 run_steps_remaining() {  # optimizer steps RUN still has to do; "unknown" before its first save
-    # The total is the one the trainer derived and saved in ds_config.json (the scheduler's
-    # total_num_steps), so this never recomputes it from the corpus.
+    # The total is the one the trainer derived and recorded in RUN/config.json (total_steps),
+    # so this never recomputes it from the corpus.
     "$(python_bin)" - "$1" <<'PY'
 import json, sys
 from pathlib import Path
-from pretrain.run_layout import DS_CONFIG_FILE, latest_step
+from pretrain.run_layout import CONFIG_FILE, latest_step
 run = Path(sys.argv[1])
 done = latest_step(run)
 try:
-    total = json.loads((run / DS_CONFIG_FILE).read_text())["scheduler"]["params"]["total_num_steps"]
+    total = json.loads((run / CONFIG_FILE).read_text())["total_steps"]
 except (OSError, ValueError, KeyError):
     total = None
 print("unknown" if total is None or done is None else max(0, total - done))

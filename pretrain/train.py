@@ -93,10 +93,16 @@ def launch_record(run: Path, command: str | None, world: int, resuming: bool) ->
             "resume_commands": resumes}
 
 
+# Keys RUN/config.json holds beside the config tree: what the run derived (its corpus, its step
+# count, which launch/slurm.sbatch reads to decide on a resubmission) and how it was started.
+RUN_RECORD_KEYS = ("corpus", "total_steps", "command", "world_size", "resume_commands")
+
+
 def write_run_files(run: Path, config: RunConfig, ds_config: dict, luke_cfg, corpus_dir,
-                    launch: dict) -> None:
+                    steps: int, launch: dict) -> None:
     run.mkdir(parents=True, exist_ok=True)
-    resolved = {**config_dict(config), "corpus": str(Path(corpus_dir).resolve()), **launch}
+    resolved = {**config_dict(config), "corpus": str(Path(corpus_dir).resolve()),
+                "total_steps": steps, **launch}
     for name, value in ((run_layout.CONFIG_FILE, resolved), (run_layout.DS_CONFIG_FILE, ds_config),
                         (run_layout.MODEL_CONFIG_FILE, luke_cfg.to_dict())):
         checkpoint.write_atomic(run / name, json.dumps(value, indent=1, default=str) + "\n")
@@ -212,7 +218,7 @@ def train(config: RunConfig, corpus_dir: Path, run: Path, resume: bool,
     launch = launch_record(run, command, world, resuming=state is not None)
     rank, world = init_distributed()
     if rank == 0:
-        write_run_files(run, config, ds_config, luke_cfg, corpus_dir, launch)
+        write_run_files(run, config, ds_config, luke_cfg, corpus_dir, steps, launch)
 
     torch.manual_seed(seed)  # the same initial weights on every rank
     model = build_model(luke_cfg, config.model)

@@ -537,11 +537,11 @@ def training_model(run: Path):
     from pretrain import run_layout
     from pretrain.config import config_from_dict, luke_config
     from pretrain.data import CorpusInfo
-    from pretrain.train import build_model
+    from pretrain.train import RUN_RECORD_KEYS, build_model
 
     resolved = json.loads((run / run_layout.CONFIG_FILE).read_text())
     corpus = CorpusInfo.load(resolved.pop("corpus"))
-    for record in ("command", "world_size", "resume_commands"):  # how it ran, not config
+    for record in RUN_RECORD_KEYS:  # how it ran, not config
         resolved.pop(record, None)
     config = config_from_dict(resolved)
     return config, corpus, build_model(luke_config(config.model, corpus), config.model)
