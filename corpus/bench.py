@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Callable
 
 from corpus.dump import DumpReader
+from corpus.multistream import write_multistream
 from corpus.options import BuildOptions
 from corpus.progress import item_progress
 
@@ -137,8 +138,6 @@ def measure(dump: Path, args: argparse.Namespace, tmp: Path) -> BenchReport:
 
 
 def measure_builds(report: BenchReport, dump: Path, args: argparse.Namespace, tmp: Path) -> None:
-    from corpus.build import build
-
     measure_pages_stage(report, dump, args, tmp, "pages", "pages stage")
     if all(importlib.util.find_spec(m) is not None for m in LATER_STAGE_MODULES):
         options = BuildOptions(dump=dump, out=tmp / "full", workers=args.workers,
@@ -188,7 +187,9 @@ def measure_multistream(report: BenchReport, dump: Path, args: argparse.Namespac
     """The pages stage on a multistream copy of the dump (each worker decompresses its own
     streams), and how long one process takes just to decompress the plain file: the plain
     path's main process does that alone, which bounds its scaling."""
-    ms_dump, index = write_multistream_copy(dump, tmp / "multistream")
+    (tmp / "multistream").mkdir(parents=True, exist_ok=True)
+    ms_dump = tmp / "multistream" / "bench-multistream.xml.bz2"
+    index = write_multistream(decoded_xml(dump), ms_dump)
     measure_pages_stage(report, ms_dump, args, tmp, "multistream", "pages stage, multistream",
                         index=index)
     report.add("bz2", timed(lambda: _drain_bz2(dump)), note="bz2 decompression alone (plain)")
@@ -203,34 +204,6 @@ def _drain_bz2(path: Path) -> None:
     with bz2.open(path, "rb") as stream:
         while stream.read(1 << 20):
             pass
-
-
-def write_multistream_copy(dump: Path, out_dir: Path, pages_per_stream: int = 100
-                           ) -> tuple[Path, Path]:
-    """A Wikimedia-style multistream copy of a UTF-8 dump + its index (offset:page_id:title):
-    a header stream, streams of `pages_per_stream` pages (as Wikimedia makes them), and the
-    closing tag in the last stream."""
-    xml = decoded_xml(dump)
-    first, last = xml.find("<page>"), xml.rfind("</page>") + len("</page>")
-    pages = [p + "</page>\n" for p in xml[first:last].split("</page>") if p.strip()]
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path, index = out_dir / "bench-multistream.xml.bz2", out_dir / "bench-multistream-index.txt"
-    lines, offset = [], 0
-    with open(path, "wb") as out:
-        groups = ["".join(pages[i:i + pages_per_stream])
-                  for i in range(0, len(pages), pages_per_stream)]
-        for number, part in enumerate([xml[:first]] + groups):
-            if number:
-                ids = re.findall(r"</ns>\s*<id>(\d+)</id>", part)
-                titles = re.findall(r"<title>(.*?)</title>", part)
-                lines += [f"{offset}:{i}:{t}\n" for i, t in zip(ids, titles)]
-            if number == len(groups):
-                part += xml[last:]
-            data = bz2.compress(part.encode("utf-8"), compresslevel=1)
-            out.write(data)
-            offset += len(data)
-    index.write_text("".join(lines), encoding="utf-8")
-    return path, index
 
 
 def add_ratios(report: BenchReport) -> None:

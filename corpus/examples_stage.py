@@ -185,8 +185,6 @@ def finished_result(job: ShardJob) -> dict | None:
 
 def build_shard(job: ShardJob) -> dict:
     """Build and save one shard; its marker (counts, digest) is written last, atomically."""
-    import datasets
-
     encoder, entity_vocab = _encoder(job.tokenizer_dir)
     pages = _pages(job.pages_dir)
     counts: Counter = Counter()

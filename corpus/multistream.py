@@ -121,3 +121,28 @@ def read_stream_pages(dump: Path, start: int, end: int) -> StreamPages:
     if not truncated:                        # else the last page may be cut: keep complete ones
         pages += parser.feed(_ROOT_CLOSE, final=True)
     return StreamPages(pages, truncated or parser.truncated, len(xml))
+
+
+def write_multistream(xml: str, dump: Path, pages_per_stream: int = 100) -> Path:
+    """Write a whole dump's XML text as a Wikimedia-style multistream file at `dump` (a header
+    stream, streams of `pages_per_stream` pages, a closing stream) and its bz2 index beside it
+    (`<name>-index.txt.bz2`, found by find_index); returns the index path. For tests and the
+    benchmark, which need a multistream file made from a sample."""
+    first, last = xml.index("<page>"), xml.rindex("</page>") + len("</page>")
+    pages = [page + "</page>\n" for page in xml[first:last].split("</page>") if page.strip()]
+    groups = ["".join(pages[i: i + pages_per_stream])
+              for i in range(0, len(pages), pages_per_stream)]
+    name = Path(dump).name.removesuffix(".xml.bz2")
+    index = Path(dump).with_name(name + "-index.txt.bz2")
+    lines, offset = [], 0
+    with open(dump, "wb") as out:
+        for part in [xml[:first]] + groups + [xml[last:]]:
+            if part in groups:
+                parsed = XmlPageParser(str(dump)).feed(
+                    _ROOT_OPEN + part.encode("utf-8") + _ROOT_CLOSE, final=True)
+                lines += [f"{offset}:{page.id}:{page.title}\n" for page in parsed]
+            data = bz2.compress(part.encode("utf-8"), compresslevel=1)
+            out.write(data)
+            offset += len(data)
+    index.write_bytes(bz2.compress("".join(lines).encode("utf-8")))
+    return index

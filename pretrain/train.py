@@ -9,7 +9,6 @@ every rank takes the same decision on NaN, evaluation, saving and stopping.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os

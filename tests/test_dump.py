@@ -14,6 +14,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 import pytest
 
+from corpus import multistream as corpus_multistream
 from corpus.dump import DumpError, DumpReader, RawPage, language_of_dbname, read_siteinfo
 from corpus.multistream import (find_index, read_header_site, read_stream_offsets,
                                 read_stream_pages, stream_ranges)
@@ -60,31 +61,10 @@ def write_dump(path: Path, pages: list[dict], siteinfo: bool = True) -> Path:
 
 def write_multistream(source: Path, out_dir: Path, pages_per_stream: int = 2
                       ) -> tuple[Path, Path]:
-    """A Wikimedia-style multistream file + index made from a plain dump: a header stream,
-    streams of `pages_per_stream` pages, a footer stream; index lines offset:page_id:title."""
+    """A multistream file + index made from a plain bz2 dump (corpus.multistream's writer)."""
+    dump = out_dir / "wiki-multistream.xml.bz2"
     xml = bz2.open(source).read().decode("utf-8")
-    first = xml.index("  <page>")
-    header, pages_xml = xml[:first], xml[first: xml.rindex("</mediawiki>")]
-    chunks = [c + "</page>\n" for c in pages_xml.split("</page>\n") if c.strip()]
-    dump, index = out_dir / "wiki-multistream.xml.bz2", out_dir / "wiki-multistream-index.txt.bz2"
-    lines, offset = [], 0
-    groups = ["".join(chunks[i: i + pages_per_stream])
-              for i in range(0, len(chunks), pages_per_stream)]
-    with open(dump, "wb") as out:
-        for part in [header] + groups + ["</mediawiki>\n"]:
-            if part in groups:
-                lines += [f"{offset}:{page.id}:{page.title}\n" for page in _pages_of(part)]
-            data = bz2.compress(part.encode("utf-8"))
-            out.write(data)
-            offset += len(data)
-    index.write_bytes(bz2.compress("".join(lines).encode("utf-8")))
-    return dump, index
-
-
-def _pages_of(fragment: str) -> list[RawPage]:
-    from corpus.dump import XmlPageParser
-    parser = XmlPageParser("fragment")
-    return parser.feed(f"<mediawiki>{fragment}</mediawiki>".encode("utf-8"), final=True)
+    return dump, corpus_multistream.write_multistream(xml, dump, pages_per_stream)
 
 
 def crash_on_page_crash(titles, skip=frozenset(), watch=None):
