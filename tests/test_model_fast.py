@@ -182,17 +182,21 @@ def test_batch_without_labelled_entities_gives_zero_entity_loss_with_a_gradient(
     assert fast.entity_predictions.bias.grad is not None
 
 
+def assert_same_loss_and_gradients(reference, model, batch) -> None:
+    """`model` gives `reference`'s loss on `batch`, and the same gradient for every parameter."""
+    want, got = reference(**batch), model(**batch)
+    torch.testing.assert_close(got.loss, want.loss, atol=ATOL, rtol=0)
+    want.loss.backward()
+    got.loss.backward()
+    assert_same_gradients(reference, model)
+
+
 def test_activation_checkpointing_gives_the_same_gradients():
     config = tiny_config(True)
     _, plain = twin_models(config)
     _, checkpointed = twin_models(config)
     checkpointed.set_activation_checkpointing(True)
-    batch = make_batch()
-    want, got = plain(**batch), checkpointed(**batch)
-    torch.testing.assert_close(got.loss, want.loss, atol=ATOL, rtol=0)
-    want.loss.backward()
-    got.loss.backward()
-    assert_same_gradients(plain, checkpointed)
+    assert_same_loss_and_gradients(plain, checkpointed, make_batch())
 
 
 def test_transformers_model_with_activation_checkpointing_gives_the_same_gradients():
@@ -201,12 +205,7 @@ def test_transformers_model_with_activation_checkpointing_gives_the_same_gradien
     plain = build_model(config, "hf")
     checkpointed = build_model(config, "hf", activation_checkpointing=True)
     checkpointed.load_state_dict(plain.state_dict())
-    batch = make_batch()
-    want, got = plain(**batch), checkpointed(**batch)
-    torch.testing.assert_close(got.loss, want.loss, atol=ATOL, rtol=0)
-    want.loss.backward()
-    got.loss.backward()
-    assert_same_gradients(plain, checkpointed)
+    assert_same_loss_and_gradients(plain, checkpointed, make_batch())
 
 
 @pytest.mark.slow
@@ -215,12 +214,7 @@ def test_compiled_model_gives_the_same_loss_and_gradients_on_cpu():
     hf, fast = twin_models(config)
     compiled = build_model(config, "fast", compile=True)
     compiled.load_state_dict(fast.state_dict())
-    batch = make_batch()
-    want, got = hf(**batch), compiled(**batch)
-    torch.testing.assert_close(got.loss, want.loss, atol=ATOL, rtol=0)
-    want.loss.backward()
-    got.loss.backward()
-    assert_same_gradients(hf, compiled)
+    assert_same_loss_and_gradients(hf, compiled, make_batch())
 
 
 def test_unknown_implementation_is_refused():
