@@ -9,25 +9,33 @@ import json
 import subprocess
 import sys
 
-CHECK = """
+# Imports every module of a package in a fresh interpreter, then lists which of the named
+# modules (or their submodules) were pulled in along the way.
+IMPORT_ALL = """
 import importlib, json, pkgutil, sys
-import corpus
-names = sorted(m.name for m in pkgutil.iter_modules(corpus.__path__, "corpus."))
+package, forbidden = sys.argv[1], sys.argv[2:]
+names = sorted(m.name for m in pkgutil.iter_modules(importlib.import_module(package).__path__,
+                                                    package + "."))
 for name in names:
     importlib.import_module(name)
-heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "deepspeed"))
-print(json.dumps({"imported": names, "heavy": heavy}))
+loaded = sorted(m for m in sys.modules
+                if any(m == f or m.startswith(f + ".") for f in forbidden))
+print(json.dumps({"imported": names, "loaded": loaded}))
 """
 
 
-def test_importing_every_corpus_module_leaves_torch_and_deepspeed_out():
-    done = subprocess.run([sys.executable, "-c", CHECK], capture_output=True, text=True,
-                          timeout=120)
+def import_every_module(package: str, forbidden: list[str]) -> dict:
+    done = subprocess.run([sys.executable, "-c", IMPORT_ALL, package, *forbidden],
+                          capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_importing_every_corpus_module_leaves_torch_and_deepspeed_out():
+    result = import_every_module("corpus", ["torch", "deepspeed"])
     assert {"corpus.build", "corpus.cli", "corpus.pages_stage", "corpus.dump"} <= \
         set(result["imported"])
-    assert result["heavy"] == []
+    assert result["loaded"] == []
 
 
 def test_the_cli_help_runs_without_torch():
@@ -42,22 +50,10 @@ def test_the_cli_help_runs_without_torch():
     assert "--entity-vocab-size" in done.stdout
 
 
-PRETRAIN_CHECK = """
-import importlib, json, pkgutil, sys
-import pretrain
-names = sorted(m.name for m in pkgutil.iter_modules(pretrain.__path__, "pretrain."))
-for name in names:
-    importlib.import_module(name)
-parser = sorted(m for m in sys.modules if m.split(".")[0] == "mwparserfromhell"
-                or m.startswith("corpus.wikitext") or m in ("corpus.dump", "corpus.pages_stage"))
-print(json.dumps({"imported": names, "parser": parser}))
-"""
-
-
 def test_importing_every_pretrain_module_leaves_the_wikitext_parser_out():
-    done = subprocess.run([sys.executable, "-c", PRETRAIN_CHECK], capture_output=True, text=True,
-                          timeout=300)
-    assert done.returncode == 0, done.stderr
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    parser = ["mwparserfromhell", "corpus.wikitext", "corpus.wikitext_prepass",
+              "corpus.wikitext_links", "corpus.wikitext_layout", "corpus.dump",
+              "corpus.pages_stage"]
+    result = import_every_module("pretrain", parser)
     assert {"pretrain.train", "pretrain.export", "pretrain.data"} <= set(result["imported"])
-    assert result["parser"] == []
+    assert result["loaded"] == []
