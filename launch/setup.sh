@@ -20,4 +20,17 @@ fi
 "$VENV/bin/python" -m pip install --quiet -e '.[test,plot]' 2>&1 | grep -v '^WARNING: Location' || true
 "$VENV/bin/python" -c "import torch, deepspeed, transformers, datasets, corpus, pretrain" \
     || { echo "setup: the environment in $VENV is incomplete (see pip output above)" >&2; exit 1; }
+# On a CPU-only machine DeepSpeed compiles its shared-memory allreduce op at the first
+# init_distributed (about a minute on 2 cores). Compile it here, once, so that the first run or
+# test does not, and no run killed mid-compile leaves torch's build lock behind (every later
+# run then waits on that lock forever: seen in CI).
+"$VENV/bin/python" - <<'PY'
+import torch
+if not torch.cuda.is_available():
+    from deepspeed.accelerator import get_accelerator
+    builder = get_accelerator().create_op_builder("ShareMemCommBuilder")
+    if builder is not None and builder.is_compatible():
+        print("setup: compiling DeepSpeed's CPU allreduce op (once)", flush=True)
+        builder.load(verbose=False)
+PY
 echo "setup: $VENV ready (torch $("$VENV/bin/python" -c 'import torch; print(torch.__version__)'))"

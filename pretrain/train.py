@@ -26,6 +26,7 @@ from pretrain.data import CorpusInfo, StepSampler, TrainBatches
 from pretrain.ds_config import derive_ds_config, total_steps
 from pretrain.masking import IGNORE_INDEX
 from pretrain.metrics import MetricsLog
+from pretrain.shm_segments import unlink_own_segment
 
 # A run whose loss stays non-finite this many steps in a row is not going to recover.
 MAX_CONSECUTIVE_SKIPS = 10
@@ -48,7 +49,12 @@ def init_distributed() -> tuple[int, int]:
     if torch.cuda.is_available():
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
     deepspeed.init_distributed()
-    return dist.get_rank(), dist.get_world_size()
+    rank = dist.get_rank()
+    # Every rank has mapped its peers' shared-memory buffers once init_distributed returns
+    # everywhere; after this barrier the names are no longer needed (pretrain.shm_segments).
+    dist.barrier()
+    unlink_own_segment(rank)
+    return rank, dist.get_world_size()
 
 
 def build_model(luke_cfg, model_cfg):

@@ -35,9 +35,9 @@ def train_args(corpus: Path, run: Path, *extra: str) -> list[str]:
     return ["--config", str(TINY), "--corpus", str(corpus), "--output", str(run), *extra]
 
 
-def deepspeed_command(args: list[str], ranks: int = 2) -> list[str]:
-    return [str(BIN / "deepspeed"), "--num_gpus", str(ranks), "--master_port", str(free_port()),
-            str(BIN / "luke-train"), *args]
+def deepspeed_command(args: list[str], ranks: int = 2, port: int | None = None) -> list[str]:
+    return [str(BIN / "deepspeed"), "--num_gpus", str(ranks), "--master_port",
+            str(port or free_port()), str(BIN / "luke-train"), *args]
 
 
 def single_command(args: list[str]) -> list[str]:
