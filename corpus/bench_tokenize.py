@@ -3,7 +3,9 @@
 On one core (one worker; the tokenizers library's own threads are switched off), over the pages
 of a finished build, it times:
   - examples: the whole per-page work of the examples stage (sentence split, mention pieces,
-    tokenization, packing) as corpus.examples runs it in each worker;
+    tokenization, packing) as corpus.examples runs it in each worker, three ways: with the
+    word cache warm (a worker past its first pages), cold (a new worker: a new encoder each
+    pass), and without the cache (every text to the tokenizers backend);
   - transformers batch: the build's tokenizer called the usual fast way,
     `tokenizer(paragraphs)`, on the same text: the floor for getting ids at all;
   - transformers entity_spans: `tokenizer(text, entities=..., entity_spans=...)` per built
@@ -37,8 +39,14 @@ def run(args: argparse.Namespace) -> int:
     view = CorpusView(args.dir, "examples")
     pages = [view.pages[i] for i in range(min(args.pages, len(view.pages)))]
     megabytes = sum(len(p["text"].encode("utf-8")) for p in pages) / MB
-    examples, ours = best_of(args.repeat, lambda: examples_pass(view, pages))
+    examples_pass(view.encoder, view, pages)             # the worker's cache, warmed up
+    examples, ours = best_of(args.repeat, lambda: examples_pass(view.encoder, view, pages))
     tokens = sum(len(e.word_ids) for e in examples)
+    cold_encoders = []
+    _, cold = best_of(args.repeat, lambda: examples_pass(fresh_encoder(view, cold_encoders),
+                                                         view, pages))
+    _, uncached = best_of(args.repeat, lambda: examples_pass(fresh_encoder(view, use_cache=False),
+                                                             view, pages))
     paragraphs = [line for p in pages for line in p["text"].split("\n") if line.strip()]
     batch_tokens, batch = best_of(args.repeat, lambda: batch_pass(view.tokenizer, paragraphs))
     _, spans = best_of(args.repeat, lambda: entity_spans_pass(view.tokenizer, examples))
@@ -46,12 +54,21 @@ def run(args: argparse.Namespace) -> int:
           f"(one core), best of {args.repeat}; load average {os.getloadavg()[0]:.1f} on "
           f"{os.cpu_count()} cores (figures are noisy when it exceeds the cores)")
     print(f"  examples stage             {megabytes / ours:6.2f} MB/s  "
-          f"{tokens / ours:10,.0f} tokens/s  ({len(examples)} examples, {tokens:,} tokens kept)")
+          f"{tokens / ours:10,.0f} tokens/s  ({len(examples)} examples, {tokens:,} tokens kept; "
+          f"word cache warm)")
+    first = cold_encoders[0]
+    print(f"    cold word cache          {megabytes / cold:6.2f} MB/s  {tokens / cold:10,.0f} "
+          f"tokens/s  (a new worker: {first.words_encoded:,} distinct words encoded for "
+          f"{first.words_looked_up:,} running words, {first.words_bypassed:,} in calls that "
+          f"bypassed the cache)")
+    print(f"    no word cache            {megabytes / uncached:6.2f} MB/s  "
+          f"{tokens / uncached:10,.0f} tokens/s  (every text to the tokenizers backend)")
     print(f"  transformers batch call    {megabytes / batch:6.2f} MB/s  "
           f"{batch_tokens / batch:10,.0f} tokens/s  (same pages, no mentions)")
     print(f"  transformers entity_spans  {'':6}        {tokens / spans:10,.0f} tokens/s  "
           f"(one call per built example)")
-    print(f"  examples stage / transformers batch: {batch / ours:.2f}x the speed; "
+    print(f"  examples stage / transformers batch: {batch / ours:.2f}x the speed "
+          f"(cold cache {batch / cold:.2f}x, no cache {batch / uncached:.2f}x); "
           f"/ transformers entity_spans: {spans / ours:.2f}x")
     return 0
 
@@ -66,13 +83,26 @@ def best_of(repeat: int, func):
     return result, best
 
 
-def examples_pass(view, pages):
+def fresh_encoder(view, made: list | None = None, use_cache: bool = True):
+    """A new encoder, as a new worker process has (appended to `made` when given)."""
+    from corpus.schema import TOKENIZER_DIR
+    from corpus.word_encoder import WordEncoder
+
+    encoder = WordEncoder.from_file(view.directory / TOKENIZER_DIR / "tokenizer.json")
+    encoder.use_cache = encoder.use_cache and use_cache
+    if made is not None:
+        made.append(encoder)
+    return encoder
+
+
+def examples_pass(encoder, view, pages):
+    from corpus.examples_stage import PAGES_PER_CALL
     from corpus.examples import examples_from_pages
 
     examples = []
-    for start in range(0, len(pages), 64):   # as the stage's workers batch them
-        examples += examples_from_pages(pages[start:start + 64], view.encoder, view.locale,
-                                        view.entity_vocab, view.limits, Counter())
+    for start in range(0, len(pages), PAGES_PER_CALL):   # as the stage's workers batch them
+        examples += examples_from_pages(pages[start:start + PAGES_PER_CALL], encoder,
+                                        view.locale, view.entity_vocab, view.limits, Counter())
     return examples
 
 

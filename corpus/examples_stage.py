@@ -26,7 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from corpus.examples import Limits, WordEncoder, examples_from_pages
+from corpus.examples import Limits, examples_from_pages
+from corpus.word_encoder import WordEncoder
 from corpus.options import STAGE_OPTIONS, StageContext
 from corpus.progress import item_progress
 from corpus.schema import (ENTITY_VOCAB_FILE, EXAMPLE_COLUMNS, EXAMPLES_DIR, PAGES_DIR,
@@ -175,16 +176,24 @@ def _map(func, jobs: list[ShardJob], workers: int):
         yield from pool.imap(func, jobs)
 
 
+def part_file(job: ShardJob) -> Path:
+    return Path(job.parts_dir) / f"{job.name}.arrow"
+
+
 def finished_result(job: ShardJob) -> dict | None:
     marker = Path(job.parts_dir) / f"{job.name}.json"
-    data = Path(job.parts_dir) / job.name
-    if marker.is_file() and data.is_dir():
+    if marker.is_file() and part_file(job).is_file():
         return json.loads(marker.read_text())
     return None
 
 
 def build_shard(job: ShardJob) -> dict:
-    """Build and save one shard; its marker (counts, digest) is written last, atomically."""
+    """Build and save one shard; its marker (counts, digest) is written last, atomically.
+
+    Workers read pages and write parts with pyarrow alone: importing `datasets` would cost
+    each worker half a second, as much as tokenizing a hundred pages."""
+    import pyarrow as pa
+
     encoder, entity_vocab = _encoder(job.tokenizer_dir)
     pages = _pages(job.pages_dir)
     counts: Counter = Counter()
@@ -192,20 +201,18 @@ def build_shard(job: ShardJob) -> dict:
     lengths: Counter = Counter()
     with single_threaded_tokenizers():
         for start in range(0, len(job.rows), PAGES_PER_CALL):
-            batch = pages.select(job.rows[start:start + PAGES_PER_CALL]).to_list()
+            batch = pages.take(job.rows[start:start + PAGES_PER_CALL]).to_pylist()
             for example in examples_from_pages(batch, encoder, job.locale, entity_vocab,
                                                job.limits, counts):
                 for column, value in example.row().items():
                     rows[column].append(value)
                 lengths[(len(example.word_ids) - 1) // HISTOGRAM_BIN] += 1
     digest = rows_digest(rows)
-    dataset = dataset_of(rows, digest)
-    out = Path(job.parts_dir) / job.name
+    out = part_file(job)
     tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    with quiet_datasets():
-        dataset.save_to_disk(str(tmp))
-    shutil.rmtree(out, ignore_errors=True)
+    table = pa.Table.from_pydict(rows, schema=example_schema())
+    with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)   # the IPC stream format that datasets' own files use
     tmp.rename(out)
     result = {"counts": dict(counts), "lengths": {str(k): v for k, v in lengths.items()},
               "digest": digest}
@@ -231,19 +238,6 @@ def single_threaded_tokenizers():
             os.environ["TOKENIZERS_PARALLELISM"] = before
 
 
-def dataset_of(rows: dict[str, list], digest: str):
-    """The shard's rows as a Dataset, built from an Arrow table with the rows' digest as its
-    fingerprint: Dataset.from_dict would hash all the values again with dill (a third of the
-    stage's time on a small dump)."""
-    import datasets
-    import pyarrow as pa
-
-    features = example_features()
-    table = pa.Table.from_pydict(rows, schema=features.arrow_schema)
-    return datasets.Dataset(datasets.table.InMemoryTable(table),
-                            info=datasets.DatasetInfo(features=features), fingerprint=digest)
-
-
 @functools.lru_cache(maxsize=2)
 def _encoder(tokenizer_dir: str):
     """The tokenizer's encoder and entity vocabulary, loaded once per process from the files
@@ -255,8 +249,23 @@ def _encoder(tokenizer_dir: str):
 
 @functools.lru_cache(maxsize=2)
 def _pages(pages_dir: str):
-    import datasets
-    return datasets.load_from_disk(pages_dir)
+    """The pages dataset as one memory-mapped Arrow table (the files `datasets` saved)."""
+    import pyarrow as pa
+
+    state = json.loads((Path(pages_dir) / "state.json").read_text())
+    tables = []
+    for entry in state["_data_files"]:
+        with pa.memory_map(str(Path(pages_dir) / entry["filename"])) as source:
+            tables.append(pa.ipc.open_stream(source).read_all())
+    return pa.concat_tables(tables)
+
+
+def example_schema():
+    """The Arrow schema of a part: example_features() in pyarrow's terms (no datasets import)."""
+    import pyarrow as pa
+    ids = pa.list_(pa.int32())
+    return pa.schema([("word_ids", ids), ("entity_ids", ids), ("entity_start", ids),
+                      ("entity_end", ids), ("page_id", pa.int64())])
 
 
 def example_features():
@@ -309,7 +318,7 @@ def join_parts(split_results: list[tuple[ShardJob, dict]], out: Path) -> None:
     """One dataset for the split, saved with (up to) one file per part."""
     import datasets
 
-    parts = [datasets.load_from_disk(str(Path(job.parts_dir) / job.name))
+    parts = [datasets.Dataset.from_file(str(part_file(job)))
              for job, result in split_results if result["counts"].get("examples")]
     dataset = datasets.concatenate_datasets(parts) if parts else \
         datasets.Dataset.from_dict({c: [] for c in EXAMPLE_COLUMNS}, features=example_features())

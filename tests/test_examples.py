@@ -18,7 +18,8 @@ import datasets
 import pytest
 
 from corpus import examples_stage
-from corpus.examples import Limits, WordEncoder, examples_from_pages
+from corpus.examples import Limits, examples_from_pages
+from corpus.word_encoder import WordEncoder
 from corpus.inspect import CorpusView, example_json
 from corpus.options import BuildOptions, StageContext
 from corpus.schema import (ENTITY_UNK_ID, EXAMPLE_COLUMNS, EXAMPLES_DIR, MANIFEST_FILE,

@@ -1,0 +1,166 @@
+"""Word ids exactly as the exported transformers tokenizer computes them, fast.
+
+The examples stage must produce the ids `MLukeTokenizer` gives (REFERENCE section 3: one id
+mapping everywhere), and tokenization must not be the slow stage of the build. The tokenizers
+backend alone runs about 4 MB of text per second on one core; most of a sentence is words the
+worker has already seen many times. So ids are cached per word, and only words not seen before
+go to the backend.
+
+Why that is exact, not an approximation: the backend of an MLukeTokenizer written by
+corpus.word_tokenizer is normalizer = string replacements (``` `` ``` and `''` to `"`), then
+pre-tokenizer = `Metaspace(replacement="▁", prepend_scheme="always", split=True)`, then a
+Unigram model applied to each pre-token on its own. Metaspace turns every space into "▁",
+prepends one "▁" unless the text already starts with it, and splits before every "▁". So the
+pre-tokens of a text are exactly "▁" + w for each space-separated word w (a leading space
+standing in for the prepended "▁"), the replacements never span a space, and the ids of a text
+are the concatenation of the ids of `" " + w` for its words. `cacheable` checks the backend has
+that shape; any other tokenizer is encoded text by text without the cache.
+Added tokens (`<s>`, `<mask>`, ...) are cut out of the text before all this; the examples
+stage drops every sentence holding their text (examples.keep_sentence), so that never matters.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from itertools import chain
+from typing import Sequence
+
+METASPACE = "\u2581"
+# Words cached per worker: on Wikipedia text a few hundred thousand words cover nearly all
+# running words, and 500,000 of them hold ~100 MB. Once full, new words are encoded but not kept.
+MAX_CACHED_WORDS = 500_000
+# A call whose new (uncached) distinct words exceed this share of its running words encodes its
+# texts directly: measured, the cache is about even with the backend at 25% new words
+# (0.7x at 25%, 1.5x at 5%, 3x at 1%), and a word encoded alone costs more than in its text.
+MAX_NEW_WORD_SHARE = 0.25
+
+
+def cacheable(tokenizer_json: dict) -> bool:
+    """Whether ids are the concatenation of per-word ids for this backend (module docstring)."""
+    pre = tokenizer_json.get("pre_tokenizer") or {}
+    if not (pre.get("type") == "Metaspace" and pre.get("replacement") == METASPACE
+            and pre.get("split") is True and pre.get("prepend_scheme") == "always"):
+        return False
+    normalizer = tokenizer_json.get("normalizer")
+    steps = [] if normalizer is None else (normalizer.get("normalizers", [])
+                                           if normalizer.get("type") == "Sequence"
+                                           else [normalizer])
+    for step in steps:
+        pattern = (step.get("pattern") or {}).get("String")
+        if step.get("type") != "Replace" or pattern is None or " " in pattern + step["content"]:
+            return False
+    return (tokenizer_json.get("model") or {}).get("type") == "Unigram"
+
+
+def words(text: str) -> list[str]:
+    """The space-separated words whose pre-tokens make up `text` (one "" per extra space)."""
+    if not text:
+        return []
+    parts = text.split(" ")
+    return parts[1:] if text[0] == " " else parts
+
+
+class WordEncoder:
+    """Token ids exactly as the transformers tokenizer computes them, many texts per call."""
+
+    def __init__(self, tokenizer):
+        """From a loaded MLukeTokenizer (inspect, tests): its fast backend and special ids."""
+        self._use(tokenizer.backend_tokenizer, list(tokenizer.added_tokens_encoder),
+                  tokenizer.unk_token_id, tokenizer.cls_token_id, tokenizer.sep_token_id)
+
+    @classmethod
+    def from_file(cls, tokenizer_json: str) -> "WordEncoder":
+        """From a tokenizer directory's tokenizer.json with the tokenizers library alone: no
+        transformers (whose import pulls in torch, seconds per worker process). The backend is
+        the one MLukeTokenizer wraps; <s> and </s> are added around each sequence as it does
+        (examples.make_example), and tests/test_examples.py holds the ids equal to
+        transformers'."""
+        from tokenizers import Tokenizer
+
+        backend = Tokenizer.from_file(str(tokenizer_json))
+        encoder = cls.__new__(cls)
+        encoder._use(backend, [t.content for t in backend.get_added_tokens_decoder().values()],
+                     backend.token_to_id("<unk>"), backend.token_to_id("<s>"),
+                     backend.token_to_id("</s>"))
+        return encoder
+
+    def _use(self, backend, special_tokens: list[str], unk_id: int, bos_id: int,
+             eos_id: int) -> None:
+        self.backend = backend
+        self.unk_id, self.bos_id, self.eos_id = unk_id, bos_id, eos_id
+        special = sorted(special_tokens, key=len, reverse=True) + [METASPACE]
+        self.special_text = re.compile("|".join(re.escape(s) for s in special))
+        self.use_cache = cacheable(json.loads(backend.to_str()))
+        self.word_ids: dict[str, tuple[int, ...]] = {}
+        # for the benchmark: running words seen, new words encoded, words of bypassing calls
+        self.words_looked_up = self.words_encoded = self.words_bypassed = 0
+
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        """The ids of each text (no <s>/</s>)."""
+        return [ids for ids, _ in self.encode_groups([[text] for text in texts])]
+
+    def encode_groups(self, groups: Sequence[Sequence[str]]) -> list[tuple[list[int], list[int]]]:
+        """For each group of texts (a sentence cut at its mention boundaries): the ids of its
+        texts one after the other, and the token position where each text starts.
+
+        MLukeTokenizer maps the backend's tokens to ids with convert_tokens_to_ids, which
+        differs from the backend's own ids only for an added token with lstrip (" <mask>"
+        becomes <unk>); sentences holding special-token text are dropped
+        (examples.keep_sentence), so for every kept sentence these are its ids."""
+        texts = [text for group in groups for text in group]
+        new = self._new_words(texts) if self.use_cache else None
+        if new is None:
+            ids_of = iter(self._backend_ids(texts)).__next__
+        else:
+            ids_of = self._cached_ids(new)
+        out = []
+        for group in groups:
+            ids: list[int] = []
+            starts = []
+            for text in group:
+                starts.append(len(ids))
+                ids.extend(ids_of(text) if new is not None else ids_of())
+            out.append((ids, starts))
+        if new is not None and len(self.word_ids) > MAX_CACHED_WORDS:
+            for word in new:   # full: keep the words seen first (the frequent ones), not these
+                del self.word_ids[word]
+        return out
+
+    def _new_words(self, texts: list[str]) -> list[str] | None:
+        """The words of `texts` not in the cache, or None when so many are new that encoding
+        them one by one would cost more than encoding the texts (a cold start, or a language
+        written without spaces, where a "word" is a whole phrase)."""
+        # One split of everything: a set difference in C rather than a loop per word. A ""
+        # among them (from a leading space) is encoded needlessly but harmlessly.
+        running = " ".join(texts).split(" ")
+        new = set(running).difference(self.word_ids)
+        self.words_looked_up += len(running)
+        if len(new) > MAX_NEW_WORD_SHARE * len(running):
+            # Still learn the new words this call repeats, so that a cold cache warms up
+            # (on English the first batch of pages has about a quarter of its words new).
+            repeated = Counter(running)
+            room = max(0, MAX_CACHED_WORDS - len(self.word_ids))
+            self._encode_into_cache([w for w in new if repeated[w] > 1][:room])
+            self.words_bypassed += len(running)
+            return None
+        return list(new)
+
+    def _cached_ids(self, new: list[str]):
+        """Encode the new words in one backend call, into the cache; a function from a text to
+        its ids by the cache."""
+        self._encode_into_cache(new)
+        get = self.word_ids.__getitem__
+        return lambda text: chain.from_iterable(map(get, words(text)))
+
+    def _encode_into_cache(self, new: list[str]) -> None:
+        if new:
+            # " " + w: the pre-token "▁w" alone, also for w == "" (a lone "▁")
+            self.word_ids.update(zip(new, map(tuple, self._backend_ids([" " + w for w in new]))))
+            self.words_encoded += len(new)
+
+    def _backend_ids(self, texts: Sequence[str]) -> list[list[int]]:
+        # encode_batch_fast: the same ids without character offsets, about twice as fast.
+        return [e.ids for e in self.backend.encode_batch_fast(list(texts),
+                                                              add_special_tokens=False)]

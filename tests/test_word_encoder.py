@@ -1,0 +1,123 @@
+"""The examples stage's word encoder: ids cached per word equal transformers' ids for any text.
+
+The proof is transformers' own MLukeTokenizer, loaded from the test build's tokenizer directory;
+the encoder under test reads only its tokenizer.json, as the stage's workers do. Texts are
+chosen where a per-word cache could go wrong: spaces at either end or doubled, a piece that is
+only spaces, the normalizer's quote replacements, characters outside the vocabulary, emoji.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from corpus import word_encoder
+from corpus.schema import TOKENIZER_DIR
+from corpus.word_encoder import WordEncoder, cacheable, words
+from corpus.word_tokenizer import load_tokenizer
+
+AWKWARD = ["", " ", "  ", "Paris", " Paris", "Paris ", "  Paris", "New  York", "a b  c   d ",
+           "``quoted''", "it''s '' ``", "tab\there", "emoji 😀 and 中文 text", "ǅ ﬁ ½ Ⅻ",
+           "x" * 300, " ".join(["zebra"] * 50), "München, (1990) — «quoted» ok.", "\u00a0nbsp"]
+
+
+@pytest.fixture(scope="module")
+def tokenizer_and_json(en_corpus):
+    directory = en_corpus / TOKENIZER_DIR
+    return load_tokenizer(directory), directory / "tokenizer.json"
+
+
+def transformers_ids(tokenizer, text: str) -> list[int]:
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def test_built_tokenizer_has_the_cacheable_shape(tokenizer_and_json):
+    _, path = tokenizer_and_json
+    shape = json.loads(path.read_text())
+    assert cacheable(shape)
+    for change in ({"pre_tokenizer": {**shape["pre_tokenizer"], "prepend_scheme": "first"}},
+                   {"pre_tokenizer": {**shape["pre_tokenizer"], "split": False}},
+                   {"normalizer": {"type": "NFKC"}},
+                   {"normalizer": {"type": "Replace", "pattern": {"String": "  "},
+                                   "content": " "}},
+                   {"model": {**shape["model"], "type": "BPE"}}):
+        assert not cacheable({**shape, **change}), change
+
+
+def test_words_stand_for_metaspace_pre_tokens():
+    assert words("") == [] and words(" ") == [""] and words("a") == ["a"]
+    assert words(" a b") == ["a", "b"] and words("a  b ") == ["a", "", "b", ""]
+
+
+def test_cached_ids_equal_transformers_on_awkward_texts(tokenizer_and_json):
+    tokenizer, path = tokenizer_and_json
+    encoder = WordEncoder.from_file(path)
+    assert encoder.use_cache
+    expected = [transformers_ids(tokenizer, text) for text in AWKWARD]
+    # Repeated, so that few of the call's words are new and it goes through the cache.
+    assert encoder.encode(AWKWARD * 8) == expected * 8
+    assert encoder.words_encoded > 0 and encoder.words_bypassed == 0
+    assert encoder.encode(AWKWARD) == expected          # again, every word now from the cache
+    assert encoder.words_bypassed == 0
+
+
+def test_groups_give_piece_starts(tokenizer_and_json):
+    tokenizer, path = tokenizer_and_json
+    encoder = WordEncoder.from_file(path)
+    group = ["Born in", " Paris", " in 1990", ""]
+    [(ids, starts)] = encoder.encode_groups([group])
+    pieces = [transformers_ids(tokenizer, piece) for piece in group]
+    assert ids == [i for piece in pieces for i in piece]
+    assert starts == [sum(map(len, pieces[:k])) for k in range(len(group))]
+
+
+def test_mostly_new_words_bypass_the_cache_and_warm_it(tokenizer_and_json):
+    """A call with many words never seen (a cold start, or a language without spaces) encodes
+    its texts directly, learns the words it repeats, and the next call uses them."""
+    tokenizer, path = tokenizer_and_json
+    encoder = WordEncoder.from_file(path)
+    rng = random.Random(0)
+    fresh = ["".join(rng.choice("abcdefghij") for _ in range(8)) for _ in range(200)]
+    texts = [" ".join(fresh[i:i + 10]) + " the end" for i in range(0, 200, 10)]
+    assert encoder.encode(texts) == [transformers_ids(tokenizer, t) for t in texts]
+    assert encoder.words_bypassed == len(texts) * 12
+    assert set(encoder.word_ids) == {"the", "end"}       # the repeated words, learned
+    again = ["the end"] * 20
+    assert encoder.encode(again) == [transformers_ids(tokenizer, t) for t in again]
+    assert encoder.words_bypassed == len(texts) * 12     # this call used the cache
+
+
+def test_a_full_cache_stays_bounded_and_exact(tokenizer_and_json, monkeypatch):
+    tokenizer, path = tokenizer_and_json
+    monkeypatch.setattr(word_encoder, "MAX_CACHED_WORDS", 3)
+    encoder = WordEncoder.from_file(path)
+    first = ["one two three"] * 10
+    assert encoder.encode(first) == [transformers_ids(tokenizer, first[0])] * 10
+    more = ["one two three four"] * 10 + ["one two three five"] * 10
+    assert encoder.encode(more) == [transformers_ids(tokenizer, t) for t in more]
+    assert set(encoder.word_ids) == {"one", "two", "three"}   # the first words stay
+    assert encoder.words_bypassed == 0 and encoder.words_encoded == 5
+    fresh = ["six seven eight nine"] * 2                        # bypassed, and no room to learn
+    assert encoder.encode(fresh) == [transformers_ids(tokenizer, fresh[0])] * 2
+    assert len(encoder.word_ids) == 3
+
+
+def test_cache_and_backend_agree_on_every_piece_of_the_sample(en_corpus, tokenizer_and_json):
+    """Every sentence piece the examples stage tokenizes on the English sample."""
+    from collections import Counter
+
+    from corpus.examples import page_sentences, split_at_mentions
+    from corpus.inspect import CorpusView
+
+    _, path = tokenizer_and_json
+    view = CorpusView(en_corpus, "examples")
+    pieces = [piece for row in range(len(view.pages))
+              for sentence in page_sentences(view.pages[row], view.locale, view.entity_vocab,
+                                             view.limits, Counter())
+              for piece in split_at_mentions(sentence.text, sentence.mentions)[0]]
+    cached, direct = WordEncoder.from_file(path), WordEncoder.from_file(path)
+    direct.use_cache = False
+    assert cached.encode(pieces * 2) == direct.encode(pieces * 2)
+    assert cached.words_encoded > 0 and len(pieces) > 1000
