@@ -27,11 +27,11 @@ from pathlib import Path
 import numpy as np
 
 from corpus.examples import Limits, examples_from_pages
-from corpus.word_encoder import WordEncoder
 from corpus.options import STAGE_OPTIONS, StageContext
 from corpus.progress import item_progress
 from corpus.schema import (ENTITY_VOCAB_FILE, EXAMPLE_COLUMNS, EXAMPLES_DIR, PAGES_DIR,
                            TOKENIZER_DIR, VALIDATION_DIR)
+from corpus.word_encoder import WordEncoder
 from corpus.word_tokenizer import read_entity_vocab, tokenizer_fingerprint
 
 PARTS_DIR = ".examples-parts"

@@ -26,9 +26,9 @@ from pathlib import Path
 import numpy as np
 
 from corpus.examples import Example, Limits, examples_from_pages
-from corpus.word_encoder import WordEncoder
 from corpus.manifest import read_manifest
 from corpus.schema import EXAMPLES_DIR, PAGES_DIR, TOKENIZER_DIR, VALIDATION_DIR
+from corpus.word_encoder import WordEncoder
 from corpus.word_tokenizer import load_tokenizer
 
 

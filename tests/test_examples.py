@@ -19,12 +19,12 @@ import pytest
 
 from corpus import examples_stage
 from corpus.examples import Limits, examples_from_pages
-from corpus.word_encoder import WordEncoder
 from corpus.inspect import CorpusView, example_json
 from corpus.options import BuildOptions, StageContext
 from corpus.schema import (ENTITY_UNK_ID, EXAMPLE_COLUMNS, EXAMPLES_DIR, MANIFEST_FILE,
                            TOKENIZER_DIR, VALIDATION_DIR)
 from corpus.sentences import sentence_spans
+from corpus.word_encoder import WordEncoder
 from corpus.word_tokenizer import load_tokenizer
 from tests.conftest import BG_DUMP, EN_DUMP, TEST_BUILD, build_corpus
 
@@ -328,3 +328,12 @@ def test_impossible_limits_are_refused_by_name(en_corpus_copy):
     with pytest.raises(ValueError, match="--max-seq-length must be >= 3, not 2; "
                                          "--max-entities must be >= 1, not 0"):
         examples_stage.run(ctx)
+
+
+def test_workers_read_pages_saved_in_several_files_in_order(en_corpus, tmp_path):
+    """Workers read DIR/pages with pyarrow alone; a large dump's pages span several files."""
+    several = tmp_path / "pages"
+    datasets.load_from_disk(str(en_corpus / "pages")).save_to_disk(str(several), num_shards=3)
+    assert len(list(several.glob("*.arrow"))) == 3
+    table = examples_stage._pages(str(several))
+    assert table.to_pylist() == datasets.load_from_disk(str(several)).to_list()
