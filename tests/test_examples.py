@@ -322,6 +322,22 @@ def test_stage_encoder_needs_no_transformers_and_matches_it(en_corpus):
                         str(len(tokenizer.entity_vocab)), "False"]
 
 
+def test_a_worker_builds_a_shard_without_datasets_transformers_or_torch(en_corpus, tmp_path):
+    """Each of those imports costs a worker process seconds; a shard needs none of them."""
+    script = ("import sys; from pathlib import Path; from corpus import examples_stage as es; "
+              "from corpus.examples import Limits; "
+              f"d = Path({str(en_corpus)!r}); "
+              "rows = es._pages(str(d / 'pages')).num_rows; "
+              "jobs = es.plan_jobs(rows, [], d / 'pages', d / 'tokenizer', 'en', Limits(), "
+              f"Path({str(tmp_path)!r})); "
+              "result = es.build_shard(jobs[0]); "
+              "print(result['counts']['examples'] > 0, "
+              "[m for m in ('datasets', 'transformers', 'torch') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True).stdout.split(maxsplit=1)
+    assert out == ["True", "[]\n"]
+
+
 def test_impossible_limits_are_refused_by_name(en_corpus_copy):
     ctx = stage_context(en_corpus_copy, workers=1)
     ctx.options = dataclasses.replace(ctx.options, max_seq_length=2, max_entities=0)
