@@ -121,3 +121,21 @@ def test_cache_and_backend_agree_on_every_piece_of_the_sample(en_corpus, tokeniz
     direct.use_cache = False
     assert cached.encode(pieces * 2) == direct.encode(pieces * 2)
     assert cached.words_encoded > 0 and len(pieces) > 1000
+
+
+def test_new_words_encoded_many_per_text_equal_one_by_one(tokenizer_and_json, monkeypatch):
+    """New words go to the backend many per text and are split back by word_ids; the words
+    that cannot be joined (the empty word, added-token text, "▁") go alone."""
+    tokenizer, path = tokenizer_and_json
+    monkeypatch.setattr(word_encoder, "WORDS_PER_TEXT", 7)
+    sample = sorted({w for text in AWKWARD for w in words(text)})
+    odd = ["", "<s>", "a<mask>b", "x\u2581y", "\u2581", "``", "it''s", "😀😀", "\t"]
+    new = sample + odd
+    encoder = WordEncoder.from_file(path)
+    encoder._encode_into_cache(new)
+    for word in new:
+        assert list(encoder.word_ids[word]) == transformers_ids(tokenizer, " " + word), word
+    joined = [w for w in sample if w][:7]
+    [encoding] = encoder.backend.encode_batch([" ".join(joined)], add_special_tokens=False)
+    assert word_encoder.ids_per_word(encoding, len(joined)) is not None   # the joined path ran
+    assert word_encoder.ids_per_word(encoding, len(joined) + 1) is None   # a miscount is caught
