@@ -13,9 +13,7 @@ Run as a script under the launcher, this file is that probe:
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -23,9 +21,9 @@ from pathlib import Path
 import pytest
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
-TINY = REPO / "configs" / "tiny.toml"
+from train_helpers import BIN, TINY, free_port
+from train_helpers import ROOT as REPO
+
 STEPS, SAVE_EVERY = 4, 2
 # Small batches keep the runs to seconds; evaluation at every checkpoint fills the card.
 RUN_OVERRIDES = ("train.micro_batch_size=2", "train.global_batch_size=4", "train.eval_every=2",
@@ -39,25 +37,12 @@ HEAD_CLASSES = ("LukeModel", "LukeForEntityClassification", "LukeForEntityPairCl
 TOL = 1e-5
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def venv_env() -> dict[str, str]:
-    """The environment with the venv's bin first on PATH, as an activated venv has it: DeepSpeed
-    JIT-builds its CPU comm op with the `ninja` found on PATH, and the venv's ninja (1.13) and a
-    system one (1.11) hash build commands differently, so mixing them rebuilds the op (~2 min)."""
-    return {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
-
-
 def deepspeed_launch(*args: str) -> None:
     """`deepspeed --num_gpus 2 ARGS` (two CPU ranks here); fails the test with its output."""
     command = [str(BIN / "deepspeed"), "--master_port", str(free_port()), "--num_gpus", "2",
                *args]
-    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600,
-                          env=venv_env())
+    # The venv's bin is first on PATH (conftest), so DeepSpeed builds its op with the venv's ninja.
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, \
         f"{' '.join(command)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
 
@@ -86,8 +71,7 @@ def zero1_single_rank_run(en_corpus, tmp_path_factory) -> Path:
     command = [str(BIN / "luke-train"), "--config", str(TINY), "--corpus", str(en_corpus),
                "--output", str(run), "--max-steps", str(STEPS), "--save-every", str(STEPS),
                "--zero-stage", "1", *RUN_OVERRIDES, "model.impl=hf"]
-    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600,
-                          env=venv_env())
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     return run
 

@@ -11,14 +11,15 @@ import json
 import os
 import shlex
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+from train_helpers import BIN as VENV_BIN
+from train_helpers import ROOT as REPO
+from train_helpers import free_port
+
 LAUNCH = REPO / "launch"
-VENV_BIN = Path(sys.executable).parent
 TRAINER = str(VENV_BIN / "luke-train")
 TRAINER_ARGS = ["--config", "configs/tiny.toml", "--corpus", "/data/en corpus",
                 "--output", "/runs/r"]
@@ -393,14 +394,6 @@ FAKE_SCANCEL = '#!/usr/bin/env bash\nkill -TERM -- -"$(cat "$FAKE_SLURM_DIR/step
 FAKE_SBATCH = '#!/usr/bin/env bash\nprintf "%s\\n" "$*" >> "$FAKE_SLURM_DIR/sbatch.txt"\n'
 
 
-def free_port() -> str:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return str(s.getsockname()[1])
-
-
 def train_lines(run: Path) -> list[dict]:
     metrics = run / "metrics.jsonl"
     lines = metrics.read_text().splitlines() if metrics.exists() else []
@@ -419,7 +412,7 @@ def test_slurm_job_checkpoints_on_sigterm_and_resubmits_with_resume(en_corpus, t
         (bin_dir / name).chmod(0o755)
     run, record = tmp_path / "run", tmp_path / "sbatch.txt"
     job_env = slurm_env(tmp_path, SLURM_JOB_ID="41", SLURM_JOB_NODELIST="localhost",
-                        SLURM_NNODES="1", SLURM_GPUS_ON_NODE="0", MASTER_PORT=free_port())
+                        SLURM_NNODES="1", SLURM_GPUS_ON_NODE="0", MASTER_PORT=str(free_port()))
     env = launcher_env(**job_env, FAKE_SLURM_DIR=str(tmp_path))
     env["PATH"] = f"{bin_dir}:{env['PATH']}"
     env.pop("SLURM_CPUS_PER_TASK")
