@@ -85,10 +85,10 @@ def best_of(repeat: int, func):
 
 def fresh_encoder(view, made: list | None = None, use_cache: bool = True):
     """A new encoder, as a new worker process has (appended to `made` when given)."""
+    from corpus.examples_stage import load_encoder
     from corpus.schema import TOKENIZER_DIR
-    from corpus.word_encoder import WordEncoder
 
-    encoder = WordEncoder.from_file(view.directory / TOKENIZER_DIR / "tokenizer.json")
+    encoder = load_encoder(view.directory / TOKENIZER_DIR)
     encoder.use_cache = encoder.use_cache and use_cache
     if made is not None:
         made.append(encoder)

@@ -238,13 +238,17 @@ def single_threaded_tokenizers():
             os.environ["TOKENIZERS_PARALLELISM"] = before
 
 
+def load_encoder(tokenizer_dir: Path) -> WordEncoder:
+    """A new encoder for a tokenizer directory, from its tokenizer.json (tokenizers alone:
+    importing transformers costs each worker seconds)."""
+    return WordEncoder.from_file(Path(tokenizer_dir) / "tokenizer.json")
+
+
 @functools.lru_cache(maxsize=2)
 def _encoder(tokenizer_dir: str):
-    """The tokenizer's encoder and entity vocabulary, loaded once per process from the files
-    (tokenizers alone: importing transformers costs each worker seconds)."""
-    directory = Path(tokenizer_dir)
-    return (WordEncoder.from_file(directory / "tokenizer.json"),
-            read_entity_vocab(directory / ENTITY_VOCAB_FILE))
+    """The tokenizer's encoder and entity vocabulary, loaded once per process."""
+    return (load_encoder(Path(tokenizer_dir)),
+            read_entity_vocab(Path(tokenizer_dir) / ENTITY_VOCAB_FILE))
 
 
 @functools.lru_cache(maxsize=2)
@@ -261,7 +265,7 @@ def _pages(pages_dir: str):
 
 
 def example_schema():
-    """The Arrow schema of a part: example_features() in pyarrow's terms (no datasets import)."""
+    """The Arrow schema of the examples (workers write it without importing datasets)."""
     import pyarrow as pa
     ids = pa.list_(pa.int32())
     return pa.schema([("word_ids", ids), ("entity_ids", ids), ("entity_start", ids),
@@ -269,10 +273,9 @@ def example_schema():
 
 
 def example_features():
+    """The same schema as datasets features."""
     import datasets
-    ids = datasets.Sequence(datasets.Value("int32"))
-    return datasets.Features({"word_ids": ids, "entity_ids": ids, "entity_start": ids,
-                              "entity_end": ids, "page_id": datasets.Value("int64")})
+    return datasets.Features.from_arrow_schema(example_schema())
 
 
 def rows_digest(rows: dict[str, list]) -> str:
