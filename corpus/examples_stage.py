@@ -28,7 +28,7 @@ import numpy as np
 
 from corpus.examples import Limits, examples_from_pages
 from corpus.options import STAGE_OPTIONS, StageContext
-from corpus.progress import item_progress
+from corpus.progress import count_progress
 from corpus.schema import (ENTITY_VOCAB_FILE, EXAMPLE_COLUMNS, EXAMPLES_DIR, PAGES_DIR,
                            TOKENIZER_DIR, VALIDATION_DIR)
 from corpus.word_encoder import WordEncoder
@@ -153,7 +153,7 @@ def run_jobs(jobs: list[ShardJob], plan_key: str, parts_dir: Path, workers: int)
     results = {job.name: finished_result(job) for job in jobs}
     todo = [job for job in jobs if results[job.name] is None]
     pages_todo = sum(len(job.rows) for job in todo)
-    bar = item_progress(None, "examples (tokenize, pack)", unit="page", total=pages_todo)
+    bar = count_progress(pages_todo, "examples (tokenize, pack)")
     if 0 < pages_todo < sum(len(job.rows) for job in jobs):
         bar.write(f"resuming: {len(jobs) - len(todo)} of {len(jobs)} shards already built")
     built = 0
