@@ -1,8 +1,8 @@
 """The build driver: run the corpus stages in order into one output directory, safely.
 
-`build(options)` runs corpus.schema.STAGES (pages, entity_vocab, tokenizer, examples), each a
-module with `run(ctx) -> dict`. What it guarantees:
-  - skip: a stage whose manifest section holds the same options (STAGE_OPTIONS), the same
+`build(options)` runs the stages declared in corpus/stages.py (pages, entity_vocab, tokenizer,
+examples), each a module with `run(ctx) -> dict`. What it guarantees:
+  - skip: a stage whose manifest section holds the same options (Stage.options), the same
     upstream fingerprints and, for pages, the same input file, and whose outputs exist, is
     not run again; when a stage does run, the sections and outputs downstream of it are dropped,
     so nothing stale stays next to the new data;
@@ -29,15 +29,10 @@ from typing import Any
 
 from corpus.dump import DumpError
 from corpus.manifest import empty_manifest, read_manifest, write_manifest
-from corpus.options import STAGE_OPTIONS, BuildOptions, StageContext
-from corpus.schema import (ENTITY_VOCAB_DIR, EXAMPLES_DIR, MANIFEST_FILE, PAGES_DIR,
-                           REDIRECTS_FILE, STAGES, TOKENIZER_DIR, VALIDATION_DIR)
+from corpus.options import BuildOptions, StageContext
+from corpus.schema import MANIFEST_FILE
+from corpus.stages import STAGE_NAMES, STAGES, downstream_of, stage, upstream_of
 
-STAGE_MODULES = {"pages": "corpus.pages_stage", "entity_vocab": "corpus.entity_vocab",
-                 "tokenizer": "corpus.tokenizer_stage", "examples": "corpus.examples_stage"}
-# What each stage writes in DIR; a rerun replaces these (and never writes through them).
-STAGE_OUTPUTS = {"pages": (PAGES_DIR, REDIRECTS_FILE), "entity_vocab": (ENTITY_VOCAB_DIR,),
-                 "tokenizer": (TOKENIZER_DIR,), "examples": (EXAMPLES_DIR, VALIDATION_DIR)}
 STAGING_PREFIX = ".staging-"
 
 
@@ -57,12 +52,12 @@ def build(options: BuildOptions, until: str | None = None, overwrite: bool = Fal
     out = Path(options.out)
     manifest = _open_out_dir(out, options, overwrite)
     ran: dict[str, float] = {}
-    for stage in STAGES[: STAGES.index(until) + 1 if until else len(STAGES)]:
-        if not _is_current(stage, manifest, options, out):
+    for name in STAGE_NAMES[: STAGE_NAMES.index(until) + 1 if until else len(STAGE_NAMES)]:
+        if not _is_current(name, manifest, options, out):
             started = time.perf_counter()
-            manifest = _run_stage(stage, manifest, options, out)
-            ran[stage] = time.perf_counter() - started
-        if stage == "pages":
+            manifest = _run_stage(name, manifest, options, out)
+            ran[name] = time.perf_counter() - started
+        if name == "pages":
             _check_truncated(manifest, options, ran)
     print(format_summary(manifest, ran, out), file=sys.stderr)
     return manifest
@@ -77,8 +72,8 @@ def _absolute(options: BuildOptions) -> BuildOptions:
 
 def _validate(options: BuildOptions, until: str | None) -> None:
     problems = []
-    if until is not None and until not in STAGES:
-        problems.append(f"unknown stage {until!r} (stages: {', '.join(STAGES)})")
+    if until is not None and until not in STAGE_NAMES:
+        problems.append(f"unknown stage {until!r} (stages: {', '.join(STAGE_NAMES)})")
     if options.workers < 1:
         problems.append(f"workers must be >= 1, not {options.workers}")
     if options.entity_vocab_size < 5:
@@ -121,19 +116,16 @@ def _open_out_dir(out: Path, options: BuildOptions, overwrite: bool) -> dict[str
 
 
 def _known_names() -> set[str]:
-    names = {MANIFEST_FILE}
-    for outputs in STAGE_OUTPUTS.values():
-        names.update(outputs)
-    return names
+    return {MANIFEST_FILE, *(name for spec in STAGES for name in spec.outputs)}
 
 
 def _difference(manifest: dict[str, Any], options: BuildOptions) -> str:
     """'' if every finished stage was built from these options and this input, else what differs."""
-    for stage, section in manifest["stages"].items():
-        wanted = options.subset(STAGE_OPTIONS.get(stage, ()))
-        for name, value in wanted.items():
-            if section.get("options", {}).get(name) != value:
-                return f"stage {stage}: {name} was {section.get('options', {}).get(name)!r}, " \
+    for name, section in manifest["stages"].items():
+        wanted = options.subset(stage(name).options)
+        for option, value in wanted.items():
+            if section.get("options", {}).get(option) != value:
+                return f"stage {name}: {option} was {section.get('options', {}).get(option)!r}, " \
                        f"now {value!r}"
     pages = manifest["stages"].get("pages")
     if pages and pages.get("input", {}).get("digest") != _input_digest(options):
@@ -146,35 +138,36 @@ def _input_digest(options: BuildOptions) -> str:
     return input_fingerprint(Path(options.dump))["digest"]
 
 
-def _upstream(stage: str, manifest: dict[str, Any]) -> dict[str, str]:
-    before = STAGES[: STAGES.index(stage)]
-    return {s: manifest["stages"][s]["fingerprint"] for s in before if s in manifest["stages"]}
+def _upstream(name: str, manifest: dict[str, Any]) -> dict[str, str]:
+    return {s: manifest["stages"][s]["fingerprint"] for s in upstream_of(name)
+            if s in manifest["stages"]}
 
 
-def _is_current(stage: str, manifest: dict[str, Any], options: BuildOptions, out: Path) -> bool:
+def _is_current(name: str, manifest: dict[str, Any], options: BuildOptions, out: Path) -> bool:
     """True when the stage's recorded output is what these options and inputs would give."""
-    section = manifest["stages"].get(stage)
+    section = manifest["stages"].get(name)
     if section is None:
         return False
-    same = (section.get("options") == options.subset(STAGE_OPTIONS.get(stage, ()))
-            and section.get("upstream") == _upstream(stage, manifest)
-            and all((out / name).exists() for name in section.get("outputs", ())))
-    if same and stage == "pages":
+    same = (section.get("options") == options.subset(stage(name).options)
+            and section.get("upstream") == _upstream(name, manifest)
+            and all((out / output).exists() for output in section.get("outputs", ())))
+    if same and name == "pages":
         same = section.get("input", {}).get("digest") == _input_digest(options)
     return same
 
 
-def _run_stage(stage: str, manifest: dict[str, Any], options: BuildOptions, out: Path
+def _run_stage(name: str, manifest: dict[str, Any], options: BuildOptions, out: Path
                ) -> dict[str, Any]:
     """Run one stage in its staging directory, move its outputs in, record its section."""
-    module = importlib.import_module(STAGE_MODULES[stage])
-    downstream = STAGES[STAGES.index(stage):]
+    spec = stage(name)
+    module = importlib.import_module(spec.module)
+    downstream = downstream_of(name)
     manifest = {**manifest, "stages": {s: v for s, v in manifest["stages"].items()
                                        if s not in downstream}}
     write_manifest(out, manifest)          # from here on, this stage and later ones are unfinished
-    for name in (n for s in downstream for n in STAGE_OUTPUTS.get(s, ())):
-        _remove(out / name)                # stale now; nothing may look finished until replaced
-    staging = _make_staging(stage, out)
+    for output in (o for s in downstream for o in stage(s).outputs):
+        _remove(out / output)              # stale now; nothing may look finished until replaced
+    staging = _make_staging(spec.outputs, name, out)
     try:
         ctx = StageContext(options=dataclasses.replace(options, out=staging),
                            manifest=manifest["stages"], workers=options.workers)
@@ -182,21 +175,21 @@ def _run_stage(stage: str, manifest: dict[str, Any], options: BuildOptions, out:
         outputs = _move_outputs(staging, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    section.update(options=options.subset(STAGE_OPTIONS.get(stage, ())),
-                   upstream=_upstream(stage, manifest), outputs=outputs,
+    section.update(options=options.subset(spec.options),
+                   upstream=_upstream(name, manifest), outputs=outputs,
                    finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     section.setdefault("fingerprint", _section_digest(section))
-    manifest["stages"][stage] = section
+    manifest["stages"][name] = section
     write_manifest(out, manifest)
     return manifest
 
 
-def _make_staging(stage: str, out: Path) -> Path:
-    """DIR/.staging-<stage>/ with every finished upstream output linked in."""
-    staging = out / f"{STAGING_PREFIX}{stage}"
+def _make_staging(own: tuple[str, ...], name: str, out: Path) -> Path:
+    """DIR/.staging-<name>/ with every finished upstream output linked in (not the stage's
+    own outputs `own`)."""
+    staging = out / f"{STAGING_PREFIX}{name}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
-    own = set(STAGE_OUTPUTS.get(stage, ()))
     for entry in out.iterdir():
         if entry.name.startswith(".") or entry.name in own:
             continue
@@ -240,16 +233,16 @@ def _check_truncated(manifest: dict[str, Any], options: BuildOptions, ran: dict)
 def format_summary(manifest: dict[str, Any], ran: dict[str, float], out: Path) -> str:
     """A one-screen account of the build: what ran, what was skipped, the main counts."""
     lines = [f"luke-corpus build: {out}"]
-    for stage in STAGES:
-        section = manifest["stages"].get(stage)
+    for name in STAGE_NAMES:
+        section = manifest["stages"].get(name)
         if section is None:
-            lines.append(f"  {stage:<13} not built")
+            lines.append(f"  {name:<13} not built")
             continue
-        state = f"ran in {ran[stage]:.1f} s" if stage in ran else "up to date, skipped"
+        state = f"ran in {ran[name]:.1f} s" if name in ran else "up to date, skipped"
         counts = section.get("counts", {})
         shown = ", ".join(f"{k} {v:,}" for k, v in counts.items()
                           if isinstance(v, int) and (v or k in ("articles", "size")))[:400]
-        lines.append(f"  {stage:<13} {state}: {shown}")
+        lines.append(f"  {name:<13} {state}: {shown}")
     pages = manifest["stages"].get("pages", {})
     if pages.get("truncated"):
         lines.append(f"  WARNING: {pages.get('truncation') or 'input truncated'}")

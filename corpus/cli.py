@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 from corpus.options import BuildOptions
-from corpus.schema import STAGES
+from corpus.stages import STAGE_NAMES
 
 # Subcommands whose modules are imported only when chosen (they may pull heavy dependencies).
 LAZY_COMMANDS = {
@@ -73,7 +73,7 @@ def _add_build_arguments(parser: argparse.ArgumentParser) -> None:
                 if default is not None else str
             parser.add_argument(flag, type=kind, default=default, metavar=metavar,
                                 help=f"{text} (default: {default})")
-    parser.add_argument("--until", choices=STAGES, help="stop after this stage")
+    parser.add_argument("--until", choices=STAGE_NAMES, help="stop after this stage")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace a different build already in --out")
 

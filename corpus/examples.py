@@ -28,35 +28,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable, NamedTuple, Sequence
 
+from corpus.options import Limits
 from corpus.schema import ENTITY_UNK_ID
 from corpus.sentences import sentence_spans
 from corpus.word_encoder import WordEncoder
 
 UNK_TITLE = "[UNK]"
-
-
-@dataclass(frozen=True)
-class Limits:
-    """The packing limits (BuildOptions of the examples stage)."""
-    max_seq_length: int = 512        # <s> and </s> included
-    max_entities: int = 128
-    max_mention_length: int = 30     # tokens; longer mentions are cut to their first tokens
-    min_sentence_tokens: int = 5
-    unk_entities: str = "keep"       # keep: link to a title outside the vocabulary -> [UNK]
-
-    def check(self) -> None:
-        """Refuse limits under which no example can exist, naming the option."""
-        problems = [f"--{name.replace('_', '-')} must be >= {least}, not {value}"
-                    for name, least, value in (
-                        ("max_seq_length", 3, self.max_seq_length),
-                        ("max_entities", 1, self.max_entities),
-                        ("max_mention_length", 1, self.max_mention_length),
-                        ("min_sentence_tokens", 1, self.min_sentence_tokens))
-                    if value < least]
-        if self.unk_entities not in ("keep", "drop"):
-            problems.append(f"--unk-entities must be keep or drop, not {self.unk_entities!r}")
-        if problems:
-            raise ValueError("; ".join(problems))
 
 
 class Mention(NamedTuple):      # a tuple: made by the million, ~3x cheaper than a dataclass

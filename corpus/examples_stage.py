@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from corpus.examples import Limits, examples_from_pages
-from corpus.options import STAGE_OPTIONS, StageContext
+from corpus.examples import examples_from_pages
+from corpus.options import Limits, StageContext
 from corpus.progress import count_progress
 from corpus.schema import (ENTITY_VOCAB_FILE, EXAMPLE_COLUMNS, EXAMPLES_DIR, PAGES_DIR,
                            TOKENIZER_DIR, VALIDATION_DIR)
@@ -67,8 +67,7 @@ def run(ctx: StageContext) -> dict:
     options = ctx.options
     pages_dir = ctx.out_dir / PAGES_DIR
     tokenizer_dir = ctx.out_dir / TOKENIZER_DIR
-    limits = Limits(options.max_seq_length, options.max_entities, options.max_mention_length,
-                    options.min_sentence_tokens, options.unk_entities)
+    limits = options.limits()
     limits.check()
     locale = resolve_locale(ctx)
     pages = datasets.load_from_disk(str(pages_dir))
@@ -85,7 +84,6 @@ def run(ctx: StageContext) -> dict:
         split_results = [(job, r) for job, r in zip(jobs, results) if job.split == split]
         join_parts(split_results, ctx.out_dir / out_name)
     shutil.rmtree(parts_dir, ignore_errors=True)
-    section["options"] = options.subset(STAGE_OPTIONS["examples"])
     return section
 
 

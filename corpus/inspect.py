@@ -25,9 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from corpus.examples import Example, Limits, examples_from_pages
-from corpus.manifest import read_manifest
-from corpus.schema import EXAMPLES_DIR, PAGES_DIR, TOKENIZER_DIR, VALIDATION_DIR
+from corpus.examples import Example, examples_from_pages
+from corpus.reader import Corpus, CorpusError
 from corpus.word_encoder import WordEncoder
 from corpus.word_tokenizer import load_tokenizer
 
@@ -83,23 +82,19 @@ class CorpusView:
     def __init__(self, directory: Path, split: str):
         import datasets
 
-        manifest = read_manifest(directory)
-        section = (manifest or {}).get("stages", {}).get("examples")
-        if section is None:
-            raise InspectError(f"{directory}: no finished examples stage in its manifest "
-                               f"(run luke-corpus build first)")
-        self.dataset = datasets.load_from_disk(
-            str(directory / (EXAMPLES_DIR if split == "examples" else VALIDATION_DIR)))
-        self.pages = datasets.load_from_disk(str(directory / PAGES_DIR))
+        split_name = "train" if split == "examples" else "validation"
+        try:
+            corpus = Corpus.open(directory, needs=("pages", "tokenizer", split_name))
+        except CorpusError as error:
+            raise InspectError(str(error)) from None
+        self.dataset = datasets.load_from_disk(str(corpus.split_dir(split_name)))
+        self.pages = datasets.load_from_disk(str(corpus.pages_dir))
         self.row_of_page = {page_id: row for row, page_id in enumerate(self.pages["id"])}
-        self.tokenizer = load_tokenizer(directory / TOKENIZER_DIR)
+        self.tokenizer = load_tokenizer(corpus.tokenizer_dir)
         self.encoder = WordEncoder(self.tokenizer)
         self.entity_vocab = dict(self.tokenizer.entity_vocab)
-        options = section["options"]
-        self.limits = Limits(options["max_seq_length"], options["max_entities"],
-                             options["max_mention_length"], options["min_sentence_tokens"],
-                             options["unk_entities"])
-        self.locale = section["locale"]
+        self.limits = corpus.examples.limits
+        self.locale = corpus.examples.locale
         self.directory, self.split = directory, split
         self._derived: dict[int, list[Example]] = {}
 

@@ -3,8 +3,8 @@
 A stage is a function `run(ctx: StageContext) -> dict` (in its own module) that writes its
 outputs under `ctx.out_dir` and returns its manifest section (see corpus/schema.py). The build
 driver (corpus/build.py) decides which stages run, skips finished ones whose options and inputs
-are unchanged, and writes the manifest. A stage names the options it depends on in
-STAGE_OPTIONS so that changing an unrelated option does not redo it.
+are unchanged, and writes the manifest. Which options each stage depends on is declared with
+the stage in corpus/stages.py, so that changing an unrelated option does not redo it.
 """
 
 from __future__ import annotations
@@ -13,6 +13,30 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The packing limits of the examples stage (recorded in the manifest, read by inspect)."""
+    max_seq_length: int = 512        # <s> and </s> included
+    max_entities: int = 128
+    max_mention_length: int = 30     # tokens; longer mentions are cut to their first tokens
+    min_sentence_tokens: int = 5
+    unk_entities: str = "keep"       # keep: link to a title outside the vocabulary -> [UNK]
+
+    def check(self) -> None:
+        """Refuse limits under which no example can exist, naming the option."""
+        problems = [f"--{name.replace('_', '-')} must be >= {least}, not {value}"
+                    for name, least, value in (
+                        ("max_seq_length", 3, self.max_seq_length),
+                        ("max_entities", 1, self.max_entities),
+                        ("max_mention_length", 1, self.max_mention_length),
+                        ("min_sentence_tokens", 1, self.min_sentence_tokens))
+                    if value < least]
+        if self.unk_entities not in ("keep", "drop"):
+            problems.append(f"--unk-entities must be keep or drop, not {self.unk_entities!r}")
+        if problems:
+            raise ValueError("; ".join(problems))
 
 
 @dataclass(frozen=True)
@@ -37,20 +61,15 @@ class BuildOptions:
     language: str | None = None          # sentence-splitter locale; from siteinfo if None
     seed: int = 0
 
+    def limits(self) -> "Limits":
+        """The packing limits of the examples stage."""
+        return Limits(self.max_seq_length, self.max_entities, self.max_mention_length,
+                      self.min_sentence_tokens, self.unk_entities)
+
     def subset(self, names: tuple[str, ...]) -> dict[str, Any]:
         """The named options as JSON-ready values, for the manifest and skip decisions."""
         values = dataclasses.asdict(self)
         return {n: (str(values[n]) if isinstance(values[n], Path) else values[n]) for n in names}
-
-
-# The options each stage's output depends on (upstream outputs are tracked by fingerprint).
-STAGE_OPTIONS: dict[str, tuple[str, ...]] = {
-    "pages": ("dump", "index", "allow_truncated", "page_timeout"),
-    "entity_vocab": ("partial_dump", "entity_vocab_size", "min_link_count"),
-    "tokenizer": ("word_vocab_size", "tokenizer", "seed"),
-    "examples": ("max_seq_length", "max_entities", "max_mention_length", "min_sentence_tokens",
-                 "unk_entities", "validation_pages", "language", "seed"),
-}
 
 
 @dataclass

@@ -1,8 +1,9 @@
 """The on-disk contract of a corpus build: directory names, dataset columns, manifest keys.
 
-Every stage of `luke-corpus build` writes into one output directory DIR, and the trainer
-(`pretrain/`) reads it only through what this module names. Changing a name or a column here
-is a schema change: bump SCHEMA_VERSION so that older builds are refused instead of misread.
+Every stage of `luke-corpus build` (declared in corpus/stages.py) writes into one output
+directory DIR; everything that consumes a build reads it through corpus/reader.py, which reads
+the names here. Changing a name or a column here is a schema change: bump SCHEMA_VERSION so
+that older builds are refused instead of misread.
 
 DIR/
   manifest.json          one JSON object, see below
@@ -18,11 +19,13 @@ manifest.json:
    "stages": {"pages": {...}, "entity_vocab": {...}, "tokenizer": {...}, "examples": {...}}}
 Each stage section holds at least "options" (the options it depended on), "fingerprint"
 (a hex digest that changes when its output changes) and "counts" (a flat dict of integers).
-The trainer reads these keys (written by the stages named):
-  stages.tokenizer.vocab_size, .pad_token_id, .bos_token_id, .eos_token_id, .mask_token_id
+corpus/reader.py reads these keys (written by the stages named):
+  stages.pages: options.dump, siteinfo.dbname, language, counts.articles, truncated
   stages.entity_vocab.size
-  stages.examples.num_examples, .fingerprint, .max_seq_length, .max_entities,
-                  .max_mention_length, .validation_examples
+  stages.tokenizer.vocab_size, .pad_token_id, .bos_token_id, .eos_token_id, .mask_token_id
+  stages.examples.num_examples, .validation_examples, .fingerprint, .locale,
+                  .validation_page_ids, options (the packing limits)
+and every stage's fingerprint.
 """
 
 SCHEMA_VERSION = 1
@@ -50,4 +53,3 @@ EXAMPLE_COLUMNS = ("word_ids", "entity_ids", "entity_start", "entity_end", "page
 ENTITY_SPECIALS = ("[PAD]", "[UNK]", "[MASK]", "[MASK2]")
 ENTITY_PAD_ID, ENTITY_UNK_ID, ENTITY_MASK_ID, ENTITY_MASK2_ID = range(4)
 
-STAGES = ("pages", "entity_vocab", "tokenizer", "examples")

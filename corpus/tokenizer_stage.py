@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from corpus import word_tokenizer as wt
-from corpus.options import STAGE_OPTIONS, StageContext
+from corpus.options import StageContext
 from corpus.progress import item_progress
 from corpus.schema import ENTITY_VOCAB_DIR, ENTITY_VOCAB_FILE, PAGES_DIR, TOKENIZER_DIR
 
@@ -48,7 +48,6 @@ def manifest_section(tokenizer_dir: Path, ctx: StageContext) -> dict:
     tokenizer = wt.load_tokenizer(tokenizer_dir)
     word_vocab_size = wt.sentencepiece_size(tokenizer_dir)
     return {
-        "options": ctx.options.subset(STAGE_OPTIONS["tokenizer"]),
         "fingerprint": wt.tokenizer_fingerprint(tokenizer_dir),
         "vocab_size": len(tokenizer),
         "pad_token_id": tokenizer.pad_token_id,

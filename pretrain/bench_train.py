@@ -21,7 +21,8 @@ from pathlib import Path
 import torch
 
 from pretrain.config import RunConfig, load_config, luke_config
-from pretrain.data import CorpusInfo, StepSampler, TrainBatches
+from corpus.reader import Corpus
+from pretrain.data import StepSampler, TrainBatches
 from pretrain.metrics import read_metrics
 from pretrain.train import build_model, param_groups, train
 
@@ -47,7 +48,7 @@ def bench_trainer(config: RunConfig, corpus_dir: Path, steps: int, warmup: int) 
 
 def bench_plain(config: RunConfig, corpus_dir: Path, steps: int, warmup: int) -> dict:
     """A plain PyTorch loop around transformers' LukeForMaskedLM on the same batches."""
-    corpus = CorpusInfo.load(corpus_dir)
+    corpus = Corpus.open(corpus_dir)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(config.train.seed)
     hf = dataclasses.replace(config.model, impl="hf", compile=False)
@@ -55,7 +56,7 @@ def bench_plain(config: RunConfig, corpus_dir: Path, steps: int, warmup: int) ->
     optimizer = torch.optim.AdamW(param_groups(model, config.optim.weight_decay),
                                   lr=config.optim.lr, betas=config.optim.betas, eps=config.optim.eps)
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(config.train.precision)
-    sampler = StepSampler(corpus.num_examples, config.train.global_batch_size,
+    sampler = StepSampler(corpus.examples.num_examples, config.train.global_batch_size,
                           config.train.micro_batch_size, 1, 0, config.train.seed)
     stream = TrainBatches(corpus, "train", sampler, config.masking, config.train.seed).iter_from(0)
     seconds = sequences = tokens = waited = 0.0

@@ -66,7 +66,7 @@ def launch_command(argv: list[str]) -> str:
 def run_training(argv: list[str]) -> int:
     from pretrain.checkpoint import ResumeError
     from pretrain.config import ConfigError, load_config
-    from pretrain.data import CorpusError
+    from corpus.reader import CorpusError
     from pretrain.train import TrainingError, train
 
     args = train_parser().parse_args(argv)

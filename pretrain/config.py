@@ -253,16 +253,18 @@ def config_from_dict(values: dict[str, Any]) -> RunConfig:
 
 def luke_config(model: ModelConfig, corpus) -> "transformers.LukeConfig":  # noqa: F821
     """The LukeConfig of the model to train: shape from `model`, vocabularies and special ids
-    from the corpus manifest (`corpus` is a pretrain.data.CorpusInfo)."""
+    from the corpus manifest (`corpus` is a corpus.reader.Corpus)."""
     from transformers import LukeConfig
 
-    needed = corpus.max_seq_length + corpus.pad_token_id + 1  # RoBERTa positions start past pad
+    tokens = corpus.tokenizer
+    longest = corpus.examples.limits.max_seq_length
+    needed = longest + tokens.pad_token_id + 1  # RoBERTa positions start past pad
     if model.max_position_embeddings < needed:
         raise ConfigError(
             f"model.max_position_embeddings={model.max_position_embeddings} is too small for the "
-            f"corpus's max_seq_length {corpus.max_seq_length} (needs {needed})")
+            f"corpus's max_seq_length {longest} (needs {needed})")
     shape = {f.name: getattr(model, f.name) for f in dataclasses.fields(model)
              if f.name not in ("impl", "compile", "activation_checkpointing")}
-    return LukeConfig(vocab_size=corpus.vocab_size, entity_vocab_size=corpus.entity_vocab_size,
-                      pad_token_id=corpus.pad_token_id, bos_token_id=corpus.bos_token_id,
-                      eos_token_id=corpus.eos_token_id, **shape)
+    return LukeConfig(vocab_size=tokens.vocab_size, entity_vocab_size=corpus.entity_vocab.size,
+                      pad_token_id=tokens.pad_token_id, bos_token_id=tokens.bos_token_id,
+                      eos_token_id=tokens.eos_token_id, **shape)

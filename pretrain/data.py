@@ -1,7 +1,7 @@
 """The trainer's view of a corpus build: its manifest, the global example order, and batches.
 
-- `CorpusInfo.load(DIR)` reads DIR/manifest.json (names from corpus/schema.py) and refuses a
-  build that is unfinished or of another schema version, naming the directory and what lacks.
+- The corpus build is read through its one typed reader, `corpus.reader.Corpus.open(DIR)`,
+  which refuses a build that is unfinished or of another schema version, naming what lacks.
 - `StepSampler` gives the examples of each global step: the global order is a permutation of
   the examples per epoch, a pure function of (seed, epoch), so the data position of a run is
   just its step. Each rank takes a disjoint contiguous slice of the step's global batch and
@@ -25,115 +25,12 @@ from typing import Iterator
 import numpy as np
 
 from corpus import schema
+from corpus.reader import Corpus, CorpusError
 from pretrain.collate import MaskedExample, collate
 from pretrain.masking import (MaskingConfig, eval_masking_rng, mask_entities, mask_words,
                               masking_rng)
 
 WORD_START_MARK = "\u2581"  # sentencepiece's "▁": the piece begins a new word
-
-# (manifest stage, key, CorpusInfo field)
-_MANIFEST_FIELDS = (
-    ("tokenizer", "vocab_size", "vocab_size"),
-    ("tokenizer", "pad_token_id", "pad_token_id"),
-    ("tokenizer", "bos_token_id", "bos_token_id"),
-    ("tokenizer", "eos_token_id", "eos_token_id"),
-    ("tokenizer", "mask_token_id", "mask_token_id"),
-    ("entity_vocab", "size", "entity_vocab_size"),
-    ("examples", "num_examples", "num_examples"),
-    ("examples", "validation_examples", "validation_examples"),
-    ("examples", "fingerprint", "fingerprint"),
-    ("examples", "max_seq_length", "max_seq_length"),
-    ("examples", "max_entities", "max_entities"),
-    ("examples", "max_mention_length", "max_mention_length"),
-)
-
-
-class CorpusError(ValueError):
-    """A corpus directory that the trainer cannot use; the message names the dir and the fault."""
-
-
-@dataclass(frozen=True)
-class CorpusInfo:
-    corpus_dir: Path
-    vocab_size: int
-    pad_token_id: int
-    bos_token_id: int
-    eos_token_id: int
-    mask_token_id: int
-    entity_vocab_size: int
-    num_examples: int
-    validation_examples: int
-    fingerprint: str
-    max_seq_length: int
-    max_entities: int
-    max_mention_length: int
-    tokenizer_dir: Path
-    examples_dir: Path
-    validation_dir: Path
-
-    @classmethod
-    def load(cls, corpus_dir) -> "CorpusInfo":
-        corpus_dir = Path(corpus_dir)
-        stages = read_finished_stages(corpus_dir)
-        values = {field: manifest_value(corpus_dir, stages, stage, key)
-                  for stage, key, field in _MANIFEST_FIELDS}
-        info = cls(corpus_dir=corpus_dir, **values,
-                   tokenizer_dir=corpus_dir / schema.TOKENIZER_DIR,
-                   examples_dir=corpus_dir / schema.EXAMPLES_DIR,
-                   validation_dir=corpus_dir / schema.VALIDATION_DIR)
-        required = [info.tokenizer_dir, info.examples_dir]
-        if info.validation_examples:
-            required.append(info.validation_dir)
-        for path in required:
-            if not path.is_dir():
-                raise CorpusError(f"{corpus_dir}: not a finished corpus build: {path.name}/ is "
-                                  "missing although the manifest lists its stage as done")
-        return info
-
-    def split_dir(self, split: str) -> Path:
-        """The dataset directory of "train" (examples/) or "validation"."""
-        dirs = {"train": self.examples_dir, "validation": self.validation_dir}
-        if split not in dirs:
-            raise ValueError(f"unknown split {split!r}: expected one of {sorted(dirs)}")
-        return dirs[split]
-
-    def split_size(self, split: str) -> int:
-        return self.num_examples if split == "train" else self.validation_examples
-
-
-def read_finished_stages(corpus_dir: Path) -> dict:
-    """The manifest's stage sections, once the manifest shows every stage finished."""
-    manifest_path = corpus_dir / schema.MANIFEST_FILE
-    if not corpus_dir.is_dir():
-        raise CorpusError(f"{corpus_dir}: corpus directory does not exist")
-    if not manifest_path.is_file():
-        raise CorpusError(f"{corpus_dir}: not a finished corpus build: {schema.MANIFEST_FILE} "
-                          "is missing (run `luke-corpus build` to completion)")
-    try:
-        manifest = json.loads(manifest_path.read_text())
-    except json.JSONDecodeError as e:
-        raise CorpusError(f"{manifest_path}: not valid JSON ({e})") from None
-    version = manifest.get("schema_version")
-    if version != schema.SCHEMA_VERSION:
-        raise CorpusError(f"{manifest_path}: schema_version {version}, this trainer reads "
-                          f"{schema.SCHEMA_VERSION}: rebuild the corpus with this version")
-    stages = manifest.get("stages", {})
-    missing = [s for s in schema.STAGES if s not in stages]
-    if missing:
-        raise CorpusError(f"{corpus_dir}: not a finished corpus build: stage(s) "
-                          f"{', '.join(missing)} missing from {schema.MANIFEST_FILE}")
-    return stages
-
-
-def manifest_value(corpus_dir: Path, stages: dict, stage: str, key: str):
-    """stages.<stage>.<key>; also looked up in the section's "counts" where a stage keeps it."""
-    section = stages[stage]
-    if key in section:
-        return section[key]
-    if key in section.get("counts", {}):
-        return section["counts"][key]
-    raise CorpusError(f"{corpus_dir}/{schema.MANIFEST_FILE}: key stages.{stage}.{key} is missing")
-
 
 # ---------------------------------------------------------------- word tables for masking
 
@@ -146,26 +43,26 @@ def tables_from_pieces(pieces: list[str], special_ids) -> tuple[np.ndarray, np.n
     return maskable, word_start
 
 
-def word_tables(corpus: CorpusInfo) -> tuple[np.ndarray, np.ndarray]:
+def word_tables(corpus: Corpus) -> tuple[np.ndarray, np.ndarray]:
     """(maskable, word_start) of the corpus tokenizer, each a bool array of size vocab_size.
     Special and added tokens (<s>, <pad>, <mask>, <ent>, ...) are neither."""
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(corpus.tokenizer_dir))
-    if len(tokenizer) != corpus.vocab_size:
+    if len(tokenizer) != corpus.tokenizer.vocab_size:
         raise CorpusError(f"{corpus.tokenizer_dir}: tokenizer has {len(tokenizer)} ids but the "
-                          f"manifest says vocab_size {corpus.vocab_size}")
-    pieces = tokenizer.convert_ids_to_tokens(list(range(corpus.vocab_size)))
+                          f"manifest says vocab_size {corpus.tokenizer.vocab_size}")
+    pieces = tokenizer.convert_ids_to_tokens(list(range(corpus.tokenizer.vocab_size)))
     special = set(tokenizer.all_special_ids) | set(tokenizer.added_tokens_decoder)
     return tables_from_pieces(pieces, sorted(special))
 
 
-def word_start_mask(corpus: CorpusInfo) -> np.ndarray:
+def word_start_mask(corpus: Corpus) -> np.ndarray:
     """True for the ids whose piece starts a word (never for special ids)."""
     return word_tables(corpus)[1]
 
 
-def maskable_mask(corpus: CorpusInfo) -> np.ndarray:
+def maskable_mask(corpus: Corpus) -> np.ndarray:
     """True for the ids that masking may predict or draw as random replacements."""
     return word_tables(corpus)[0]
 
@@ -254,27 +151,28 @@ def column_values(column) -> list:
     return np.split(flat, offsets[1:-1] - offsets[0])
 
 
-def check_row(row: dict, corpus: CorpusInfo) -> None:
+def check_row(row: dict, corpus: Corpus) -> None:
     """Refuse ids that would index past the model's tables (on a GPU: an opaque device assert)."""
     words, entities = row["word_ids"], row["entity_ids"]
     problems = []
-    if len(words) > corpus.max_seq_length:
-        problems.append(f"{len(words)} word ids, more than max_seq_length {corpus.max_seq_length}")
-    if len(words) and (words.min() < 0 or words.max() >= corpus.vocab_size):
+    longest = corpus.examples.limits.max_seq_length
+    if len(words) > longest:
+        problems.append(f"{len(words)} word ids, more than max_seq_length {longest}")
+    if len(words) and (words.min() < 0 or words.max() >= corpus.tokenizer.vocab_size):
         problems.append(f"word ids in [{words.min()}, {words.max()}], outside the vocabulary of "
-                        f"{corpus.vocab_size}")
-    if len(entities) and (entities.min() < 0 or entities.max() >= corpus.entity_vocab_size):
+                        f"{corpus.tokenizer.vocab_size}")
+    if len(entities) and (entities.min() < 0 or entities.max() >= corpus.entity_vocab.size):
         problems.append(f"entity ids in [{entities.min()}, {entities.max()}], outside the entity "
-                        f"vocabulary of {corpus.entity_vocab_size}")
+                        f"vocabulary of {corpus.entity_vocab.size}")
     if problems:
-        raise CorpusError(f"{corpus.corpus_dir}: example of page {row['page_id']}: "
+        raise CorpusError(f"{corpus.directory}: example of page {row['page_id']}: "
                           + "; ".join(problems))
 
 
 class TrainBatches:
     """Collated, masked micro-batches of one rank, step by step, prefetched in a thread."""
 
-    def __init__(self, corpus: CorpusInfo, split: str, sampler: StepSampler,
+    def __init__(self, corpus: Corpus, split: str, sampler: StepSampler,
                  masking: MaskingConfig, seed: int, prefetch: int = 2, pin_memory: bool = False):
         self.corpus = corpus
         self.sampler = sampler
@@ -296,8 +194,8 @@ class TrainBatches:
     def mask_example(self, row: dict, rng: np.random.Generator) -> MaskedExample:
         check_row(row, self.corpus)
         input_ids, labels = mask_words(row["word_ids"], self.maskable, self.word_start,
-                                       self.masking, rng, self.corpus.mask_token_id,
-                                       self.corpus.vocab_size)
+                                       self.masking, rng, self.corpus.tokenizer.mask_token_id,
+                                       self.corpus.tokenizer.vocab_size)
         entity_ids, entity_labels = mask_entities(row["entity_ids"], self.masking, rng,
                                                   schema.ENTITY_MASK_ID)
         return MaskedExample(input_ids, labels, entity_ids, entity_labels,
@@ -305,7 +203,8 @@ class TrainBatches:
 
     def collate_rows(self, rows: list[dict], rng: np.random.Generator) -> dict:
         batch = collate([self.mask_example(row, rng) for row in rows],
-                        self.corpus.pad_token_id, self.corpus.max_mention_length)
+                        self.corpus.tokenizer.pad_token_id,
+                        self.corpus.examples.limits.max_mention_length)
         if self.pin_memory:
             batch = {key: value.pin_memory() for key, value in batch.items()}
         return batch
@@ -337,7 +236,7 @@ class TrainBatches:
             yield self.collate_rows(read_rows(self._validation, indices), rng)
 
 
-def open_split(corpus: CorpusInfo, split: str):
+def open_split(corpus: Corpus, split: str):
     """The split's Arrow dataset, memory-mapped (never read into memory as a whole)."""
     import datasets
 

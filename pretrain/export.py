@@ -26,9 +26,10 @@ from pathlib import Path
 import torch
 
 from corpus import schema
+from corpus.reader import Corpus, CorpusError
 from pretrain import run_layout
 from pretrain.consolidate import CheckpointError, consolidate_checkpoint
-from pretrain.model_card import stage_value, write_model_card
+from pretrain.model_card import write_model_card
 
 EXTRA_QUERIES = ("w2e_query", "e2w_query", "e2e_query")
 TOKENIZER_DEFAULTS = {"entity_token_1": "<ent>", "entity_token_2": "<ent2>",
@@ -56,7 +57,7 @@ def export_run(run_dir, out_dir, checkpoint: int | None = None,
     run, out = Path(run_dir), Path(out_dir)
     _check_destination(out, overwrite)
     step = _resolve_step(run, checkpoint)
-    corpus = _corpus_dir(run, corpus_dir)
+    corpus = _run_corpus(run, corpus_dir)
     model = _trained_model(run, step, entity_aware_attention)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.export-{os.getpid()}"
@@ -118,20 +119,23 @@ def _read_json(path: Path) -> dict:
         raise ExportError(f"{path}: not valid JSON ({error})") from None
 
 
-def _corpus_dir(run: Path, given=None) -> Path:
+def _run_corpus(run: Path, given=None) -> Corpus:
     """The corpus build the run trained on: `given`, or as recorded in RUN/config.json."""
     config_path = run / run_layout.CONFIG_FILE
     recorded = _read_json(config_path).get("corpus")
     if given is None and not recorded:
         raise ExportError(f"{config_path}: does not record the corpus directory ('corpus' key); "
                           "name it with --corpus")
-    corpus = Path(given if given is not None else recorded)
+    directory = Path(given if given is not None else recorded)
     where = "given with --corpus" if given is not None else f"named in {config_path}"
-    tokenizer = corpus / schema.TOKENIZER_DIR
+    tokenizer = directory / schema.TOKENIZER_DIR
     if not tokenizer.is_dir():
         raise ExportError(f"{tokenizer}: the tokenizer of the run's corpus is missing (corpus "
                           f"{where}; if it moved, pass --corpus DIR)")
-    return corpus
+    try:
+        return Corpus.open(directory, needs=("tokenizer",))
+    except CorpusError as error:
+        raise ExportError(f"{error} (corpus {where})") from None
 
 
 def _trained_model(run: Path, step: int, entity_aware_attention: bool | None):
@@ -206,9 +210,9 @@ def _tied_pairs(model) -> list[tuple[str, str]]:
     return pairs
 
 
-def _copy_tokenizer(corpus: Path, out: Path, config) -> None:
+def _copy_tokenizer(corpus: Corpus, out: Path, config) -> None:
     """The corpus build's tokenizer files into `out`, with the entity settings made explicit."""
-    source = corpus / schema.TOKENIZER_DIR
+    source = corpus.tokenizer_dir
     for path in source.iterdir():
         if path.is_file() and path.name not in MODEL_FILES:
             shutil.copy2(path, out / path.name)
@@ -237,16 +241,11 @@ def _check_entity_vocab(path: Path, source: Path, config) -> None:
                           f"has {config.entity_vocab_size}: the run trained on another corpus")
 
 
-def _entity_settings(corpus: Path) -> dict:
+def _entity_settings(corpus: Corpus) -> dict:
     """tokenizer_config.json entity keys, limits from the corpus manifest."""
-    stages = _read_json(corpus / schema.MANIFEST_FILE).get("stages", {})
-    settings = dict(TOKENIZER_DEFAULTS)
-    for key, manifest_key in (("max_entity_length", "max_entities"),
-                              ("max_mention_length", "max_mention_length")):
-        value = stage_value(stages, "examples", manifest_key)
-        if value is not None:
-            settings[key] = int(value)
-    return settings
+    limits = corpus.examples.limits
+    return {**TOKENIZER_DEFAULTS, "max_entity_length": limits.max_entities,
+            "max_mention_length": limits.max_mention_length}
 
 
 def _check_tokenizer_matches(out: Path, config) -> None:

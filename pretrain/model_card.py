@@ -1,9 +1,9 @@
 """README.md of an exported model: what it was trained on, its shape, how far, how well, how.
 
-Everything comes from files the run and the corpus build already wrote: the corpus manifest
-(dump file, wiki, date when the dump's name carries one), RUN/config.json (the resolved config
-and the training command), RUN/metrics.jsonl (the last training and validation lines up to the
-exported step) and the exported LukeConfig. Text from Wikipedia is CC BY-SA: the card says so.
+Everything comes from files the run and the corpus build already wrote: the corpus build, read
+through corpus.reader (dump file, wiki, date when the dump's name carries one), RUN/config.json
+(the resolved config and the training command), RUN/metrics.jsonl (the last training and
+validation lines up to the exported step) and the exported LukeConfig. Text from Wikipedia is CC BY-SA: the card says so.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import json
 import re
 from pathlib import Path
 
-from corpus import schema
+from corpus.reader import Corpus
 from pretrain import run_layout
 
 SHAPE_KEYS = ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
@@ -22,18 +22,18 @@ LOSS_KEYS = ("loss", "mlm_loss", "mep_loss")
 DUMP_DATE = re.compile(r"(?<!\d)(20\d{6})(?!\d)")  # enwiki-20240601-pages-articles...
 
 
-def write_model_card(out_dir: Path, run: Path, step: int, corpus: Path, config) -> Path:
+def write_model_card(out_dir: Path, run: Path, step: int, corpus: Corpus, config) -> Path:
     """Write out_dir/README.md for checkpoint `step` of `run`; returns its path."""
     path = Path(out_dir) / "README.md"
     path.write_text(render_model_card(run, step, corpus, config), encoding="utf-8")
     return path
 
 
-def render_model_card(run: Path, step: int, corpus: Path, config) -> str:
+def render_model_card(run: Path, step: int, corpus: Corpus, config) -> str:
     sections = [
         "---\nlibrary_name: transformers\nlicense: cc-by-sa-4.0\ntags: [luke, fill-mask]\n---\n",
         f"# LUKE pretrained from scratch ({Path(run).name}, step {step})\n",
-        _data_section(Path(corpus)),
+        _data_section(corpus),
         _shape_section(Path(run), config),
         _training_section(Path(run), step),
         _usage_section(),
@@ -45,33 +45,20 @@ def _read_json(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
-def stage_value(stages: dict, stage: str, key: str, default=None):
-    """stages.<stage>.<key> of a corpus manifest, also where a stage keeps it under "counts" or
-    "options" (as pretrain.data reads the manifest)."""
-    section = stages.get(stage, {})
-    for place in (section, section.get("counts", {}), section.get("options", {})):
-        if key in place:
-            return place[key]
-    return default
-
-
-def _data_section(corpus: Path) -> str:
-    stages = _read_json(corpus / schema.MANIFEST_FILE).get("stages", {})
-    pages = stages.get("pages", {})
-    dump = Path(str(pages.get("options", {}).get("dump", "unknown dump"))).name
-    site = pages.get("siteinfo") or {}
-    language = site.get("language") or pages.get("language")
-    wiki_text = (f"wiki `{site['dbname']}`, " if site.get("dbname")
-                 else f"language `{language}`, " if language else "")
+def _data_section(corpus: Corpus) -> str:
+    pages = corpus.pages
+    dump = pages.dump.name
+    wiki_text = (f"wiki `{pages.dbname}`, " if pages.dbname
+                 else f"language `{pages.language}`, " if pages.language else "")
     date = DUMP_DATE.search(dump)
     date_text = (f"{date.group(1)[:4]}-{date.group(1)[4:6]}-{date.group(1)[6:]}" if date
                  else "not stated in the dump's file name")
     lines = [
         "## Data\n",
         f"- Wikipedia dump: `{dump}` ({wiki_text}dump date {date_text})",
-        f"- Corpus build: `{corpus}`: {stage_value(stages, 'examples', 'num_examples', '?')} "
-        f"training sequences of up to {stage_value(stages, 'examples', 'max_seq_length', '?')} "
-        f"tokens, {stage_value(stages, 'entity_vocab', 'size', '?')} entities in the vocabulary",
+        f"- Corpus build: `{corpus.directory}`: {corpus.examples.num_examples} training "
+        f"sequences of up to {corpus.examples.limits.max_seq_length} tokens, "
+        f"{corpus.entity_vocab.size} entities in the vocabulary",
         "- Text and links from Wikipedia, by Wikipedia contributors, licensed under "
         "[CC BY-SA 4.0](https://creativecommons.org/licenses/by-sa/4.0/) "
         "(older revisions CC BY-SA 3.0). Models and data derived from it must give the same "

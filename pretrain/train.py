@@ -22,7 +22,8 @@ import torch.distributed as dist
 
 from pretrain import checkpoint, run_layout
 from pretrain.config import RunConfig, config_dict, config_hash, luke_config
-from pretrain.data import CorpusInfo, StepSampler, TrainBatches
+from corpus.reader import Corpus
+from pretrain.data import StepSampler, TrainBatches
 from pretrain.ds_config import derive_ds_config, total_steps
 from pretrain.masking import IGNORE_INDEX
 from pretrain.metrics import MetricsLog
@@ -162,10 +163,11 @@ def eval_plan(examples: int, micro: int, world: int, max_batches: int) -> tuple[
 
 
 @torch.no_grad()
-def evaluate(engine, batches: TrainBatches, config: RunConfig, corpus: CorpusInfo) -> dict:
+def evaluate(engine, batches: TrainBatches, config: RunConfig, corpus: Corpus) -> dict:
     """Word and entity prediction accuracy (and loss) on the validation split."""
-    micro, n_batches = eval_plan(corpus.validation_examples, config.train.micro_batch_size,
-                             dist.get_world_size(), config.data.eval_batches)
+    micro, n_batches = eval_plan(corpus.examples.validation_examples,
+                                 config.train.micro_batch_size, dist.get_world_size(),
+                                 config.data.eval_batches)
     if n_batches == 0:
         return {}
     engine.eval()
@@ -208,9 +210,9 @@ def train(config: RunConfig, corpus_dir: Path, run: Path, resume: bool,
     run = Path(run)
     # Everything that can refuse the run is checked before any process group exists.
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    corpus = CorpusInfo.load(corpus_dir)
+    corpus = Corpus.open(corpus_dir)
     luke_cfg = luke_config(config.model, corpus)
-    steps = total_steps(config, corpus.num_examples)
+    steps = total_steps(config, corpus.examples.num_examples)
     ds_config = derive_ds_config(config, world, steps, on_gpu=torch.cuda.is_available())
     shape, seed = checkpoint.model_shape(luke_cfg), config.train.seed
     state = checkpoint.read_trainer_state(run)
@@ -218,7 +220,7 @@ def train(config: RunConfig, corpus_dir: Path, run: Path, resume: bool,
         raise TrainingError(f"{run} already holds checkpoints (latest step {state['step']}): "
                             "pass --resume to continue it, or choose another --output")
     if state is not None:
-        checkpoint.check_resume(state, corpus.fingerprint, shape, seed,
+        checkpoint.check_resume(state, corpus.examples.fingerprint, shape, seed,
                                 config.train.global_batch_size, world, run)
     launch = launch_record(run, command, world, resuming=state is not None)
     rank, world = init_distributed()
@@ -235,7 +237,7 @@ def train(config: RunConfig, corpus_dir: Path, run: Path, resume: bool,
         start = state["step"]
     else:
         torch.manual_seed(seed + 1 + rank)  # dropout: a different stream per rank
-    sampler = StepSampler(corpus.num_examples, config.train.global_batch_size,
+    sampler = StepSampler(corpus.examples.num_examples, config.train.global_batch_size,
                           config.train.micro_batch_size, world, rank, seed)
     batches = TrainBatches(corpus, "train", sampler, config.masking, seed)
     log = MetricsLog(run, rank, start, steps)
@@ -301,7 +303,8 @@ def grad_norm(engine) -> float | None:
 
 
 def save(engine, run, done, corpus, config, shape, world, rank, log) -> None:
-    state = checkpoint.trainer_state(done, corpus.fingerprint, config_hash(config), shape,
-                                     config.train.seed, config.train.global_batch_size, world)
+    state = checkpoint.trainer_state(done, corpus.examples.fingerprint, config_hash(config),
+                                     shape, config.train.seed, config.train.global_batch_size,
+                                     world)
     directory = checkpoint.save_checkpoint(engine, run, state, rank)
     log.message(f"saved checkpoint {directory}")

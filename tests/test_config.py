@@ -3,32 +3,34 @@ the DeepSpeed config derived from it, and every shipped config building its mode
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 import torch
 
+from corpus.options import Limits
+from corpus.reader import Corpus, EntityVocabInfo, ExamplesInfo, PagesInfo, TokenizerInfo
 from pretrain.cli import launch_command, overrides_from, train_parser
 from pretrain.config import (ConfigError, config_dict, config_from_dict, config_hash,
                              load_config, luke_config)
-from pretrain.data import CorpusInfo
 from pretrain.ds_config import derive_ds_config, total_steps
 from pretrain.train import build_model, param_groups
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.toml"))
 
 
-@dataclasses.dataclass
-class ReferenceVocab:
-    """The sizes of LUKE's released vocabularies (the fields of CorpusInfo a model needs)."""
-    vocab_size: int = 50267
-    entity_vocab_size: int = 500_000
-    pad_token_id: int = 1
-    bos_token_id: int = 0
-    eos_token_id: int = 2
-    max_seq_length: int = 512
+def reference_corpus() -> Corpus:
+    """A corpus of the sizes of LUKE's released vocabularies (what a model's shape needs)."""
+    return Corpus(
+        directory=Path("reference"),
+        pages=PagesInfo(dump=Path("enwiki"), dbname="enwiki", language="en", articles=0,
+                        truncated=False, fingerprint=""),
+        entity_vocab=EntityVocabInfo(size=500_000, fingerprint=""),
+        tokenizer=TokenizerInfo(vocab_size=50267, pad_token_id=1, bos_token_id=0,
+                                eos_token_id=2, mask_token_id=50264, fingerprint=""),
+        examples=ExamplesInfo(num_examples=0, validation_examples=0, fingerprint="",
+                              limits=Limits(), locale="en"))
 
 
 def test_shipped_configs_exist():
@@ -39,7 +41,7 @@ def test_shipped_configs_exist():
 def test_every_shipped_config_loads_and_builds_its_model(path):
     config = load_config(path)
     with torch.device("meta"):  # shapes only: large would need gigabytes of real weights
-        model = build_model(luke_config(config.model, ReferenceVocab()), config.model)
+        model = build_model(luke_config(config.model, reference_corpus()), config.model)
     params = sum(p.numel() for p in model.parameters())
     # REFERENCE section 5: LUKE-base 253M parameters, LUKE-large 484M
     expected = {"base": 253e6, "large": 484e6}.get(path.stem.split("-")[0])
@@ -50,14 +52,15 @@ def test_every_shipped_config_loads_and_builds_its_model(path):
 
 
 def test_tiny_config_builds_on_the_sample_corpus(en_corpus):
-    corpus = CorpusInfo.load(en_corpus)
+    corpus = Corpus.open(en_corpus)
     config = load_config(CONFIGS[0].parent / "tiny.toml")
     luke = luke_config(config.model, corpus)
-    assert (luke.vocab_size, luke.entity_vocab_size) == (corpus.vocab_size,
-                                                         corpus.entity_vocab_size)
-    assert luke.pad_token_id == corpus.pad_token_id and luke.hidden_size == 64
+    assert (luke.vocab_size, luke.entity_vocab_size) == (corpus.tokenizer.vocab_size,
+                                                         corpus.entity_vocab.size)
+    assert luke.pad_token_id == corpus.tokenizer.pad_token_id and luke.hidden_size == 64
     model = build_model(luke, config.model)
-    assert model.luke.embeddings.word_embeddings.weight.shape == (corpus.vocab_size, 64)
+    assert model.luke.embeddings.word_embeddings.weight.shape == (corpus.tokenizer.vocab_size,
+                                                                  64)
 
 
 def test_file_then_overrides(tmp_path):

@@ -15,7 +15,8 @@ import torch
 
 from corpus import schema
 from pretrain.collate import MaskedExample, collate, mention_positions
-from pretrain.data import (CorpusError, CorpusInfo, StepSampler, TrainBatches, read_rows,
+from corpus.reader import Corpus, CorpusError
+from pretrain.data import (StepSampler, TrainBatches, read_rows,
                            tables_from_pieces)
 from pretrain.masking import MaskingConfig
 
@@ -80,62 +81,6 @@ def test_bad_sampler_arguments_are_explained(kw, message):
                 rank=0, seed=0) | kw
     with pytest.raises(ValueError, match=message):
         StepSampler(**args)
-
-
-# ---------------------------------------------------------------- CorpusInfo.load
-
-MANIFEST = {"schema_version": schema.SCHEMA_VERSION, "stages": {
-    "pages": {"counts": {}},
-    "entity_vocab": {"size": 2000},
-    "tokenizer": {"vocab_size": 2009, "pad_token_id": 1, "bos_token_id": 2, "eos_token_id": 3,
-                  "mask_token_id": 2001},
-    "examples": {"fingerprint": "ab12", "max_seq_length": 128, "max_entities": 32,
-                 "max_mention_length": 30, "counts": {"num_examples": 40,
-                                                      "validation_examples": 5}},
-}}
-
-
-def write_build(root: Path, manifest: dict) -> Path:
-    for name in (schema.TOKENIZER_DIR, schema.EXAMPLES_DIR, schema.VALIDATION_DIR):
-        (root / name).mkdir(parents=True, exist_ok=True)
-    (root / schema.MANIFEST_FILE).write_text(json.dumps(manifest))
-    return root
-
-
-def test_load_reads_manifest_fields_and_paths(tmp_path):
-    info = CorpusInfo.load(write_build(tmp_path, MANIFEST))
-    assert (info.vocab_size, info.pad_token_id, info.mask_token_id) == (2009, 1, 2001)
-    assert (info.entity_vocab_size, info.num_examples, info.validation_examples) == (2000, 40, 5)
-    assert (info.fingerprint, info.max_mention_length) == ("ab12", 30)
-    assert info.examples_dir == tmp_path / schema.EXAMPLES_DIR
-
-
-def without(manifest, stage, key=None):
-    copy = json.loads(json.dumps(manifest))
-    if key is None:
-        del copy["stages"][stage]
-    else:
-        del copy["stages"][stage][key]
-    return copy
-
-
-@pytest.mark.parametrize("manifest, message", [
-    (MANIFEST | {"schema_version": 99}, "schema_version 99, this trainer reads 1"),
-    (without(MANIFEST, "examples"), "stage\\(s\\) examples missing"),
-    (without(MANIFEST, "tokenizer", "mask_token_id"), "stages.tokenizer.mask_token_id is missing"),
-])
-def test_load_refuses_unfinished_or_foreign_builds(tmp_path, manifest, message):
-    with pytest.raises(CorpusError, match=message):
-        CorpusInfo.load(write_build(tmp_path, manifest))
-
-
-def test_load_refuses_dir_without_manifest_or_dataset(tmp_path):
-    with pytest.raises(CorpusError, match=f"{tmp_path}.*manifest.json is missing"):
-        CorpusInfo.load(tmp_path)
-    write_build(tmp_path, MANIFEST)
-    (tmp_path / schema.EXAMPLES_DIR).rmdir()
-    with pytest.raises(CorpusError, match="examples/ is missing"):
-        CorpusInfo.load(tmp_path)
 
 
 # ---------------------------------------------------------------- word tables, rows, collate
@@ -205,12 +150,12 @@ MICRO, GLOBAL = 2, 8
 
 
 @pytest.fixture(scope="module")
-def en_info(en_corpus) -> CorpusInfo:
-    return CorpusInfo.load(en_corpus)
+def en_info(en_corpus) -> Corpus:
+    return Corpus.open(en_corpus)
 
 
 def train_batches(info, world=1, rank=0, seed=0) -> TrainBatches:
-    sampler = StepSampler(info.num_examples, GLOBAL, MICRO, world, rank, seed)
+    sampler = StepSampler(info.examples.num_examples, GLOBAL, MICRO, world, rank, seed)
     return TrainBatches(info, "train", sampler, MaskingConfig(), seed=seed)
 
 
@@ -221,9 +166,9 @@ def en_batches(en_info) -> TrainBatches:
 
 def test_word_tables_of_the_built_tokenizer(en_info, en_batches):
     maskable, word_start = en_batches.maskable, en_batches.word_start
-    assert len(maskable) == len(word_start) == en_info.vocab_size
-    specials = [en_info.pad_token_id, en_info.bos_token_id, en_info.eos_token_id,
-                en_info.mask_token_id]
+    assert len(maskable) == len(word_start) == en_info.tokenizer.vocab_size
+    ids = en_info.tokenizer
+    specials = [ids.pad_token_id, ids.bos_token_id, ids.eos_token_id, ids.mask_token_id]
     assert not maskable[specials].any() and not word_start[specials].any()
     assert 0.2 < word_start.mean() < 0.9  # most sentencepiece pieces open a word, not all
 
@@ -237,7 +182,7 @@ def test_batch_layout_on_real_examples(en_info, en_batches):
         n, k = len(row["word_ids"]), len(row["entity_ids"])
         assert batch["page_ids"][i] == row["page_id"]
         assert batch["attention_mask"][i].sum() == n and batch["entity_attention_mask"][i].sum() == k
-        assert (batch["input_ids"][i, n:] == en_info.pad_token_id).all()
+        assert (batch["input_ids"][i, n:] == en_info.tokenizer.pad_token_id).all()
         assert (batch["labels"][i, n:] == -100).all() and (batch["entity_labels"][i, k:] == -100).all()
         predicted = batch["labels"][i, :n] != -100
         assert predicted.sum() >= 1
@@ -246,11 +191,12 @@ def test_batch_layout_on_real_examples(en_info, en_batches):
         assert entity_predicted.sum() >= 1
         assert (batch["entity_ids"][i, :k][entity_predicted] == schema.ENTITY_MASK_ID).all()
         positions = batch["entity_position_ids"][i]
-        assert positions.shape[-1] == en_info.max_mention_length
+        assert positions.shape[-1] == en_info.examples.limits.max_mention_length
         assert (positions[k:] == -1).all()
         for e, (start, end) in enumerate(zip(row["entity_start"], row["entity_end"])):
             span = positions[e][positions[e] != -1].tolist()
-            assert span == list(range(start, min(end, start + en_info.max_mention_length)))
+            longest = en_info.examples.limits.max_mention_length
+            assert span == list(range(start, min(end, start + longest)))
 
 
 def test_ranks_split_each_step_and_resume_replays_batches(en_info, en_batches):
@@ -273,7 +219,7 @@ def test_ranks_split_each_step_and_resume_replays_batches(en_info, en_batches):
 
 def test_eval_batches_are_deterministic_and_dealt_over_ranks(en_info, en_batches):
     first, again = list(en_batches.eval_batches(MICRO)), list(en_batches.eval_batches(MICRO))
-    assert sum(len(b["page_ids"]) for b in first) == en_info.validation_examples > 0
+    assert sum(len(b["page_ids"]) for b in first) == en_info.examples.validation_examples > 0
     assert all(torch.equal(a[k], b[k]) for a, b in zip(first, again) for k in a)
     shares = [list(train_batches(en_info, world=2, rank=r).eval_batches(MICRO)) for r in range(2)]
     assert len(shares[0]) + len(shares[1]) == len(first)
@@ -283,10 +229,11 @@ def test_eval_batches_are_deterministic_and_dealt_over_ranks(en_info, en_batches
 def test_collated_batch_is_what_luke_for_masked_lm_takes(en_info, en_batches):
     from transformers import LukeConfig, LukeForMaskedLM
 
-    config = LukeConfig(vocab_size=en_info.vocab_size, entity_vocab_size=en_info.entity_vocab_size,
+    ids = en_info.tokenizer
+    config = LukeConfig(vocab_size=ids.vocab_size, entity_vocab_size=en_info.entity_vocab.size,
                         hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                        intermediate_size=64, entity_emb_size=16, pad_token_id=en_info.pad_token_id,
-                        bos_token_id=en_info.bos_token_id, eos_token_id=en_info.eos_token_id)
+                        intermediate_size=64, entity_emb_size=16, pad_token_id=ids.pad_token_id,
+                        bos_token_id=ids.bos_token_id, eos_token_id=ids.eos_token_id)
     batch = dict(en_batches.batch(0)[0])
     batch.pop("page_ids")
     output = LukeForMaskedLM(config)(**batch)
@@ -296,7 +243,7 @@ def test_collated_batch_is_what_luke_for_masked_lm_takes(en_info, en_batches):
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_pinned_batches_for_asynchronous_copies(en_info):
-    sampler = StepSampler(en_info.num_examples, GLOBAL, MICRO, 1, 0, 0)
+    sampler = StepSampler(en_info.examples.num_examples, GLOBAL, MICRO, 1, 0, 0)
     batches = TrainBatches(en_info, "train", sampler, MaskingConfig(), 0, pin_memory=True)
     stream = batches.iter_from(0)
     _, micro_batches = next(stream)
@@ -313,10 +260,10 @@ def rewrite_examples(corpus: Path, change) -> None:
 
 
 def test_entity_id_past_the_vocabulary_stops_iteration_naming_step_and_page(en_corpus_copy):
-    info = CorpusInfo.load(en_corpus_copy)
+    info = Corpus.open(en_corpus_copy)
 
     def corrupt(rows):
-        rows["entity_ids"] = [[info.entity_vocab_size] * len(ids) for ids in rows["entity_ids"]]
+        rows["entity_ids"] = [[info.entity_vocab.size] * len(ids) for ids in rows["entity_ids"]]
         return rows
 
     rewrite_examples(en_corpus_copy, corrupt)
@@ -326,7 +273,8 @@ def test_entity_id_past_the_vocabulary_stops_iteration_naming_step_and_page(en_c
 
 
 def test_examples_disagreeing_with_manifest_are_refused(en_corpus_copy):
-    info = CorpusInfo.load(en_corpus_copy)
+    info = Corpus.open(en_corpus_copy)
     rewrite_examples(en_corpus_copy, lambda rows: {k: v[:-1] for k, v in rows.items()})
-    with pytest.raises(CorpusError, match=f"holds {info.num_examples - 1} examples, the manifest"):
+    held = info.examples.num_examples - 1
+    with pytest.raises(CorpusError, match=f"holds {held} examples, the manifest"):
         train_batches(info)

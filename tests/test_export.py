@@ -368,20 +368,22 @@ def test_model_card(runs, exports):
     assert "Pretrained with plain attention" in plain_card
 
 
-def test_model_card_names_a_full_dumps_wiki_and_date(tmp_path):
+def test_model_card_names_a_full_dumps_wiki_and_date(en_corpus_copy, tmp_path):
     """A real dump's name carries its date; the card states it with the wiki's dbname."""
     from transformers import LukeConfig
 
+    from corpus.manifest import read_manifest, write_manifest
+    from corpus.reader import Corpus
     from pretrain.model_card import render_model_card
 
-    corpus, run = tmp_path / "corpus", tmp_path / "run"
-    corpus.mkdir()
+    run = tmp_path / "run"
     run.mkdir()
-    pages = {"options": {"dump": "/data/enwiki-20240601-pages-articles-multistream.xml.bz2"},
-             "siteinfo": {"dbname": "enwiki", "language": "en"}}
-    (corpus / "manifest.json").write_text(json.dumps({"schema_version": 1,
-                                                      "stages": {"pages": pages}}))
-    card = render_model_card(run, 7, corpus, LukeConfig())
+    manifest = read_manifest(en_corpus_copy)
+    pages = manifest["stages"]["pages"]
+    pages["options"]["dump"] = "/data/enwiki-20240601-pages-articles-multistream.xml.bz2"
+    pages["siteinfo"]["dbname"] = "enwiki"
+    write_manifest(en_corpus_copy, manifest)
+    card = render_model_card(run, 7, Corpus.open(en_corpus_copy), LukeConfig())
     assert "`enwiki-20240601-pages-articles-multistream.xml.bz2` (wiki `enwiki`, dump date " \
            "2024-06-01)" in card
     assert "Steps: 7" in card and "not logged" in card
@@ -508,7 +510,7 @@ def probe_batch(corpus, config) -> dict:
     """The first micro-batch of step 0 as a one-rank run would see it: the same on every rank."""
     from pretrain.data import StepSampler, TrainBatches
 
-    sampler = StepSampler(corpus.num_examples, config.train.micro_batch_size,
+    sampler = StepSampler(corpus.examples.num_examples, config.train.micro_batch_size,
                           config.train.micro_batch_size, 1, 0, config.train.seed)
     batches = TrainBatches(corpus, "train", sampler, config.masking, config.train.seed)
     batch = batches.batch(0)[0]
@@ -520,11 +522,11 @@ def training_model(run: Path):
     """(run config, corpus, freshly built training model) as luke-train builds them for RUN."""
     from pretrain import run_layout
     from pretrain.config import config_from_dict, luke_config
-    from pretrain.data import CorpusInfo
+    from corpus.reader import Corpus
     from pretrain.train import RUN_RECORD_KEYS, build_model
 
     resolved = json.loads((run / run_layout.CONFIG_FILE).read_text())
-    corpus = CorpusInfo.load(resolved.pop("corpus"))
+    corpus = Corpus.open(resolved.pop("corpus"))
     for record in RUN_RECORD_KEYS:  # how it ran, not config
         resolved.pop(record, None)
     config = config_from_dict(resolved)

@@ -78,8 +78,8 @@ def test_not_a_build_is_one_clear_line(tmp_path):
                             capture_output=True, text=True)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
-        f"luke-corpus: error: {tmp_path}: no finished examples stage in its manifest "
-        f"(run luke-corpus build first)"]
+        f"luke-corpus: error: {tmp_path}: not a finished corpus build: manifest.json is "
+        f"missing (run `luke-corpus build` to completion)"]
 
 
 def test_bench_tokenize_prints_figures_and_ratios(en_corpus, capsys):

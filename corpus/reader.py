@@ -1,0 +1,189 @@
+"""The one typed reader of a finished corpus build: what training, export, the model card and
+`luke-corpus inspect` know about a build directory DIR, read from DIR/manifest.json once.
+
+`Corpus.open(DIR)` checks that the build is finished (every stage of corpus/stages.py has its
+section, the schema version is this code's, the outputs a reader needs exist) and returns
+frozen records with typed fields, one per stage. A build that cannot be used raises CorpusError
+naming the directory and what is wrong. Nothing here imports more than the standard library, so
+the trainer (`pretrain/`) reads a build without pulling in the corpus side's dependencies.
+
+The manifest's layout is corpus/schema.py's; the stages write it (corpus/build.py). New kinds
+of build (other tokenizers, several languages) widen these records, not their readers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from corpus import schema
+from corpus.manifest import ManifestError, read_manifest
+from corpus.options import Limits
+from corpus.stages import STAGE_NAMES
+
+
+class CorpusError(ValueError):
+    """A corpus directory that cannot be used; the message names the directory and the fault."""
+
+
+@dataclass(frozen=True)
+class PagesInfo:
+    dump: Path                       # the dump file the pages were read from
+    dbname: str                      # e.g. "enwiki"; "" when the dump has no siteinfo
+    language: str                    # the wiki's language code
+    articles: int
+    truncated: bool                  # built from a dump that ended early (--allow-truncated)
+    fingerprint: str
+    counts: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EntityVocabInfo:
+    size: int                        # entity ids, the four specials included
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class TokenizerInfo:
+    vocab_size: int                  # len(tokenizer): every id the tokenizer can emit
+    pad_token_id: int
+    bos_token_id: int
+    eos_token_id: int
+    mask_token_id: int
+    fingerprint: str                 # of the files that decide ids (word_tokenizer)
+
+
+@dataclass(frozen=True)
+class ExamplesInfo:
+    num_examples: int                # training examples (DIR/examples)
+    validation_examples: int         # DIR/validation
+    fingerprint: str                 # of every stored value: what a run's checkpoints record
+    limits: Limits                   # the packing limits the examples were built with
+    locale: str                      # the sentence splitter's locale
+    validation_page_ids: tuple[int, ...] = ()
+    counts: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """A finished corpus build (see the module docstring)."""
+    directory: Path
+    pages: PagesInfo
+    entity_vocab: EntityVocabInfo
+    tokenizer: TokenizerInfo
+    examples: ExamplesInfo
+
+    @property
+    def pages_dir(self) -> Path:
+        return self.directory / schema.PAGES_DIR
+
+    @property
+    def tokenizer_dir(self) -> Path:
+        return self.directory / schema.TOKENIZER_DIR
+
+    @property
+    def entity_vocab_file(self) -> Path:
+        return self.directory / schema.ENTITY_VOCAB_DIR / schema.ENTITY_VOCAB_FILE
+
+    def split_dir(self, split: str) -> Path:
+        """DIR/examples for "train", DIR/validation for "validation"."""
+        dirs = {"train": schema.EXAMPLES_DIR, "validation": schema.VALIDATION_DIR}
+        if split not in dirs:
+            raise ValueError(f"unknown split {split!r}: expected one of {sorted(dirs)}")
+        return self.directory / dirs[split]
+
+    def split_size(self, split: str) -> int:
+        return self.examples.num_examples if split == "train" else \
+            self.examples.validation_examples
+
+    @classmethod
+    def open(cls, directory, needs: tuple[str, ...] = ("tokenizer", "train", "validation")
+             ) -> "Corpus":
+        """The finished build in `directory`; `needs` names the outputs the caller reads
+        ("pages", "tokenizer", "train", "validation"; validation only where it has examples),
+        which must exist."""
+        directory = Path(directory)
+        stages = _finished_stages(directory)
+        section = _Section(directory, stages)
+        corpus = cls(
+            directory=directory,
+            pages=PagesInfo(
+                dump=Path(str(section.get("pages", "dump"))),
+                dbname=str(section.get("pages", "dbname", "")),
+                language=str(section.get("pages", "language", "")),
+                articles=int(section.get("pages", "articles")),
+                truncated=bool(section.get("pages", "truncated", False)),
+                fingerprint=str(section.get("pages", "fingerprint")),
+                counts=dict(stages["pages"].get("counts", {}))),
+            entity_vocab=EntityVocabInfo(
+                size=int(section.get("entity_vocab", "size")),
+                fingerprint=str(section.get("entity_vocab", "fingerprint"))),
+            tokenizer=TokenizerInfo(
+                **{key: int(section.get("tokenizer", key)) for key in (
+                    "vocab_size", "pad_token_id", "bos_token_id", "eos_token_id",
+                    "mask_token_id")},
+                fingerprint=str(section.get("tokenizer", "fingerprint"))),
+            examples=ExamplesInfo(
+                num_examples=int(section.get("examples", "num_examples")),
+                validation_examples=int(section.get("examples", "validation_examples")),
+                fingerprint=str(section.get("examples", "fingerprint")),
+                limits=Limits(**{key: section.get("examples", key) for key in (
+                    "max_seq_length", "max_entities", "max_mention_length",
+                    "min_sentence_tokens", "unk_entities")}),
+                locale=str(section.get("examples", "locale", "")),
+                validation_page_ids=tuple(section.get("examples", "validation_page_ids", ())),
+                counts=dict(stages["examples"].get("counts", {}))))
+        corpus._check_outputs(needs)
+        return corpus
+
+    def _check_outputs(self, needs: tuple[str, ...]) -> None:
+        paths = {"pages": self.pages_dir, "tokenizer": self.tokenizer_dir,
+                 "train": self.split_dir("train"), "validation": self.split_dir("validation")}
+        for need in needs:
+            if need == "validation" and not self.examples.validation_examples:
+                continue
+            if not paths[need].exists():
+                raise CorpusError(f"{self.directory}: not a finished corpus build: "
+                                  f"{paths[need].name}/ is missing")
+
+
+def _finished_stages(directory: Path) -> dict[str, dict]:
+    """The manifest's stage sections, once the manifest shows every stage finished."""
+    if not directory.is_dir():
+        raise CorpusError(f"{directory}: corpus directory does not exist")
+    try:
+        manifest = read_manifest(directory)
+    except ManifestError as error:
+        raise CorpusError(f"{error}; rebuild the corpus with this version") from None
+    if manifest is None:
+        raise CorpusError(f"{directory}: not a finished corpus build: {schema.MANIFEST_FILE} "
+                          "is missing (run `luke-corpus build` to completion)")
+    stages = manifest["stages"]
+    missing = [name for name in STAGE_NAMES if name not in stages]
+    if missing:
+        raise CorpusError(f"{directory}: not a finished corpus build: stage(s) "
+                          f"{', '.join(missing)} missing from {schema.MANIFEST_FILE}")
+    return stages
+
+
+class _Section:
+    """Looks a key up in a stage's section, where stages keep it: at its top, under "counts",
+    under "options", or (the wiki's names) under "siteinfo"."""
+
+    _MISSING = object()
+
+    def __init__(self, directory: Path, stages: dict[str, dict]) -> None:
+        self.directory = directory
+        self.stages = stages
+
+    def get(self, stage: str, key: str, default: Any = _MISSING) -> Any:
+        section = self.stages[stage]
+        for place in (section, section.get("counts", {}), section.get("options", {}),
+                      section.get("siteinfo", {})):
+            if key in place:
+                return place[key]
+        if default is self._MISSING:
+            raise CorpusError(f"{self.directory}/{schema.MANIFEST_FILE}: key "
+                              f"stages.{stage}.{key} is missing")
+        return default

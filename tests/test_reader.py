@@ -1,0 +1,91 @@
+"""The typed reader of a finished corpus build (corpus/reader.py): what it reads from the
+manifest, and the one-line refusals of builds that cannot be used."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from corpus import schema
+from corpus.options import Limits
+from corpus.reader import Corpus, CorpusError
+
+MANIFEST = {"schema_version": schema.SCHEMA_VERSION, "stages": {
+    "pages": {"options": {"dump": "/data/bgwiki-20240601-pages-articles.xml.bz2"},
+              "siteinfo": {"dbname": "bgwiki", "language": "bg"}, "language": "bg",
+              "truncated": False, "fingerprint": "p1", "counts": {"articles": 3}},
+    "entity_vocab": {"size": 2000, "fingerprint": "e1"},
+    "tokenizer": {"vocab_size": 2009, "pad_token_id": 1, "bos_token_id": 2, "eos_token_id": 3,
+                  "mask_token_id": 2001, "fingerprint": "t1"},
+    "examples": {"fingerprint": "ab12", "max_seq_length": 128, "max_entities": 32,
+                 "max_mention_length": 30, "locale": "bg", "validation_page_ids": [7],
+                 "options": {"max_seq_length": 128, "max_entities": 32,
+                             "max_mention_length": 30, "min_sentence_tokens": 5,
+                             "unk_entities": "keep"},
+                 "counts": {"num_examples": 40, "validation_examples": 5}},
+}}
+
+
+def write_build(root: Path, manifest: dict) -> Path:
+    for name in (schema.TOKENIZER_DIR, schema.EXAMPLES_DIR, schema.VALIDATION_DIR):
+        (root / name).mkdir(parents=True, exist_ok=True)
+    (root / schema.MANIFEST_FILE).write_text(json.dumps(manifest))
+    return root
+
+
+def without(manifest: dict, stage: str, key: str | None = None) -> dict:
+    copy = json.loads(json.dumps(manifest))
+    if key is None:
+        del copy["stages"][stage]
+    else:
+        del copy["stages"][stage][key]
+    return copy
+
+
+def test_reads_every_stage_into_typed_records(tmp_path):
+    corpus = Corpus.open(write_build(tmp_path, MANIFEST))
+    assert (corpus.pages.dbname, corpus.pages.language, corpus.pages.articles) == ("bgwiki", "bg",
+                                                                                   3)
+    assert corpus.pages.dump.name == "bgwiki-20240601-pages-articles.xml.bz2"
+    assert (corpus.tokenizer.vocab_size, corpus.tokenizer.pad_token_id,
+            corpus.tokenizer.mask_token_id) == (2009, 1, 2001)
+    assert corpus.entity_vocab.size == 2000
+    examples = corpus.examples
+    assert (examples.num_examples, examples.validation_examples, examples.fingerprint) == (
+        40, 5, "ab12")
+    assert examples.limits == Limits(128, 32, 30, 5, "keep")
+    assert (examples.locale, examples.validation_page_ids) == ("bg", (7,))
+    assert corpus.split_dir("train") == tmp_path / schema.EXAMPLES_DIR
+    assert corpus.split_size("validation") == 5
+    assert corpus.tokenizer_dir == tmp_path / schema.TOKENIZER_DIR
+
+
+@pytest.mark.parametrize("manifest, message", [
+    (MANIFEST | {"schema_version": 99}, "schema version 99, this code reads version 1"),
+    (without(MANIFEST, "examples"), "stage\\(s\\) examples missing"),
+    (without(MANIFEST, "tokenizer", "mask_token_id"), "stages.tokenizer.mask_token_id is missing"),
+])
+def test_refuses_unfinished_or_foreign_builds(tmp_path, manifest, message):
+    with pytest.raises(CorpusError, match=message):
+        Corpus.open(write_build(tmp_path, manifest))
+
+
+def test_refuses_a_dir_without_manifest_or_the_outputs_it_needs(tmp_path):
+    with pytest.raises(CorpusError, match=f"{tmp_path}/absent: corpus directory does not exist"):
+        Corpus.open(tmp_path / "absent")
+    with pytest.raises(CorpusError, match=f"{tmp_path}.*manifest.json is missing"):
+        Corpus.open(tmp_path)
+    write_build(tmp_path, MANIFEST)
+    (tmp_path / schema.EXAMPLES_DIR).rmdir()
+    with pytest.raises(CorpusError, match="examples/ is missing"):
+        Corpus.open(tmp_path)
+    assert Corpus.open(tmp_path, needs=("tokenizer",)).tokenizer.vocab_size == 2009
+
+
+def test_reads_the_real_build(en_corpus):
+    corpus = Corpus.open(en_corpus)
+    assert corpus.pages.articles == 5 and corpus.pages.language == "en"
+    assert corpus.examples.num_examples > 0 and corpus.examples.locale == "en"
+    assert corpus.examples.limits.max_seq_length == 128
