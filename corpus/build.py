@@ -57,6 +57,7 @@ def build(options: BuildOptions, until: str | None = None, overwrite: bool = Fal
     options = _absolute(options)
     _validate(options, until)
     out = Path(options.out)
+    _refuse_foreign(out, overwrite)       # before the lock file is written into it
     with exclusive_writer(out):
         manifest = _open_out_dir(out, options, overwrite)
         ran: dict[str, float] = {}
@@ -137,6 +138,17 @@ def _validate(options: BuildOptions, until: str | None) -> None:
             raise DumpError(f"{path}: {name} not found (no such file)")
 
 
+def _refuse_foreign(out: Path, overwrite: bool) -> None:
+    """A directory that holds files but no build is the user's: refuse to write into it."""
+    if overwrite or not out.is_dir() or (out / MANIFEST_FILE).exists():
+        return
+    foreign = sorted(p.name for p in out.iterdir() if p.name not in _known_names())
+    if foreign:
+        raise BuildError(f"{out} is not empty and holds no luke-corpus build "
+                         f"({', '.join(foreign[:3])}...); choose an empty --out or pass "
+                         f"--overwrite")
+
+
 def _open_out_dir(out: Path, options: BuildOptions, overwrite: bool) -> dict[str, Any]:
     """The manifest of `out` (created if new), after refusing a different build there."""
     out.mkdir(parents=True, exist_ok=True)
@@ -144,11 +156,7 @@ def _open_out_dir(out: Path, options: BuildOptions, overwrite: bool) -> dict[str
         shutil.rmtree(leftover, ignore_errors=True)
     manifest = read_manifest(out)
     if manifest is None:
-        foreign = sorted(p.name for p in out.iterdir() if p.name not in _known_names())
-        if foreign and not overwrite:
-            raise BuildError(f"{out} is not empty and holds no luke-corpus build "
-                             f"({', '.join(foreign[:3])}...); choose an empty --out or pass "
-                             f"--overwrite")
+        _refuse_foreign(out, overwrite)
         manifest = empty_manifest()
         write_manifest(out, manifest)
         return manifest
