@@ -34,7 +34,9 @@ class BuildOptions:
     min_sentence_tokens: int = 5
     unk_entities: str = "keep"           # keep | drop
     validation_pages: int = 0
-    language: str | None = None          # sentence-splitter locale; from siteinfo if None
+    language: str | None = None          # the wiki's language (parsing rules, sentence
+                                         # splitting); from siteinfo if None
+    variant: str | None = None           # variant `-{...}-` markup is shown in; the language
     seed: int = 0
 
     def subset(self, names: tuple[str, ...]) -> dict[str, Any]:
@@ -45,7 +47,7 @@ class BuildOptions:
 
 # The options each stage's output depends on (upstream outputs are tracked by fingerprint).
 STAGE_OPTIONS: dict[str, tuple[str, ...]] = {
-    "pages": ("dump", "index", "allow_truncated", "page_timeout"),
+    "pages": ("dump", "index", "allow_truncated", "page_timeout", "language", "variant"),
     "entity_vocab": ("partial_dump", "entity_vocab_size", "min_link_count"),
     "tokenizer": ("word_vocab_size", "tokenizer", "seed"),
     "examples": ("max_seq_length", "max_entities", "max_mention_length", "min_sentence_tokens",
