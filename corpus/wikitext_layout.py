@@ -1,7 +1,8 @@
 """The last step of page parsing: tidy the raw text into paragraphs while link spans follow.
 
 The node walker (corpus/wikitext.py) writes text as the nodes give it: runs of spaces where a
-template was cut, blank lines, `( )` left by a removed date template, tabs and no-break spaces.
+template was cut, blank lines, `( )`, `（，）` or `(, x,)` left by removed templates, tabs and
+no-break spaces.
 `finish_layout` rewrites that into the clean text (paragraphs on their own line, no empty
 paragraphs, single spaces, no leading or trailing space) and moves every link span with it,
 so `text[start:end]` is still the link's anchor text. Each rewrite is a regular expression
@@ -22,30 +23,46 @@ LEFTOVER_TAGS = ("ref", "references", "nowiki", "gallery", "math", "span", "div"
                  "big", "center", "font", "sup", "sub", "br", "includeonly", "onlyinclude",
                  "noinclude", "poem", "blockquote", "table", "tr", "td", "th", "p")
 
+# Separators a cut template leaves stranded, in Latin and full-width (CJK) punctuation, and
+# spaces that are not line breaks.
+_SEPARATOR = "[,;:\uff0c\uff1b\u3001\uff1a]"        # , ; : ， ； 、 ：
+_LISTING = "[,;\uff0c\uff1b\u3001]"                 # the ones that separate items
+_SPACE = r"[^\S\n]"
 # Markup the parser leaves as text, and what removed markup leaves behind:
 # - unbalanced brackets, stray or unclosed tags, an unclosed comment (it hides the rest of the
 #   page in MediaWiki), magic words;
-# - brackets emptied by a cut template or reference ("born ( ) in", "(; 1900-1950)").
-# Every branch starts with a literal character outside any group, so `re` jumps between
-# candidate characters (see corpus/wikitext_prepass.py).
+# - brackets emptied by a cut template or reference: "born ( ) in", "(; )", "（，）", "[ ]"
+#   go whole;
+# - separators stranded at a bracket's edges or doubled: "Achilles (, Akhilleus,) was" ->
+#   "Achilles (Akhilleus) was", "（；北京、）" -> "（北京）", "a, , b" -> "a, b".
+# Only the stranded characters are matched, never the words between them, so a link span
+# inside the brackets stays on its anchor text. Every branch starts with a literal character
+# or class outside any group, so `re` jumps between candidate characters (see
+# corpus/wikitext_prepass.py).
 _LEFTOVERS = re.compile(
     r"<!--.*"
     r"|\[\[|\]\]|\{\{+|\}\}+"
     rf"|</?(?i:{'|'.join(LEFTOVER_TAGS)})\b[^<>]*>"
     r"|__[A-Z]+__"
-    r"|\((?:\s*[,;:])*\s*\)"           # ( ) and (, ;) -> nothing
-    r"|\((?P<open_punct>\s*[,;:]\s*|[^\S\n]+)"  # "(; born", "( born" -> "(born"
+    rf"|\((?:{_SPACE}|{_SEPARATOR})*\)|\uff08(?:{_SPACE}|{_SEPARATOR})*\uff09"
+    rf"|\[(?:{_SPACE}|{_SEPARATOR})*\]"
+    rf"|(?P<open>[(\uff08\[])(?P<open_punct>(?:{_SPACE}|{_SEPARATOR})*{_SEPARATOR}{_SPACE}*"
+    rf"|{_SPACE}+)"
+    rf"|{_SEPARATOR}(?:{_SPACE}|{_SEPARATOR})*(?=[)\uff09\]])"
+    rf"|(?P<listing>{_LISTING})(?:{_SPACE}*{_LISTING})+"
     , re.DOTALL)
 # Whitespace: a run that starts with a line break or a space other than ' ' (tab, no-break
 # space, thin space ...), a run of plain spaces, and a single space before a comma, full stop
 # or closing bracket that a cut left ("word , word"; not before ; : ! ?, which French spaces).
 _WHITESPACE = re.compile("[\n\t\r\x0b\x0c\x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029"
-                         "\u202f\u205f\u3000]\\s*| (?:\\s+|(?=[,.)]))")
-_CLOSING_PUNCTUATION = re.compile(r"[,.)](?:\s|$)")
+                         "\u202f\u205f\u3000]\\s*| (?:\\s+|(?=[,.)\\]\uff09]))")
+_CLOSING_PUNCTUATION = re.compile("[,.)\\]\uff09](?:\\s|$)")
 
 
 def _leftover_repl(m: re.Match) -> str:
-    return "(" if m.group("open_punct") is not None else ""
+    if m.group("open_punct") is not None:
+        return m.group("open")
+    return m.group("listing") or ""
 
 
 def _whitespace_repl(m: re.Match) -> str:

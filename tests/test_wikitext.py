@@ -225,6 +225,26 @@ def test_layout_moves_spans_with_the_text():
         ("big cat", "BIG\u00a0CAT"), ("sat", "SAT"), ("on", "ON"), ("the mat", "THE  MAT ")]
 
 
+@pytest.mark.parametrize("language, wikitext, text, links", [
+    ("en", "'''Achilles''' ({{lang|grc|Ἀχιλλεύς}}, ''[[Akhilleus]]'', {{IPA|ɑːˈkɪl.eʊs}}) was",
+     "Achilles (Akhilleus) was", [("Akhilleus", "Akhilleus")]),
+    ("en", "'''Paris''' ({{IPA-fr|paʁi}}; {{lang|la|Lutetia}}) is [[France|French]] [ ] "
+           "(, [[Seine]], , [[Marne]];) x", "Paris is French (Seine, Marne) x",
+     [("French", "France"), ("Seine", "Seine"), ("Marne", "Marne")]),
+    ("en", "[[A]] ({{x}}) [[B]], {{y}}, [[C]]", "A B, C", [("A", "A"), ("B", "B"), ("C", "C")]),
+    ("zh", "'''东京都'''（{{lang-ja|東京都}}，{{lang|ja-Latn|Tōkyō-to}}）是[[日本]]的首都。"
+           "[[北京]]（{{lang|en|Beijing}}；[[燕京]]、{{lang|fr|Pékin}}）",
+     "东京都是日本的首都。北京（燕京）", [("日本", "日本"), ("北京", "北京"), ("燕京", "燕京")]),
+    ("ja", "'''東京都'''（とうきょうと、{{lang-en|Tokyo}}）は[[日本]]の[[首都]]（{{efn|x}}）。",
+     "東京都（とうきょうと）は日本の首都。", [("日本", "日本"), ("首都", "首都")]),
+])
+def test_brackets_and_separators_left_by_cut_templates_go(language, wikitext, text, links):
+    site = SiteInfo(language=language)
+    page = parse_page(wikitext, "Cur", site)
+    assert (page.text, anchors(page)) == (text, links)
+    assert parse_page(wikitext, "Cur", site, prepass=False) == page
+
+
 def link_oracle(wikitext: str, title: str, site: SiteInfo) -> list[tuple[str, str]]:
     """(anchor, target) of every article link, by regular expressions on the pre-passed text:
     an oracle independent of mwparserfromhell and of the layout step."""
