@@ -52,6 +52,10 @@ from corpus.workers import PageWatch, ordered_map
 log = logging.getLogger(__name__)
 
 SKIP_REASONS = ("exception", "recursion", "timeout", "crash")
+# The parser's link figures, summed into the manifest's counts (luke-corpus inspect --stats):
+# article links found, kept with the span exactly on the anchor as written, extended by the
+# language's link trail.
+QUALITY_COUNTS = ("link_spans_made", "link_spans_on_anchor", "link_spans_trailed")
 ALARM_TIMEOUTS = True               # False leaves page_timeout to the watchdog alone (tests)
 CHUNK_WIKITEXT_CHARS = 1 << 19      # articles per task: enough to amortize pickling
 MAX_SKIPPED_LISTED = 1000           # skipped pages named in the manifest (all are in the log)
@@ -82,6 +86,7 @@ class ChunkResult:
     skipped: list[tuple[int, str, str, str]] = field(default_factory=list)  # id, title, reason, why
     redirects: list[tuple[str, str]] = field(default_factory=list)   # source, normalized target
     malformed: list[RawPage] = field(default_factory=list)   # skipped before parsing
+    quality: Counter = field(default_factory=Counter)        # QUALITY_COUNTS of the rows
     other_pages: int = 0             # pages outside namespace 0
     truncated: bool = False
     input_end: int = 0               # compressed byte reached (for progress)
@@ -97,14 +102,17 @@ def _raise_timeout(signum, frame):
     raise PageTimeout()
 
 
-def parse_article(page: RawPage, site: SiteInfo, variant: str | None = None) -> tuple:
-    """One row of PAGE_SCHEMA with link targets normalized but not yet redirect-resolved."""
+def parse_article(page: RawPage, site: SiteInfo, variant: str | None = None
+                  ) -> tuple[tuple, tuple[int, int, int]]:
+    """One row of PAGE_SCHEMA with link targets normalized but not yet redirect-resolved, and
+    the parser's link figures (QUALITY_COUNTS, in that order)."""
     from corpus.wikitext import parse_page    # lazy: mwparserfromhell only where pages are parsed
 
     parsed = parse_page(page.text, page.title, site, variant=variant)
     links = [link for link in parsed.links if link[2]]
-    return (page.id, page.title, parsed.text, [s for s, _, _ in links], [e for _, e, _ in links],
-            [t for _, _, t in links])
+    row = (page.id, page.title, parsed.text, [s for s, _, _ in links],
+           [e for _, e, _ in links], [t for _, _, t in links])
+    return row, (parsed.links_made, parsed.links_on_anchor, parsed.links_trailed)
 
 
 def _parse_with_limits(page: RawPage, ctx: ParseContext, result: ChunkResult) -> None:
@@ -113,7 +121,7 @@ def _parse_with_limits(page: RawPage, ctx: ParseContext, result: ChunkResult) ->
     try:
         if timer:
             signal.setitimer(signal.ITIMER_REAL, ctx.page_timeout)
-        row = parse_article(page, ctx.site, ctx.variant)
+        row, figures = parse_article(page, ctx.site, ctx.variant)
         if timer:                       # disarm before anything else can be interrupted
             signal.setitimer(signal.ITIMER_REAL, 0)
     except PageTimeout:
@@ -125,6 +133,8 @@ def _parse_with_limits(page: RawPage, ctx: ParseContext, result: ChunkResult) ->
                                f"{type(error).__name__}: {error}"[:300]))
     else:
         result.rows.append(row)
+        for name, value in zip(QUALITY_COUNTS, figures):
+            result.quality[name] += value
     finally:
         if timer:
             signal.setitimer(signal.ITIMER_REAL, 0)
@@ -199,7 +209,7 @@ class PagesCollector:
         self.skip_reasons: Counter = Counter()
         self.malformed: Counter = Counter()
         self.skipped_pages: list[list] = []
-        self.counts: Counter = Counter()
+        self.counts: Counter = Counter(dict.fromkeys(QUALITY_COUNTS, 0))
         self.truncated = False
         self.rows = 0
         self.worker_cpu = 0.0
@@ -213,6 +223,7 @@ class PagesCollector:
             self.flush()
         self.redirects.update(result.redirects)
         self.counts["other_namespace_pages"] += result.other_pages
+        self.counts.update(result.quality)
         self.truncated |= result.truncated
         self.worker_cpu += result.cpu_seconds
         for page_id, title, reason, why in result.skipped:

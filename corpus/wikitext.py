@@ -79,6 +79,9 @@ def _without_quotes(m: re.Match) -> str:
 class ParsedPage:
     text: str
     links: list[tuple[int, int, str]]   # (start, end, normalized target), text[start:end] = anchor
+    links_made: int = 0       # article links the parser found (a quality figure: see below)
+    links_on_anchor: int = 0  # of those, kept with text[start:end] = the anchor as written
+    links_trailed: int = 0    # of those, extended by the language's link trail
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,7 @@ class _TextBuilder:
         self.parts: list[str] = []
         self.length = 0
         self.spans: list[Span] = []
+        self.trailed = 0           # spans a link trail extended
         self._context = context
         self._links = links
         self._trail_open = False   # the last thing written was a span: letters may join it
@@ -112,6 +116,7 @@ class _TextBuilder:
             if trail:
                 start, _, target = self.spans[-1]
                 self.spans[-1] = (start, self.length + trail.end(), target)
+                self.trailed += 1
         if "''" in value:
             value = _QUOTE_RUN.sub(_without_quotes, value)
         if self._in_list_item and "\n" in value:
@@ -173,8 +178,20 @@ def parse_page(wikitext: str, title: str, site: SiteInfo, *, prepass: bool = Tru
     context = _Context(rules, stash)
     builder = _TextBuilder(context)
     _write_nodes(mwparserfromhell.parse(source, skip_style_tags=True), context, builder)
-    text, spans = finish_layout(builder.joined(), builder.spans)
-    return ParsedPage(text=text, links=spans)
+    raw = builder.joined()
+    text, spans = finish_layout(raw, builder.spans, keep_empty=True)
+    on_anchor = sum(_on_anchor(raw[before[0]:before[1]], text[after[0]:after[1]])
+                    for before, after in zip(builder.spans, spans))
+    return ParsedPage(text=text, links=[s for s in spans if s[0] < s[1]],
+                      links_made=len(spans), links_on_anchor=on_anchor,
+                      links_trailed=builder.trailed)
+
+
+def _on_anchor(written: str, kept: str) -> bool:
+    """Whether a kept span shows the anchor as the page wrote it (whitespace aside): the layout
+    may only collapse and trim spaces inside a span, and should never need to. Counted per
+    page; luke-corpus inspect --stats reports the share."""
+    return bool(kept) and (written == kept or " ".join(written.split()) == kept)
 
 
 def _write_nodes(code: Wikicode, context: _Context, out: _TextBuilder) -> None:

@@ -77,15 +77,18 @@ def _whitespace_repl(m: re.Match) -> str:
     return "" if _CLOSING_PUNCTUATION.match(text, m.end()) else " "
 
 
-def finish_layout(text: str, spans: list[Span]) -> tuple[str, list[Span]]:
-    """The clean text and its spans (spans trimmed to their visible characters)."""
+def finish_layout(text: str, spans: list[Span], keep_empty: bool = False
+                  ) -> tuple[str, list[Span]]:
+    """The clean text and its spans (spans trimmed to their visible characters); keep_empty
+    keeps the spans that end up empty, so that they stay aligned with the ones given."""
     text, spans = _rewrite(text, spans, _LEFTOVERS, _leftover_repl)
     text, spans = _rewrite(text, spans, _WHITESPACE, _whitespace_repl)
     if text != text.strip():   # a single space at either end (longer runs went above)
         lead = len(text) - len(text.lstrip())
         text = text.strip()
         spans = [(max(0, s - lead), min(len(text), e - lead), t) for s, e, t in spans]
-    return text, [s for s in _trim_spans(text, spans) if s[0] < s[1]]
+    spans = _trim_spans(text, spans)
+    return text, spans if keep_empty else [s for s in spans if s[0] < s[1]]
 
 
 def _trim_spans(text: str, spans: list[Span]) -> list[Span]:

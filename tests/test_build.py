@@ -22,6 +22,7 @@ from corpus.build import build
 from corpus.cli import BUILD_FLAGS, INTERRUPTED_BUILD, main
 from corpus.dump import MALFORMED_KINDS, DumpReader
 from corpus.options import BuildOptions
+from corpus.quality import corpus_stats
 from corpus.siteinfo import SiteInfo
 from test_dump import (BG_DUMP, EN_DUMP, MALFORMED_PAGES, write_dump,
                        write_dump_with_malformed_pages, write_multistream)
@@ -142,6 +143,9 @@ def test_a_chinese_dump_in_its_language_and_variant(tmp_path, capsys):
     assert page["text"] == "日本首都是東京都。 用计算机和计算机。"
     anchors = [page["text"][s:e] for s, e in zip(page["link_start"], page["link_end"])]
     assert anchors == ["日本", "東京", "计算机"]
+    (chinese,) = corpus_stats(out)["languages"]      # what inspect --stats reports
+    assert (chinese["language"], chinese["links"], chinese["link_spans_on_anchor"],
+            chinese["link_spans_trailed"], chinese["markup_per_mb"]) == ("zh", 3, 1.0, 0.0, 0)
 
     # another variant or language is another build: refused unless --overwrite, then rebuilt
     code, err = run_cli(capsys, "build", dump, "--out", out, "--until", "pages",
