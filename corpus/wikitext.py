@@ -43,7 +43,7 @@ Links (`ParsedPage.links`, (start, end, target) with text[start:end] the anchor 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import mwparserfromhell
 from mwparserfromhell.nodes import Comment, ExternalLink, Heading, HTMLEntity, Tag, Text, Wikilink
@@ -79,9 +79,12 @@ def _without_quotes(m: re.Match) -> str:
 class ParsedPage:
     text: str
     links: list[tuple[int, int, str]]   # (start, end, normalized target), text[start:end] = anchor
-    links_made: int = 0       # article links the parser found (a quality figure: see below)
-    links_on_anchor: int = 0  # of those, kept with text[start:end] = the anchor as written
-    links_trailed: int = 0    # of those, extended by the language's link trail
+    # Quality figures (luke-corpus inspect --stats), not part of the result's identity: the
+    # article links the parser found, those kept with text[start:end] = the anchor as written,
+    # those a link trail extended.
+    links_made: int = field(default=0, compare=False)
+    links_on_anchor: int = field(default=0, compare=False)
+    links_trailed: int = field(default=0, compare=False)
 
 
 @dataclass(frozen=True)
