@@ -10,8 +10,8 @@ pieces, constants). A small PHP program, written out below, loads each
 `$namespaceNames`, `$namespaceAliases` and `$namespaceGenderAliases` as JSON; it also asks each
 language converter a wiki uses by default (LanguageConverterFactory's list; the classes in
 `includes/language/converters/`, on small stand-ins for the base classes they extend) for its
-variants, variant fallbacks, manual levels, flags and the
-separators and names its `-{D|...}-` descriptions use. This module then turns every PHP
+variants, variant fallbacks, manual levels, flags and the separators and names its
+`-{D|...}-` descriptions use. This module then turns every PHP
 link-trail regex into a Python one and checks the two agree, character by character, before
 writing the table (corpus/languages.py reads it).
 

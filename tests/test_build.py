@@ -161,6 +161,23 @@ def test_a_chinese_dump_in_its_language_and_variant(tmp_path, capsys):
     assert "--variant zh-tw: the wiki's language 'en' has no variants" in err
 
 
+def test_language_option_overrides_the_dumps_for_the_parsing_rules(tmp_path, capsys, caplog):
+    caplog.set_level(logging.WARNING)
+    dump = write_dump(tmp_path / "d.xml", [dict(title="Haus", text="[[Mutter]]ärzte",
+                                               page_id=1)])
+    spans = {}
+    for language in ("de", "en", "xx"):
+        out = tmp_path / language
+        assert run_cli(capsys, "build", dump, "--out", out, "--until", "pages", "--language",
+                       language)[0] == 0
+        page = datasets.load_from_disk(str(out / "pages"))[0]
+        spans[language] = [page["text"][s:e] for s, e in zip(page["link_start"],
+                                                           page["link_end"])]
+        assert manifest_of(out)["stages"]["pages"]["options"]["language"] == language
+    assert spans == {"de": ["Mutterärzte"], "en": ["Mutter"], "xx": ["Mutter"]}
+    assert "language 'xx' is not one MediaWiki knows; its English rules apply" in caplog.text
+
+
 def test_an_unknown_variant_is_one_line_naming_the_choices(tmp_path, capsys):
     dump = tmp_path / "zhwiki.xml"
     dump.write_text(ZH_DUMP, encoding="utf-8")
