@@ -33,13 +33,13 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from corpus import languages
-from corpus.dump import MALFORMED_KINDS, DumpError, DumpReader, RawPage, read_siteinfo
+from corpus.dump import MALFORMED_KINDS, DumpError, DumpReader, RawPage
 from corpus.multistream import find_index, read_header_site, read_stream_offsets, \
     read_stream_pages, stream_ranges
 from corpus.options import StageContext
@@ -253,12 +253,16 @@ class PagesCollector:
         self.writer.close()
 
 
-def plain_tasks(reader: DumpReader, collector: PagesCollector, parse_ctx: ParseContext
-                ) -> Iterator[tuple]:
+def plain_tasks(reader: DumpReader, collector: PagesCollector,
+                context_of: Callable[[SiteInfo], ParseContext]) -> Iterator[tuple]:
     """(chunk of articles, context) tasks from a streamed dump; redirects, malformed and
-    other-namespace pages go to the collector."""
+    other-namespace pages go to the collector. The context is made once the reader has met
+    the dump's siteinfo, i.e. with its first page (reading the header twice would cost a
+    tenth of a second of decompressing and parsing)."""
     chunk, chars, side = [], 0, ChunkResult()
+    parse_ctx = None
     for page in reader:
+        parse_ctx = parse_ctx or context_of(reader.site)
         if not classify(page, parse_ctx.site, side):
             continue
         chunk.append(page)
@@ -295,16 +299,17 @@ def run(ctx: StageContext) -> dict:
     dump = Path(options.dump)
     started, cpu_started = time.perf_counter(), time.process_time()
     index = options.index or find_index(dump)
-    dump_site = read_header_site(dump) if index else read_siteinfo(dump)
-    parse_ctx = parse_context(dump_site, options)
     raw_path = out / "pages.unresolved.arrow"
     collector = PagesCollector(raw_path)
     try:
         if index:
+            dump_site = read_header_site(dump)
+            parse_ctx = parse_context(dump_site, options)
             xml_bytes, truncation = _read_multistream(dump, Path(index), parse_ctx, ctx,
                                                       collector)
         else:
-            xml_bytes, truncation = _read_plain(dump, parse_ctx, ctx, collector)
+            dump_site, parse_ctx, xml_bytes, truncation = _read_plain(dump, options, ctx,
+                                                                      collector)
     finally:
         collector.close()
     _refuse_empty(collector, dump, truncation)
@@ -354,19 +359,25 @@ def _refuse_empty(collector: PagesCollector, dump: Path, truncation: str) -> Non
         f"malformed pages" + (f"; {truncation}" if truncation else ""))
 
 
-def _read_plain(dump: Path, parse_ctx: ParseContext, ctx: StageContext,
-                collector: PagesCollector):
+def _read_plain(dump: Path, options, ctx: StageContext, collector: PagesCollector):
     reader = DumpReader(dump)
+    made: list[ParseContext] = []
+
+    def context_of(site: SiteInfo) -> ParseContext:
+        made.append(parse_context(site, options))
+        return made[0]
+
     with byte_progress(reader.size, f"pages ({dump.name})") as bar:
         reader.on_progress = lambda done, xml: bar.update(done, reader.pages_read, xml)
-        tasks = plain_tasks(reader, collector, parse_ctx)
-        for result in ordered_map(parse_articles, tasks, ctx.workers, parse_ctx.page_timeout,
+        tasks = plain_tasks(reader, collector, context_of)
+        for result in ordered_map(parse_articles, tasks, ctx.workers, options.page_timeout,
                                   WORKER_PRELOAD):
             collector.add(result)
     collector.truncated |= reader.truncated
     if reader.truncated:
         log.warning(reader.truncation)
-    return reader.xml_bytes, reader.truncation
+    site = reader.site or SiteInfo.default()
+    return site, made[0] if made else context_of(site), reader.xml_bytes, reader.truncation
 
 
 def _read_multistream(dump: Path, index: Path, parse_ctx: ParseContext, ctx: StageContext,
