@@ -296,6 +296,13 @@ def format_summary(manifest: dict[str, Any], ran: dict[str, float], out: Path) -
                           if isinstance(v, int) and (v or k in ("articles", "size")))[:400]
         lines.append(f"  {name:<13} {state}: {shown}")
     pages = manifest["stages"].get("pages", {})
+    malformed = pages.get("counts", {}).get("malformed_pages")
+    if malformed:
+        kinds = ", ".join(f"{k.removeprefix('malformed_')} {v:,}"
+                          for k, v in pages["counts"].items()
+                          if k.startswith("malformed_") and k != "malformed_pages" and v)
+        lines.append(f"  WARNING: {malformed:,} malformed pages skipped ({kinds}); the log "
+                     f"names each")
     if pages.get("truncated"):
         lines.append(f"  WARNING: {pages.get('truncation') or 'input truncated'}")
     return "\n".join(lines)
