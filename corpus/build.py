@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from corpus.dump import DumpError
-from corpus.manifest import empty_manifest, read_manifest, write_manifest
+from corpus.manifest import ManifestError, empty_manifest, read_manifest, write_manifest
 from corpus.options import BuildOptions, StageContext
 from corpus.schema import MANIFEST_FILE
 from corpus.stages import STAGE_NAMES, STAGES, downstream_of, stage, upstream_of
@@ -111,7 +111,8 @@ def _write_holder(fd: int, text: str) -> None:
 def _absolute(options: BuildOptions) -> BuildOptions:
     """Paths made absolute, so a rerun from another directory is recognized as the same build."""
     paths = {name: Path(getattr(options, name)).absolute()
-             for name in ("dump", "out", "index", "tokenizer") if getattr(options, name)}
+             for name in ("dump", "out", "index", "tokenizer", "base_model")
+             if getattr(options, name)}
     return dataclasses.replace(options, **paths)
 
 
@@ -130,8 +131,13 @@ def _validate(options: BuildOptions, until: str | None) -> None:
         problems.append(f"unk_entities must be 'keep' or 'drop', not {options.unk_entities!r}")
     if options.page_timeout < 0:
         problems.append(f"page timeout must be >= 0 seconds, not {options.page_timeout}")
+    if options.tokenizer is not None and options.base_model is not None:
+        problems.append("--tokenizer and --base-model both name a tokenizer: give one")
     if problems:
         raise BuildError("; ".join(problems))
+    if options.base_model is not None:      # refused now, not after the pages stage
+        from corpus.base_tokenizer import open_base_model
+        open_base_model(Path(options.base_model))
     for name in ("dump", "index"):
         path = getattr(options, name)
         if path is not None and not Path(path).is_file():
@@ -154,7 +160,12 @@ def _open_out_dir(out: Path, options: BuildOptions, overwrite: bool) -> dict[str
     out.mkdir(parents=True, exist_ok=True)
     for leftover in out.glob(STAGING_PREFIX + "*"):     # from a build that was killed
         shutil.rmtree(leftover, ignore_errors=True)
-    manifest = read_manifest(out)
+    try:
+        manifest = read_manifest(out)
+    except ManifestError:
+        if not overwrite:
+            raise
+        manifest = None          # a build of another schema version: replaced stage by stage
     if manifest is None:
         _refuse_foreign(out, overwrite)
         manifest = empty_manifest()

@@ -48,6 +48,10 @@ BUILD_FLAGS = (
     ("page_timeout", "SECONDS", "parsing time per page before the page is skipped (0: no limit)"),
     ("word_vocab_size", "V", "word (sentencepiece) vocabulary size"),
     ("tokenizer", "DIR", "reuse this tokenizer directory instead of training one"),
+    ("base_model", "DIR", "use the tokenizer of this encoder (a save_pretrained directory of a "
+                          "RoBERTa- or XLM-R-family model) instead of training one, so that a "
+                          "run initialised from it (luke-train --init-from DIR) reads every "
+                          "word as it did"),
     ("max_seq_length", "L", "tokens per example, <s> and </s> included"),
     ("max_entities", "E", "entities kept per example"),
     ("max_mention_length", "M", "tokens per mention; longer mentions are cut"),
@@ -74,7 +78,7 @@ def _add_build_arguments(parser: argparse.ArgumentParser) -> None:
         if metavar is None:
             parser.add_argument(flag, action="store_true", help=text)
         else:
-            kind = Path if name in ("index", "tokenizer") else type(default) \
+            kind = Path if name in ("index", "tokenizer", "base_model") else type(default) \
                 if default is not None else str
             parser.add_argument(flag, type=kind, default=default, metavar=metavar,
                                 help=f"{text} (default: {default})")

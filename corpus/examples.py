@@ -5,17 +5,20 @@ runs them in worker processes and `luke-corpus inspect` re-runs them to show a s
 with its text.
 
 One id mapping: word ids come from the exported transformers tokenizer itself, split the way
-`MLukeTokenizer.__call__` splits a text given `entity_spans` (the text is cut at every mention
-boundary, a space before a boundary going with the following piece, and each piece tokenized on
-its own, by corpus.word_encoder: the tokenizer's own backend behind an exact per-word cache).
-So for every example,
+`MLukeTokenizer.__call__` and `LukeTokenizer.__call__` split a text given `entity_spans` (the
+text is cut at every mention boundary, a space before a boundary going with the following
+piece, and each piece tokenized on its own, by corpus.word_encoder: the tokenizer's own backend,
+behind an exact per-word cache where its pre-tokenizer allows one). So for every example,
 `tokenizer(text, entities=titles, entity_spans=char_spans, max_entity_length=len(titles),
 truncation=False)` gives back exactly its word and entity ids, and every mention starts and ends
-on a token boundary. Sentences are whitespace-collapsed and joined by one space, where the
-tokenizer's Metaspace pre-tokenizer splits anyway, so a packed sequence's ids are the
-concatenation of its sentences' ids (tests/test_examples.py holds this on both samples). A
-sentence holding a special token's text (`<s>`, `[MASK]`, ...) or the metaspace character is
-dropped: the tokenizer would turn that text into a special id, which is not what the page says.
+on a token boundary. Sentences are whitespace-collapsed, so a packed sequence's ids are the
+concatenation of its sentences' ids: with a sentencepiece tokenizer they are joined by one
+space, where its Metaspace pre-tokenizer splits anyway; with byte-level BPE (which reads a
+space as part of the word after it) each sentence carries its own leading space
+(tests/test_examples.py holds this on both samples). Dropped, and counted: a sentence holding a
+special token's text (`<s>`, `[MASK]`, ...) or the metaspace character (the tokenizer would turn
+that text into a special id, which is not what the page says), and, where the tokenizer maps
+unknown characters to an id that is not `<unk>` (corpus.word_encoder), a sentence holding one.
 """
 
 from __future__ import annotations
@@ -116,8 +119,9 @@ def page_links(page: dict) -> list[tuple[int, int, str]]:
 
 
 def page_sentences(page: dict, locale: str, entity_vocab: dict[str, int], limits: Limits,
-                   counts: Counter) -> list[Sentence]:
-    """The page's sentences, whitespace collapsed, each with its mentions (before tokenizing)."""
+                   counts: Counter, prefix: str = "") -> list[Sentence]:
+    """The page's sentences, whitespace collapsed, each with its mentions (before tokenizing);
+    `prefix` (WordEncoder.sentence_prefix) goes before each sentence's text."""
     text = page["text"]
     links = page_links(page)
     counts["links"] += len(page["link_start"])
@@ -132,8 +136,15 @@ def page_sentences(page: dict, locale: str, entity_vocab: dict[str, int], limits
                                                        for s, e, t in inside],
                                      entity_vocab, limits, counts)
         if sentence.text:
-            sentences.append(sentence)
+            sentences.append(with_prefix(sentence, prefix) if prefix else sentence)
     return sentences
+
+
+def with_prefix(sentence: Sentence, prefix: str) -> Sentence:
+    """The sentence with `prefix` before its text, its mentions moved along."""
+    shift = len(prefix)
+    return Sentence(prefix + sentence.text, [m._replace(start=m.start + shift, end=m.end + shift)
+                                             for m in sentence.mentions])
 
 
 def collapse_sentence(text: str, links: Sequence[tuple[int, int, str]],
@@ -205,6 +216,8 @@ def keep_sentence(sentence: Sentence, encoder: WordEncoder, limits: Limits,
     """Whether a tokenized sentence goes into packing (the reason counted when not)."""
     if encoder.special_text.search(sentence.text):
         reason = "sentences_with_special_text"
+    elif encoder.unknown_id is not None and encoder.unknown_id in sentence.word_ids:
+        reason = "sentences_with_unknown_characters"
     elif len(sentence.word_ids) < limits.min_sentence_tokens:
         reason = "sentences_too_short"
     elif len(sentence.word_ids) > limits.max_seq_length - 2:
@@ -236,8 +249,10 @@ def pack_sentences(sentences: Iterable[Sentence], limits: Limits) -> list[list[S
 
 def make_example(page_id: int, pack: Sequence[Sentence], encoder: WordEncoder,
                  limits: Limits, counts: Counter) -> Example:
-    """Join a pack's sentences with one space; token spans shift by the tokens before (+1 for
-    <s>), and a mention longer than max_mention_length keeps its first tokens."""
+    """Join a pack's sentences with one space (or none where each carries its own leading
+    space); token spans shift by the tokens before (+1 for <s>), and a mention longer than
+    max_mention_length keeps its first tokens."""
+    separator = "" if encoder.sentence_prefix else " "
     text_parts, mentions, starts, ends, word_ids = [], [], [], [], [encoder.bos_id]
     char_offset = 0
     for sentence in pack:
@@ -252,9 +267,9 @@ def make_example(page_id: int, pack: Sequence[Sentence], encoder: WordEncoder,
             ends.append(end + token_offset)
         word_ids.extend(sentence.word_ids)
         text_parts.append(sentence.text)
-        char_offset += len(sentence.text) + 1
+        char_offset += len(sentence.text) + len(separator)
     word_ids.append(encoder.eos_id)
-    return Example(page_id, " ".join(text_parts), tuple(mentions), tuple(word_ids),
+    return Example(page_id, separator.join(text_parts), tuple(mentions), tuple(word_ids),
                    tuple(starts), tuple(ends))
 
 
@@ -263,7 +278,8 @@ def examples_from_pages(pages: Sequence[dict], encoder: WordEncoder, locale: str
                         counts: Counter) -> list[Example]:
     """All examples of the pages, in page order (tokenized in one backend call)."""
     with cyclic_gc_paused():
-        per_page = [page_sentences(p, locale, entity_vocab, limits, counts) for p in pages]
+        per_page = [page_sentences(p, locale, entity_vocab, limits, counts,
+                                   encoder.sentence_prefix) for p in pages]
         encode_sentences(encoder, [s for sentences in per_page for s in sentences])
         examples = []
         for page, sentences in zip(pages, per_page):

@@ -52,6 +52,7 @@ class BuildOptions:
     page_timeout: float = 10.0           # seconds of parsing per page before it is skipped
     word_vocab_size: int = 32_000
     tokenizer: Path | None = None        # reuse an existing tokenizer directory
+    base_model: Path | None = None       # the tokenizer of this encoder's directory
     max_seq_length: int = 512            # <s> and </s> included
     max_entities: int = 128
     max_mention_length: int = 30

@@ -52,6 +52,9 @@ class TokenizerInfo:
     eos_token_id: int
     mask_token_id: int
     fingerprint: str                 # of the files that decide ids (word_tokenizer)
+    kind: str = "sentencepiece"      # sentencepiece (trained here) | xlmr | bpe (a base's)
+    word_start_marker: str = "\u2581"  # the mark of a piece that starts a word
+    base_model: Mapping[str, Any] | None = None   # path, model_type, tokenizer_fingerprint
 
 
 @dataclass(frozen=True)
@@ -123,7 +126,10 @@ class Corpus:
                 **{key: int(section.get("tokenizer", key)) for key in (
                     "vocab_size", "pad_token_id", "bos_token_id", "eos_token_id",
                     "mask_token_id")},
-                fingerprint=str(section.get("tokenizer", "fingerprint"))),
+                fingerprint=str(section.get("tokenizer", "fingerprint")),
+                kind=str(section.get("tokenizer", "kind")),
+                word_start_marker=str(section.get("tokenizer", "word_start_marker")),
+                base_model=section.get("tokenizer", "base_model")),
             examples=ExamplesInfo(
                 num_examples=int(section.get("examples", "num_examples")),
                 validation_examples=int(section.get("examples", "validation_examples")),
@@ -155,7 +161,7 @@ def _finished_stages(directory: Path) -> dict[str, dict]:
     try:
         manifest = read_manifest(directory)
     except ManifestError as error:
-        raise CorpusError(f"{error}; rebuild the corpus with this version") from None
+        raise CorpusError(str(error)) from None
     if manifest is None:
         raise CorpusError(f"{directory}: not a finished corpus build: {schema.MANIFEST_FILE} "
                           "is missing (run `luke-corpus build` to completion)")

@@ -10,7 +10,8 @@ DIR/
   pages/                 datasets.Dataset, one row per namespace-0 article (PAGE_COLUMNS)
   redirects.tsv          "source<TAB>final target" per line, titles normalized, chains resolved
   entity_vocab/          entity_vocab.json (transformers format: title -> id) and counts.jsonl
-  tokenizer/             a directory that transformers.AutoTokenizer loads (MLukeTokenizer)
+  tokenizer/             a directory that transformers.AutoTokenizer loads (MLukeTokenizer, or
+                         LukeTokenizer for a RoBERTa-family base model)
   examples/              datasets.Dataset saved with several shards (EXAMPLE_COLUMNS)
   validation/            same columns, built from held-out pages only
 
@@ -22,13 +23,14 @@ Each stage section holds at least "options" (the options it depended on), "finge
 corpus/reader.py reads these keys (written by the stages named):
   stages.pages: options.dump, siteinfo.dbname, language, counts.articles, truncated
   stages.entity_vocab.size
-  stages.tokenizer.vocab_size, .pad_token_id, .bos_token_id, .eos_token_id, .mask_token_id
+  stages.tokenizer.vocab_size, .pad_token_id, .bos_token_id, .eos_token_id, .mask_token_id,
+                   .kind, .word_start_marker, .base_model
   stages.examples.num_examples, .validation_examples, .fingerprint, .locale,
                   .validation_page_ids, options (the packing limits)
 and every stage's fingerprint.
 """
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 MANIFEST_FILE = "manifest.json"
 PAGES_DIR = "pages"

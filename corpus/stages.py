@@ -30,7 +30,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("entity_vocab", "corpus.entity_vocab", (ENTITY_VOCAB_DIR,),
           ("partial_dump", "entity_vocab_size", "min_link_count")),
     Stage("tokenizer", "corpus.tokenizer_stage", (TOKENIZER_DIR,),
-          ("word_vocab_size", "tokenizer", "seed")),
+          ("word_vocab_size", "tokenizer", "base_model", "seed")),
     Stage("examples", "corpus.examples_stage", (EXAMPLES_DIR, VALIDATION_DIR),
           ("max_seq_length", "max_entities", "max_mention_length", "min_sentence_tokens",
            "unk_entities", "validation_pages", "language", "seed")),

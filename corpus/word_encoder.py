@@ -56,6 +56,25 @@ def cacheable(tokenizer_json: dict) -> bool:
     return (tokenizer_json.get("model") or {}).get("type") == "Unigram"
 
 
+def _has_pre_tokenizer(config: dict, kind: str) -> bool:
+    pre = config.get("pre_tokenizer") or {}
+    steps = pre.get("pretokenizers", [pre]) if pre.get("type") == "Sequence" else [pre]
+    return any(step.get("type") == kind for step in steps)
+
+
+def _unknown_id_if_not_unk(config: dict) -> int | None:
+    """The id a Unigram model gives unknown characters, when that id is not `<unk>`: in
+    transformers 5.24 MLukeTokenizer always uses id 0, which in fairseq's layout (an XLM-R
+    vocabulary) is `<s>`. A sentence holding it would teach the model `<s>` for an unknown
+    character, so the examples stage drops such sentences. None when unknowns are `<unk>`
+    (or cannot occur: byte-level BPE)."""
+    model = config.get("model") or {}
+    if model.get("type") != "Unigram" or model.get("unk_id") is None:
+        return None
+    unk_id = model["unk_id"]
+    return None if model["vocab"][unk_id][0] == "<unk>" else unk_id
+
+
 def words(text: str) -> list[str]:
     """The space-separated words whose pre-tokens make up `text` (one "" per extra space)."""
     if not text:
@@ -105,9 +124,20 @@ class WordEncoder:
              eos_id: int) -> None:
         self.backend = backend
         self.unk_id, self.bos_id, self.eos_id = unk_id, bos_id, eos_id
-        special = sorted(special_tokens, key=len, reverse=True) + [METASPACE]
+        config = json.loads(backend.to_str())
+        byte_level = _has_pre_tokenizer(config, "ByteLevel")
+        # A sentencepiece word splits at its metaspace mark; byte-level BPE maps it like any
+        # other character.
+        special = sorted(special_tokens, key=len, reverse=True) + ([] if byte_level
+                                                                   else [METASPACE])
         self.special_text = re.compile("|".join(re.escape(s) for s in special))
-        self.use_cache = cacheable(json.loads(backend.to_str()))
+        self.use_cache = cacheable(config)
+        # Byte-level BPE reads a space as part of the word after it ("Ġword"): a sentence is
+        # tokenized, and stored, with its leading space, so that the ids of sentences joined
+        # in an example are the ids of each sentence one after the other. Metaspace puts the
+        # mark before the first word itself: sentences are joined with one space.
+        self.sentence_prefix = " " if byte_level else ""
+        self.unknown_id = _unknown_id_if_not_unk(config)
         self.word_ids: dict[str, tuple[int, ...]] = {}
         # for the benchmark: running words seen, new words encoded, words of bypassing calls
         self.words_looked_up = self.words_encoded = self.words_bypassed = 0

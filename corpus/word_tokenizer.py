@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 SP_MODEL_FILE = "sentencepiece.bpe.model"   # the name MLukeTokenizer looks for
 CONFIG_FILE = "tokenizer_config.json"
+TOKENIZER_JSON = "tokenizer.json"
 UNK_ID, PAD_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 # Downstream defaults of the released studio-ousia mLUKE models; fine-tuning users override them.
 # The pretraining limits (--max-entities, --max-mention-length) live in the examples manifest.
@@ -118,12 +119,20 @@ def train_sentencepiece(lines: Iterable[str], vocab_size: int, *, seed: int = 0,
 
 
 def write_tokenizer_dir(out_dir: Path, sp_model: bytes, entity_vocab: dict[str, int]) -> None:
-    """Write a directory that AutoTokenizer loads as MLukeTokenizer (written whole or not at all).
+    """Write a trained sentencepiece model as a directory that AutoTokenizer loads as
+    MLukeTokenizer (written whole or not at all)."""
+    write_luke_tokenizer_dir(out_dir, {SP_MODEL_FILE: sp_model}, "MLukeTokenizer", entity_vocab)
 
-    transformers converts the sentencepiece model itself, then `save_pretrained` adds
-    `tokenizer.json`; the entity vocabulary stays only in `entity_vocab.json` (one copy: two
-    could disagree), and `sentencepiece.bpe.model` is kept for the slow-tokenizer convention.
-    """
+
+def write_luke_tokenizer_dir(out_dir: Path, sources: dict[str, bytes], tokenizer_class: str,
+                             entity_vocab: dict[str, int]):
+    """Write a LUKE tokenizer directory from the files its class reads (`sources`: a
+    sentencepiece model, or vocab.json + merges.txt, or a tokenizer.json to take the vocabulary
+    from), whole or not at all; returns the tokenizer as a user loads it from there.
+
+    transformers builds the class's backend from the sources, then `save_pretrained` writes it
+    as `tokenizer.json`, which later loads read first; the entity vocabulary stays only in
+    `entity_vocab.json` (one copy: two could disagree), and the sources are kept beside it."""
     missing = [s for s in ENTITY_SPECIALS if s not in entity_vocab]
     if missing:
         raise TokenizerError(f"entity vocabulary lacks the specials {missing}")
@@ -131,23 +140,28 @@ def write_tokenizer_dir(out_dir: Path, sp_model: bytes, entity_vocab: dict[str, 
     tmp = out_dir.with_name(out_dir.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    config = {"tokenizer_class": "MLukeTokenizer", "max_entity_length": MAX_ENTITY_LENGTH,
+    config = {"tokenizer_class": tokenizer_class, "max_entity_length": MAX_ENTITY_LENGTH,
               "max_mention_length": MAX_MENTION_LENGTH, "entity_token_1": "<ent>",
               "entity_token_2": "<ent2>", "entity_unk_token": "[UNK]",
               "entity_pad_token": "[PAD]", "entity_mask_token": "[MASK]",
               "entity_mask2_token": "[MASK2]"}
-    _write_sources(tmp, sp_model, entity_vocab)
+    _write_sources(tmp, sources, entity_vocab)
     (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2), encoding="utf-8")
-    load_tokenizer(tmp).save_pretrained(str(tmp))
+    load_tokenizer(tmp).save_pretrained(str(tmp))       # tokenizer.json: the class's own backend
     _drop_inline_entity_vocab(tmp / CONFIG_FILE)
-    _write_sources(tmp, sp_model, entity_vocab)  # save_pretrained may have rewritten them
-    load_tokenizer(tmp)  # the directory as a user loads it
+    # save_pretrained may have rewritten the sources; a source tokenizer.json (a vocabulary to
+    # take) is replaced by the one just saved, which is what the class builds from it
+    _write_sources(tmp, {k: v for k, v in sources.items() if k != TOKENIZER_JSON}, entity_vocab)
+    tokenizer = load_tokenizer(tmp)  # the directory as a user loads it
     shutil.rmtree(out_dir, ignore_errors=True)
     tmp.rename(out_dir)
+    return tokenizer
 
 
-def _write_sources(directory: Path, sp_model: bytes, entity_vocab: dict[str, int]) -> None:
-    (directory / SP_MODEL_FILE).write_bytes(sp_model)
+def _write_sources(directory: Path, sources: dict[str, bytes],
+                   entity_vocab: dict[str, int]) -> None:
+    for name, data in sources.items():
+        (directory / name).write_bytes(data)
     (directory / ENTITY_VOCAB_FILE).write_text(json.dumps(entity_vocab, ensure_ascii=False),
                                                encoding="utf-8")
 
@@ -159,21 +173,23 @@ def _drop_inline_entity_vocab(config_path: Path) -> None:
 
 
 def load_tokenizer(directory: Path):
-    """The MLukeTokenizer in `directory`, loaded exactly as a user would (AutoTokenizer)."""
-    from transformers import AutoTokenizer, MLukeTokenizer
+    """The LUKE tokenizer (MLukeTokenizer or LukeTokenizer) in `directory`, loaded exactly as
+    a user would (AutoTokenizer)."""
+    from transformers import AutoTokenizer, LukeTokenizer, MLukeTokenizer
 
     directory = Path(directory)
-    if not (directory / SP_MODEL_FILE).is_file() and not (directory / "tokenizer.json").is_file():
-        raise TokenizerError(f"{directory}: not a tokenizer directory (no {SP_MODEL_FILE} "
-                             f"or tokenizer.json)")
+    if not any((directory / name).is_file() for name in (SP_MODEL_FILE, TOKENIZER_JSON,
+                                                          "vocab.json")):
+        raise TokenizerError(f"{directory}: not a tokenizer directory (no {SP_MODEL_FILE}, "
+                             f"vocab.json or {TOKENIZER_JSON})")
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(directory))
     except Exception as error:  # transformers raises many kinds; the user needs the directory
         raise TokenizerError(f"{directory}: transformers cannot load this tokenizer: {error}") \
             from error
-    if not isinstance(tokenizer, MLukeTokenizer):
+    if not isinstance(tokenizer, (MLukeTokenizer, LukeTokenizer)):
         raise TokenizerError(f"{directory}: loads as {type(tokenizer).__name__}, "
-                             f"expected MLukeTokenizer")
+                             f"expected MLukeTokenizer or LukeTokenizer")
     return tokenizer
 
 
@@ -201,20 +217,22 @@ def check_same_entity_vocab(tokenizer_dir: Path, corpus_vocab: dict[str, int],
         f"--tokenizer to train a new one.")
 
 
-# What a LUKE tokenizer directory holds; a reused directory may hold more (model weights of an
-# export), which is not copied into the build.
-TOKENIZER_FILES = (SP_MODEL_FILE, ENTITY_VOCAB_FILE, CONFIG_FILE, "tokenizer.json",
+# What a LUKE tokenizer directory holds (sentencepiece or BPE sources, the backend, the entity
+# vocabulary, the settings); a reused directory may hold more (model weights of an export),
+# which is not copied into the build.
+SOURCE_FILES = (SP_MODEL_FILE, "vocab.json", "merges.txt")
+TOKENIZER_FILES = (*SOURCE_FILES, TOKENIZER_JSON, ENTITY_VOCAB_FILE, CONFIG_FILE,
                    "special_tokens_map.json")
 
 
 def copy_tokenizer_dir(source: Path, out_dir: Path) -> None:
-    """Copy a reused tokenizer directory's tokenizer files into the build, after checking that
-    its ids are usable for pretraining (whole or not at all)."""
+    """Copy a reused tokenizer directory's tokenizer files into the build (whole or not at
+    all), after checking that transformers loads it as a LUKE tokenizer."""
     source = Path(source)
-    if not (source / SP_MODEL_FILE).is_file():
-        raise TokenizerError(f"--tokenizer {source}: no {SP_MODEL_FILE}; reuse the tokenizer "
+    if not (source / TOKENIZER_JSON).is_file():
+        raise TokenizerError(f"--tokenizer {source}: no {TOKENIZER_JSON}; reuse the tokenizer "
                              f"directory of a luke-corpus build or export")
-    check_reusable(load_tokenizer(source), source)
+    load_tokenizer(source)
     tmp = Path(out_dir).with_name(Path(out_dir).name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -226,26 +244,33 @@ def copy_tokenizer_dir(source: Path, out_dir: Path) -> None:
     tmp.rename(out_dir)
 
 
-def check_reusable(tokenizer, source: Path) -> None:
-    """transformers' Unigram model sends unknown characters to id 0: it must be <unk>."""
-    if tokenizer.unk_token_id != UNK_ID:
-        raise TokenizerError(
-            f"--tokenizer {source}: <unk> has id {tokenizer.unk_token_id}, not {UNK_ID}; "
-            f"transformers would map every unknown character to id {UNK_ID} "
-            f"({tokenizer.convert_ids_to_tokens(UNK_ID)!r}). Train a new tokenizer instead.")
+# The tokenizer kinds a build can have, and the mark of a piece that starts a word in each
+# (whole-word masking groups a word's pieces by it).
+WORD_START_MARKERS = {"sentencepiece": "\u2581", "xlmr": "\u2581", "bpe": "\u0120"}
 
 
-def sentencepiece_size(directory: Path) -> int:
-    """Number of pieces in the directory's sentencepiece model (the word vocabulary size used)."""
-    import sentencepiece as spm
+def tokenizer_kind(tokenizer) -> str:
+    """"bpe" (LukeTokenizer: RoBERTa's byte-level BPE), "xlmr" (MLukeTokenizer in fairseq's
+    layout, <s> at id 0: an XLM-R vocabulary) or "sentencepiece" (MLukeTokenizer with <unk> at
+    id 0: a model this project trained)."""
+    from transformers import LukeTokenizer
 
-    model = spm.SentencePieceProcessor(model_file=str(Path(directory) / SP_MODEL_FILE))
-    return model.get_piece_size()
+    if isinstance(tokenizer, LukeTokenizer):
+        return "bpe"
+    return "sentencepiece" if tokenizer.convert_ids_to_tokens(0) == "<unk>" else "xlmr"
+
+
+def word_vocab_size(tokenizer) -> int:
+    """The pieces of the tokenizer's own vocabulary (without the tokens added around it)."""
+    return tokenizer.backend_tokenizer.get_vocab_size(with_added_tokens=False)
 
 
 def tokenizer_fingerprint(directory: Path) -> str:
-    """A digest of the files that decide ids: the sentencepiece model and the entity vocabulary."""
+    """A digest of the files that decide ids: the sources, the backend built from them and the
+    entity vocabulary (whichever the directory holds)."""
     digest = hashlib.sha256()
-    for name in (SP_MODEL_FILE, ENTITY_VOCAB_FILE):
-        digest.update((Path(directory) / name).read_bytes())
+    for name in (*SOURCE_FILES, TOKENIZER_JSON, ENTITY_VOCAB_FILE):
+        path = Path(directory) / name
+        if path.is_file():
+            digest.update(name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()

@@ -167,9 +167,24 @@ def load_checkpoint(engine, run: Path, step: int, rank: int) -> None:
     path, _ = engine.load_checkpoint(str(directory.parent), tag=str(step))
     if path is None:
         raise ResumeError(f"{directory}: DeepSpeed found no loadable checkpoint there")
+    partition_gathered_parameters(engine.module)
     # The ZeRO optimizers load their state (the lr of the schedule the run was saved under)
     # after the lr scheduler's: set this run's schedule's lr again, it may have changed.
     if engine.lr_scheduler is not None:
         engine.lr_scheduler.apply()
     restore_rng_states(torch.load(directory / run_layout.RNG_STATE_FILE.format(rank=rank),
                                   weights_only=False))
+
+
+def partition_gathered_parameters(module: torch.nn.Module) -> None:
+    """Put ZeRO-3 parameters back into their partitions after a checkpoint load.
+
+    DeepSpeed 0.19.8's load leaves every ZeRO-3 parameter gathered and marked available
+    (measured); a frozen one (train.trainable = "entity") was then read as an empty tensor by
+    the next forward, which failed. Their partitions already hold the loaded values, so
+    partitioning them again gives the state a freshly initialised engine starts in."""
+    from deepspeed.runtime.zero.partition_parameters import ZeroParamStatus
+
+    for param in module.parameters():
+        if getattr(param, "ds_status", None) == ZeroParamStatus.AVAILABLE:
+            param.partition()

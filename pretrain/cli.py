@@ -45,6 +45,11 @@ def train_parser() -> argparse.ArgumentParser:
                              "train.max_steps); repeat or comma-separate for several. Without "
                              "it a resume refuses any change that alters batches, masks, "
                              "optimizer or schedule")
+    parser.add_argument("--init-from", type=Path, metavar="DIR",
+                        help="start from these weights: a RoBERTa- or XLM-R-family encoder "
+                             "(its word side; build the corpus with --base-model DIR), a "
+                             "luke-train run (its latest checkpoint) or a luke-export directory; "
+                             "the model's shape comes from them")
     parser.add_argument("--local_rank", "--local-rank", type=int, help=argparse.SUPPRESS)
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="config overrides, e.g. optim.lr=3e-4 model.hidden_size=256")
@@ -72,9 +77,10 @@ def launch_command(argv: list[str]) -> str:
 
 
 def run_training(argv: list[str]) -> int:
-    from pretrain.checkpoint import ResumeError
-    from pretrain.config import ConfigError, load_config
     from corpus.reader import CorpusError
+    from pretrain.checkpoint import ResumeError
+    from pretrain.config import ConfigError, load_config_and_keys
+    from pretrain.init_weights import InitError
     from pretrain.train import TrainingError, train
 
     args = train_parser().parse_args(argv)
@@ -84,10 +90,11 @@ def run_training(argv: list[str]) -> int:
     try:
         if allowed and not resume:
             raise ConfigError("--allow-change applies to a resumed run only (with --resume)")
-        config = load_config(args.config, overrides_from(args))
+        config, chosen = load_config_and_keys(args.config, overrides_from(args))
         train(config, args.corpus, args.output, resume, command=launch_command(argv),
-              allowed_changes=allowed, resume_from=args.resume_from)
-    except (ConfigError, CorpusError, ResumeError, TrainingError) as e:
+              allowed_changes=allowed, resume_from=args.resume_from, init_from=args.init_from,
+              chosen=chosen)
+    except (ConfigError, CorpusError, ResumeError, TrainingError, InitError) as e:
         if os.environ.get("RANK", "0") == "0":  # every rank fails alike: one line is enough
             print(f"luke-train: error: {e}", file=sys.stderr)
         return 1

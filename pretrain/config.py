@@ -80,6 +80,7 @@ class TrainConfig:
     zero_stage: int = 1
     seed: int = 0
     nan_policy: str = "stop"               # stop | skip
+    trainable: str = "all"                 # all | entity: the entity side only (word side frozen)
 
 
 @dataclass
@@ -96,7 +97,8 @@ FROM_CORPUS = {"model.vocab_size", "model.entity_vocab_size", "model.pad_token_i
                "model.bos_token_id", "model.eos_token_id"}
 
 CHOICES = {"model.impl": ("fast", "hf"), "train.precision": ("fp32", "bf16", "fp16"),
-           "train.zero_stage": (0, 1, 2, 3), "train.nan_policy": ("stop", "skip")}
+           "train.zero_stage": (0, 1, 2, 3), "train.nan_policy": ("stop", "skip"),
+           "train.trainable": ("all", "entity")}
 
 
 def valid_keys(config: RunConfig) -> list[str]:
@@ -201,7 +203,14 @@ def parse_override(text: str) -> tuple[str, str]:
 
 def load_config(path: Path | None = None, overrides: list[str] = ()) -> RunConfig:
     """Defaults, then the TOML file at `path`, then `key=value` overrides; validated."""
-    config = RunConfig()
+    return load_config_and_keys(path, overrides)[0]
+
+
+def load_config_and_keys(path: Path | None = None, overrides: list[str] = ()
+                         ) -> tuple[RunConfig, set[str]]:
+    """load_config's config, and the keys the file and the overrides set (the rest are
+    defaults, which a model's fixed shape may replace: with_fixed_shape)."""
+    config, chosen = RunConfig(), set()
     if path is not None:
         path = Path(path)
         try:
@@ -212,9 +221,28 @@ def load_config(path: Path | None = None, overrides: list[str] = ()) -> RunConfi
             raise ConfigError(f"{path}: not valid TOML: {e}") from None
         for key, value in flatten(table).items():
             set_key(config, key, value, str(path))
+            chosen.add(key)
     for text in overrides:
         key, value = parse_override(text)
         set_key(config, key, value, "command line")
+        chosen.add(key)
+    check_config(config)
+    return config, chosen
+
+
+def with_fixed_shape(config: RunConfig, chosen: set[str], shape: dict[str, Any],
+                     source: str) -> RunConfig:
+    """`config` with the model keys that `source` (the weights a run starts from) fixes; a key
+    the user chose with another value is refused by name."""
+    model = config.model
+    for key, value in shape.items():
+        typed = coerce(value, field_type(model, key), f"model.{key}", source)
+        if f"model.{key}" in chosen and getattr(model, key) != typed:
+            raise ConfigError(f"model.{key}={getattr(model, key)!r} contradicts {source}, whose "
+                              f"weights have {key}={typed!r}: leave it out (the shape comes "
+                              f"from the weights the run starts from)")
+        model = dataclasses.replace(model, **{key: typed})
+    config = dataclasses.replace(config, model=model)
     check_config(config)
     return config
 

@@ -42,11 +42,22 @@ def consolidate_checkpoint(checkpoint: Path) -> dict[str, torch.Tensor]:
     _check_one_file_per_rank(checkpoint, model_states, model_files, optim_files)
     if _holds_zero_partitions(optim_files):
         state_dict = _merge_zero_partitions(checkpoint)
+        _add_frozen_from_module(state_dict, model_states)
     else:
         state_dict = _read_whole_module(model_files[0], model_states)
     _check_shared_params_tied(model_files[0], model_states, state_dict)
     return {name: tensor.detach().float() if tensor.is_floating_point() else tensor.detach()
             for name, tensor in state_dict.items()}
+
+
+def luke_weights(checkpoint: Path) -> dict[str, torch.Tensor]:
+    """The fp32 weights of checkpoint `checkpoint`, named as LukeForMaskedLM names them (also
+    when a wrapper module, DeepSpeed's or torch.compile's, added a prefix)."""
+    weights = consolidate_checkpoint(checkpoint)
+    for prefix in ("module.", "_orig_mod."):
+        if weights and all(name.startswith(prefix) for name in weights):
+            weights = {name[len(prefix):]: t for name, t in weights.items()}
+    return {name.replace("._orig_mod.", "."): t for name, t in weights.items()}
 
 
 def _checkpoint_files(checkpoint: Path) -> tuple[list[Path], list[Path]]:
@@ -113,6 +124,15 @@ def _merge_zero_partitions(checkpoint: Path) -> dict[str, torch.Tensor]:
         except (ValueError, KeyError, RuntimeError, FileNotFoundError) as error:
             raise CheckpointError(
                 f"{checkpoint}: cannot merge the ZeRO partitions: {error}") from None
+
+
+def _add_frozen_from_module(state_dict: dict[str, torch.Tensor], model_states: dict) -> None:
+    """Parameters that took no gradient (a frozen word side) have no fp32 partition in the
+    optimizer files; under ZeRO 2 and 3 DeepSpeed saves them as "frozen" fragments, which its
+    merge reads, but under ZeRO 1 only in the module state saved whole: take them from there."""
+    for name, tensor in (model_states.get("module") or {}).items():
+        if name not in state_dict and tensor.numel():
+            state_dict[name] = tensor
 
 
 def _read_whole_module(model_file: Path, model_states: dict) -> dict[str, torch.Tensor]:

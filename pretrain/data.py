@@ -30,13 +30,17 @@ from pretrain.collate import MaskedExample, collate
 from pretrain.masking import (MaskingConfig, eval_masking_rng, mask_entities, mask_words,
                               masking_rng)
 
-WORD_START_MARK = "\u2581"  # sentencepiece's "▁": the piece begins a new word
+SENTENCEPIECE_WORD_START = "\u2581"   # "▁": the piece begins a new word
 
 # ---------------------------------------------------------------- word tables for masking
 
-def tables_from_pieces(pieces: list[str], special_ids) -> tuple[np.ndarray, np.ndarray]:
-    """(maskable, word_start) lookup tables indexed by word id, from the vocabulary's pieces."""
-    word_start = np.array([p.startswith(WORD_START_MARK) for p in pieces], dtype=bool)
+def tables_from_pieces(pieces: list[str], special_ids,
+                       word_start_marker: str = SENTENCEPIECE_WORD_START
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """(maskable, word_start) lookup tables indexed by word id, from the vocabulary's pieces;
+    a piece starts a word when it begins with the tokenizer's marker ("▁" for sentencepiece,
+    "Ġ", a space's byte, for byte-level BPE)."""
+    word_start = np.array([p.startswith(word_start_marker) for p in pieces], dtype=bool)
     maskable = np.ones(len(pieces), dtype=bool)
     maskable[list(special_ids)] = False
     word_start &= maskable
@@ -54,7 +58,7 @@ def word_tables(corpus: Corpus) -> tuple[np.ndarray, np.ndarray]:
                           f"manifest says vocab_size {corpus.tokenizer.vocab_size}")
     pieces = tokenizer.convert_ids_to_tokens(list(range(corpus.tokenizer.vocab_size)))
     special = set(tokenizer.all_special_ids) | set(tokenizer.added_tokens_decoder)
-    return tables_from_pieces(pieces, sorted(special))
+    return tables_from_pieces(pieces, sorted(special), corpus.tokenizer.word_start_marker)
 
 
 def word_start_mask(corpus: Corpus) -> np.ndarray:

@@ -30,7 +30,7 @@ import torch
 from corpus import schema
 from corpus.reader import Corpus, CorpusError
 from pretrain import run_layout
-from pretrain.consolidate import CheckpointError, consolidate_checkpoint
+from pretrain.consolidate import CheckpointError, luke_weights
 from pretrain.model_card import write_model_card
 
 EXTRA_QUERIES = ("w2e_query", "e2w_query", "e2e_query")
@@ -176,10 +176,9 @@ def _trained_model(run: Path, step: int, entity_aware_attention: bool | None):
 
     config = LukeConfig.from_dict(_read_json(run / run_layout.MODEL_CONFIG_FILE))
     try:
-        weights = consolidate_checkpoint(run_layout.checkpoint_dir(run, step))
+        weights = luke_weights(run_layout.checkpoint_dir(run, step))
     except CheckpointError as error:
         raise ExportError(str(error)) from None
-    weights = _strip_wrapper_prefix(weights)
     trained_eaa = bool(config.use_entity_aware_attention)
     if trained_eaa and entity_aware_attention is False:
         raise ExportError(f"{run}: the model was pretrained with entity-aware attention; "
@@ -190,14 +189,6 @@ def _trained_model(run: Path, step: int, entity_aware_attention: bool | None):
     model = LukeForMaskedLM(config)
     _load_exactly(model, weights, run_layout.checkpoint_dir(run, step))
     return model.eval()
-
-
-def _strip_wrapper_prefix(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Weights named as LukeForMaskedLM names them, also when a wrapper module added a prefix."""
-    for prefix in ("module.", "_orig_mod."):
-        if weights and all(name.startswith(prefix) for name in weights):
-            weights = {name[len(prefix):]: t for name, t in weights.items()}
-    return {name.replace("._orig_mod.", "."): t for name, t in weights.items()}
 
 
 def with_copied_queries(weights: dict[str, torch.Tensor],

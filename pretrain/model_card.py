@@ -112,6 +112,7 @@ def _training_section(run: Path, step: int) -> str:
     return "\n".join([
         "## Training\n",
         f"- Steps: {step} (checkpoint `{run_layout.CHECKPOINTS_DIR}/{step}` of `{run.resolve()}`)",
+        *init_lines(config),
         f"- Final training losses (step {train.get('step', '?')}): {losses}",
         f"- Validation (step {validation.get('step', '?')}): {accuracies or 'not logged'}",
         *command_lines(run, config, step),
@@ -121,6 +122,26 @@ def _training_section(run: Path, step: int) -> str:
         json.dumps(settings, indent=1),
         "```\n",
     ])
+
+
+def init_lines(config: dict) -> list[str]:
+    """Where the run's weights started (RUN/config.json's init_from): a base encoder, an
+    earlier run (e.g. stage 1 of two) or an export; nothing for a run from scratch."""
+    init = config.get("init_from")
+    if not init:
+        return ["- Started from: random initialisation"]
+    if init.get("kind") == "base":
+        where = (f"the {init.get('model_type')} encoder `{init['path']}` (its word side; the "
+                 f"entity side started fresh)")
+    elif init.get("kind") == "run":
+        where = f"step {init.get('step')} of the run `{init['path']}` (every weight)"
+    else:
+        where = f"the exported model `{init['path']}` (every weight)"
+    base = init.get("base_model")
+    origin = f"; base model `{base}`" if base and init.get("kind") != "base" else ""
+    trainable = (config.get("train") or {}).get("trainable", "all")
+    trained = "; trained the entity side only (word side frozen)" if trainable == "entity" else ""
+    return [f"- Started from: {where}{origin}{trained}"]
 
 
 def command_lines(run: Path, config: dict, step: int) -> list[str]:

@@ -41,6 +41,8 @@ RESUME_NEVER = {
     "train.zero_stage": "each ZeRO stage saves its partitions in its own layout; this "
                         "checkpoint cannot be loaded under another stage",
     "train.seed": _DATA, "train.global_batch_size": _DATA,
+    "train.trainable": "the optimizer holds state for the parameters trained so far; a "
+                       "checkpoint of one set cannot be loaded for another",
     **{f"model.{key}": _SHAPE for key in (
         "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
         "entity_emb_size", "max_position_embeddings", "type_vocab_size",

@@ -26,9 +26,11 @@ import torch.distributed as dist
 
 from corpus.reader import Corpus
 from pretrain import checkpoint, run_layout
-from pretrain.config import RunConfig, config_dict, config_hash, luke_config
+from pretrain.config import RunConfig, config_dict, config_hash, luke_config, with_fixed_shape
 from pretrain.data import StepSampler, TrainBatches
 from pretrain.ds_config import derive_ds_config, total_steps
+from pretrain.init_weights import (InitSource, check_fits_corpus, freeze_word_side,
+                                   initial_weights, load_initial_weights, open_init_source)
 from pretrain.masking import IGNORE_INDEX
 from pretrain.metrics import MetricsLog
 from pretrain.resume import ResumePlan, plan_resume, read_run_config
@@ -98,16 +100,17 @@ def launch_record(previous: dict, command: str | None, world: int, resuming: boo
 
 
 # Keys RUN/config.json holds beside the config tree: what the run derived (its corpus, its step
-# count, which launch/slurm.sbatch reads to decide on a resubmission, its lr schedule and the
-# config changes accepted on resume) and how it was started.
-RUN_RECORD_KEYS = ("corpus", "total_steps", "lr_schedule", "changes", "command", "world_size",
-                   "resume_commands")
+# count, which launch/slurm.sbatch reads to decide on a resubmission, its lr schedule, the
+# config changes accepted on resume, the weights it started from) and how it was started.
+RUN_RECORD_KEYS = ("corpus", "total_steps", "lr_schedule", "changes", "init_from", "command",
+                   "world_size", "resume_commands")
 
 
 @dataclass(frozen=True)
 class RunPlan:
     """Everything decided before any rank starts: a refused run stops here, having written
     nothing."""
+    config: RunConfig          # the config to run: the model shape fixed by --init-from
     corpus: Corpus
     luke_cfg: Any
     steps: int
@@ -115,35 +118,61 @@ class RunPlan:
     ds_config: dict
     resumed: ResumePlan | None
     launch: dict
+    init: InitSource | None    # the weights a new run starts from
+    init_record: dict | None   # what RUN/config.json records of them (kept across resumes)
 
 
-def plan_run(config: RunConfig, corpus_dir: Path, run: Path, resume: bool, command: str | None,
-             allowed: list[str], resume_from: int | None) -> RunPlan:
+def plan_run(config: RunConfig, chosen: set[str], corpus_dir: Path, run: Path, resume: bool,
+             command: str | None, allowed: list[str], resume_from: int | None,
+             init_from: Path | None) -> RunPlan:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     corpus = Corpus.open(corpus_dir)
-    luke_cfg = luke_config(config.model, corpus)
-    steps = total_steps(config, corpus.examples.num_examples)
     state = checkpoint.read_trainer_state(run, resume_from)
     if state is not None and not resume:
         raise TrainingError(f"{run} already holds checkpoints (latest step {state['step']}): "
                             "pass --resume to continue it, or choose another --output")
-    resumed, previous = None, {}
+    previous = read_run_config(run) if state is not None else {}
+    init, init_record = plan_init(init_from, previous.get("init_from"), run)
+    if init_record is not None:
+        config = with_fixed_shape(config, chosen, init_record["shape"],
+                                  f"--init-from {init_record['path']}")
+    luke_cfg = luke_config(config.model, corpus)
+    if init is not None:
+        check_fits_corpus(init, corpus, luke_cfg)
+    steps = total_steps(config, corpus.examples.num_examples)
+    resumed = None
     if state is not None:
         resumed = plan_resume(run, state, config, corpus.examples.fingerprint,
                               checkpoint.model_shape(luke_cfg), world, steps, allowed)
-        previous = read_run_config(run)
     schedule = resumed.schedule if resumed else LrSchedule(
         config.optim.lr, min(config.optim.warmup_steps, steps), steps)
     ds_config = derive_ds_config(config, world, schedule.lr(1), on_gpu=torch.cuda.is_available())
-    return RunPlan(corpus, luke_cfg, steps, schedule, ds_config, resumed,
-                   launch_record(previous, command, world, resuming=resumed is not None))
+    return RunPlan(config, corpus, luke_cfg, steps, schedule, ds_config, resumed,
+                   launch_record(previous, command, world, resuming=resumed is not None),
+                   init, init_record)
 
 
-def write_run_files(run: Path, config: RunConfig, plan: RunPlan) -> None:
+def plan_init(init_from: Path | None, recorded: dict | None, run: Path
+              ) -> tuple[InitSource | None, dict | None]:
+    """(the source to load weights from, its record). A resumed run loads its checkpoint, not
+    the source, and keeps the record (with the shape the source fixed) of its first start."""
+    if recorded is not None:
+        if init_from is not None and Path(init_from).resolve() != Path(recorded["path"]):
+            raise TrainingError(f"{run}: it started from {recorded['path']}, not {init_from}; "
+                                f"a resume continues from its checkpoint: drop --init-from")
+        return None, recorded
+    if init_from is None:
+        return None, None
+    source = open_init_source(Path(init_from))
+    return source, {**source.record, "shape": source.shape}
+
+
+def write_run_files(run: Path, plan: RunPlan) -> None:
     run.mkdir(parents=True, exist_ok=True)
-    resolved = {**config_dict(config), "corpus": str(plan.corpus.directory.resolve()),
+    resolved = {**config_dict(plan.config), "corpus": str(plan.corpus.directory.resolve()),
                 "total_steps": plan.steps, "lr_schedule": dataclasses.asdict(plan.schedule),
-                "changes": plan.resumed.changes if plan.resumed else [], **plan.launch}
+                "changes": plan.resumed.changes if plan.resumed else [],
+                "init_from": plan.init_record, **plan.launch}
     for name, value in ((run_layout.CONFIG_FILE, resolved),
                         (run_layout.DS_CONFIG_FILE, plan.ds_config),
                         (run_layout.MODEL_CONFIG_FILE, plan.luke_cfg.to_dict())):
@@ -239,23 +268,31 @@ def nonfinite_message(done: int, totals: torch.Tensor, page_ids: list, policy: s
 
 def train(config: RunConfig, corpus_dir: Path, run: Path, resume: bool,
           command: str | None = None, allowed_changes: tuple[str, ...] = (),
-          resume_from: int | None = None) -> int:
+          resume_from: int | None = None, init_from: Path | None = None,
+          chosen: set[str] = frozenset()) -> int:
     """Train (or continue) the run in RUN; returns the last finished step. `command` is the
     command line that started it (pretrain.cli.launch_command), recorded in RUN/config.json;
     `allowed_changes` are the config keys a resume may change (pretrain/resume.py);
-    `resume_from` a checkpoint step to resume from instead of the latest."""
+    `resume_from` a checkpoint step to resume from instead of the latest; `init_from` the
+    weights a new run starts from (pretrain/init_weights.py), whose shape replaces the config's
+    model keys except those in `chosen` (the keys the user set), which must agree with it."""
     import deepspeed
 
     run = Path(run)
-    plan = plan_run(config, corpus_dir, run, resume, command, list(allowed_changes), resume_from)
-    corpus, steps, seed = plan.corpus, plan.steps, config.train.seed
+    plan = plan_run(config, set(chosen), corpus_dir, run, resume, command, list(allowed_changes),
+                    resume_from, init_from)
+    config, corpus, steps, seed = plan.config, plan.corpus, plan.steps, config.train.seed
     shape = checkpoint.model_shape(plan.luke_cfg)
     rank, world = init_distributed()
     if rank == 0:
-        write_run_files(run, config, plan)
+        write_run_files(run, plan)
 
     torch.manual_seed(seed)  # the same initial weights on every rank
     model = build_model(plan.luke_cfg, config.model)
+    if plan.init is not None and plan.resumed is None:
+        load_initial_weights(model, initial_weights(plan.init, model, corpus), plan.init)
+    if config.train.trainable == "entity":
+        freeze_word_side(model)
     engine, *_ = deepspeed.initialize(
         model=model, config=plan.ds_config,
         model_parameters=param_groups(model, config.optim.weight_decay),

@@ -46,3 +46,37 @@ def en_corpus(tmp_path_factory) -> Path:
 def en_corpus_copy(en_corpus, tmp_path) -> Path:
     """A private copy of the English build that a test may modify."""
     return Path(shutil.copytree(en_corpus, tmp_path / "corpus"))
+
+
+@pytest.fixture(scope="session")
+def sample_lines() -> list[str]:
+    from base_models import sample_lines as lines_of
+    return lines_of(EN_DUMP)
+
+
+@pytest.fixture(scope="session")
+def tiny_roberta(tmp_path_factory, sample_lines) -> Path:
+    """A RoBERTa-family base model directory (tests/base_models.py). Treat as read-only."""
+    from base_models import make_roberta
+    return make_roberta(tmp_path_factory.mktemp("bases") / "roberta", sample_lines)
+
+
+@pytest.fixture(scope="session")
+def tiny_xlmr(tmp_path_factory, sample_lines) -> Path:
+    """An XLM-R-family base model directory (tests/base_models.py). Treat as read-only."""
+    from base_models import make_xlmr
+    return make_xlmr(tmp_path_factory.mktemp("bases") / "xlmr", sample_lines)
+
+
+@pytest.fixture(scope="session")
+def roberta_corpus(tmp_path_factory, tiny_roberta) -> Path:
+    """The English sample built with the tiny RoBERTa's tokenizer. Treat as read-only."""
+    return build_corpus(EN_DUMP, tmp_path_factory.mktemp("en-roberta") / "corpus",
+                        base_model=tiny_roberta)
+
+
+@pytest.fixture(scope="session")
+def xlmr_corpus(tmp_path_factory, tiny_xlmr) -> Path:
+    """The English sample built with the tiny XLM-R's tokenizer. Treat as read-only."""
+    return build_corpus(EN_DUMP, tmp_path_factory.mktemp("en-xlmr") / "corpus",
+                        base_model=tiny_xlmr)

@@ -18,7 +18,9 @@ MANIFEST = {"schema_version": schema.SCHEMA_VERSION, "stages": {
               "truncated": False, "fingerprint": "p1", "counts": {"articles": 3}},
     "entity_vocab": {"size": 2000, "fingerprint": "e1"},
     "tokenizer": {"vocab_size": 2009, "pad_token_id": 1, "bos_token_id": 2, "eos_token_id": 3,
-                  "mask_token_id": 2001, "fingerprint": "t1"},
+                  "mask_token_id": 2001, "fingerprint": "t1", "kind": "bpe",
+                  "word_start_marker": "\u0120",
+                  "base_model": {"path": "/models/roberta-base", "model_type": "roberta"}},
     "examples": {"fingerprint": "ab12", "max_seq_length": 128, "max_entities": 32,
                  "max_mention_length": 30, "locale": "bg", "validation_page_ids": [7],
                  "options": {"max_seq_length": 128, "max_entities": 32,
@@ -51,6 +53,8 @@ def test_reads_every_stage_into_typed_records(tmp_path):
     assert corpus.pages.dump.name == "bgwiki-20240601-pages-articles.xml.bz2"
     assert (corpus.tokenizer.vocab_size, corpus.tokenizer.pad_token_id,
             corpus.tokenizer.mask_token_id) == (2009, 1, 2001)
+    assert (corpus.tokenizer.kind, corpus.tokenizer.word_start_marker) == ("bpe", "\u0120")
+    assert corpus.tokenizer.base_model["path"] == "/models/roberta-base"
     assert corpus.entity_vocab.size == 2000
     examples = corpus.examples
     assert (examples.num_examples, examples.validation_examples, examples.fingerprint) == (
@@ -63,7 +67,7 @@ def test_reads_every_stage_into_typed_records(tmp_path):
 
 
 @pytest.mark.parametrize("manifest, message", [
-    (MANIFEST | {"schema_version": 99}, "schema version 99, this code reads version 1"),
+    (MANIFEST | {"schema_version": 99}, "schema version 99, this code reads version 2"),
     (without(MANIFEST, "examples"), "stage\\(s\\) examples missing"),
     (without(MANIFEST, "tokenizer", "mask_token_id"), "stages.tokenizer.mask_token_id is missing"),
 ])
