@@ -72,6 +72,14 @@ def export_run(run_dir, out_dir, checkpoint: int | None = None,
     return out
 
 
+def load_trained_model(run_dir, checkpoint: int | None = None):
+    """(transformers' LukeForMaskedLM of checkpoint `checkpoint` (default: the latest) of a
+    run, its step), consolidated and converted exactly as the export writes it."""
+    run = Path(run_dir)
+    step = _resolve_step(run, checkpoint)
+    return _trained_model(run, step, entity_aware_attention=None), step
+
+
 def _check_destination(out: Path, overwrite: bool) -> None:
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
         raise ExportError(f"{out}: already exists and is not empty (pass --overwrite to replace)")
