@@ -94,7 +94,7 @@ def format_table(result: dict, model_name: str, corpus_dir) -> str:
     mentions, candidates = result["mentions"], result["candidates"]
     per_mention = f"{candidates / mentions:.2f}" if mentions else "n/a"
     excluded = result["excluded"]
-    reasons = ", ".join(f"{EXCLUSION_TEXT[k]} {v}" for k, v in excluded.items())
+    reasons = ", ".join(f"{EXCLUSION_TEXT[k]} {v:,}" for k, v in excluded.items())
     rows = [("masked-entity head of " + model_name, result["accuracy"]),
             ("prior: most frequent target", result["prior_accuracy"])]
     return "\n".join([
