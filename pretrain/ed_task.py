@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 from corpus.examples import UNK_TITLE
-from corpus.progress import count_progress
+from corpus.progress import count_progress, item_progress
 from corpus.reader import Corpus, CorpusError
 
 EXCLUSION_REASONS = ("fewer_than_two_candidates", "gold_outside_vocabulary",
@@ -137,7 +137,8 @@ def build_ed_task(corpus: Corpus) -> EDTask:
         raise CorpusError(f"{corpus.directory}: has no validation examples to disambiguate "
                           "(rebuild it with --validation-pages N)")
     view = CorpusView(corpus.directory, "validation")
-    examples = [view.example(row) for row in range(len(view.dataset))]
+    rows = item_progress(range(len(view.dataset)), "validation examples", unit="example")
+    examples = [view.example(row) for row in rows]
     wanted = {anchor_key(e.text[m.start:m.end]) for e in examples for m in e.mentions}
     targets, pages_read, links = count_anchor_targets(
         iter_pages(view.pages), set(corpus.examples.validation_page_ids), wanted)
