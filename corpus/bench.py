@@ -241,7 +241,8 @@ def add_scaling(report: BenchReport, prefix: str) -> None:
 def read_articles(dump: Path):
     """(title, wikitext) of every namespace-0, non-redirect page; the site; XML bytes read."""
     reader = DumpReader(dump)
-    articles = [(p.title, p.text) for p in reader if p.ns == 0 and p.redirect is None]
+    articles = [(p.title, p.text) for p in reader
+                if p.ns == 0 and p.redirect is None and not p.malformed]
     return articles, reader.site, reader.xml_bytes
 
 

@@ -12,16 +12,22 @@ examples), each a module with `run(ctx) -> dict`. What it guarantees:
     staging directory is removed, or swept by the next build if the process was killed);
   - refusal: a DIR that holds a different build (another dump, other options) or foreign files
     is refused unless overwrite=True;
+  - one writer: a build holds an exclusive lock on DIR/.build.lock while it runs, so a second
+    build into the same DIR is refused naming the first one's pid; the kernel drops the lock of
+    a build that dies however it dies, and the next build takes over its directory;
   - truncated input: the pages kept are saved and the manifest says truncated, then the build
     stops with TruncatedInput unless options.allow_truncated.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import importlib
 import os
 import shutil
+import socket
 import sys
 import time
 from pathlib import Path
@@ -34,6 +40,7 @@ from corpus.schema import MANIFEST_FILE
 from corpus.stages import STAGE_NAMES, STAGES, downstream_of, stage, upstream_of
 
 STAGING_PREFIX = ".staging-"
+LOCK_FILE = ".build.lock"        # holds "pid N on HOST" while a build runs, empty after
 
 
 class BuildError(Exception):
@@ -50,17 +57,55 @@ def build(options: BuildOptions, until: str | None = None, overwrite: bool = Fal
     options = _absolute(options)
     _validate(options, until)
     out = Path(options.out)
-    manifest = _open_out_dir(out, options, overwrite)
-    ran: dict[str, float] = {}
-    for name in STAGE_NAMES[: STAGE_NAMES.index(until) + 1 if until else len(STAGE_NAMES)]:
-        if not _is_current(name, manifest, options, out):
-            started = time.perf_counter()
-            manifest = _run_stage(name, manifest, options, out)
-            ran[name] = time.perf_counter() - started
-        if name == "pages":
-            _check_truncated(manifest, options, ran)
+    _refuse_foreign(out, overwrite)       # before the lock file is written into it
+    with exclusive_writer(out):
+        manifest = _open_out_dir(out, options, overwrite)
+        ran: dict[str, float] = {}
+        for name in STAGE_NAMES[: STAGE_NAMES.index(until) + 1 if until else len(STAGE_NAMES)]:
+            if not _is_current(name, manifest, options, out):
+                started = time.perf_counter()
+                manifest = _run_stage(name, manifest, options, out)
+                ran[name] = time.perf_counter() - started
+            if name == "pages":
+                _check_truncated(manifest, options, ran)
     print(format_summary(manifest, ran, out), file=sys.stderr)
     return manifest
+
+
+@contextlib.contextmanager
+def exclusive_writer(out: Path):
+    """Hold DIR's build lock while the body runs; refuse when another build holds it.
+
+    flock, not a pid file alone: the kernel releases it when its process ends, so a build that
+    was killed never leaves a lock that blocks the next one. The file names its holder for the
+    refusal message and is emptied on the way out; a holder still named in a lock that could be
+    taken is a build that died, and the new build says it takes over."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = path.read_text(errors="replace").strip() or "pid unknown"
+            raise BuildError(f"another build is writing {out} ({holder}); wait for it to "
+                             f"finish, or stop it and rerun") from None
+        previous = os.read(fd, 256).decode(errors="replace").strip()
+        if previous:
+            print(f"luke-corpus: note: {out} was left by a build that stopped without finishing "
+                  f"({previous}); taking it over", file=sys.stderr)
+        _write_holder(fd, f"pid {os.getpid()} on {socket.gethostname()}\n")
+        try:
+            yield
+        finally:
+            _write_holder(fd, "")
+    finally:
+        os.close(fd)     # releases the lock
+
+
+def _write_holder(fd: int, text: str) -> None:
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, text.encode(), 0)
 
 
 def _absolute(options: BuildOptions) -> BuildOptions:
@@ -93,6 +138,17 @@ def _validate(options: BuildOptions, until: str | None) -> None:
             raise DumpError(f"{path}: {name} not found (no such file)")
 
 
+def _refuse_foreign(out: Path, overwrite: bool) -> None:
+    """A directory that holds files but no build is the user's: refuse to write into it."""
+    if overwrite or not out.is_dir() or (out / MANIFEST_FILE).exists():
+        return
+    foreign = sorted(p.name for p in out.iterdir() if p.name not in _known_names())
+    if foreign:
+        raise BuildError(f"{out} is not empty and holds no luke-corpus build "
+                         f"({', '.join(foreign[:3])}...); choose an empty --out or pass "
+                         f"--overwrite")
+
+
 def _open_out_dir(out: Path, options: BuildOptions, overwrite: bool) -> dict[str, Any]:
     """The manifest of `out` (created if new), after refusing a different build there."""
     out.mkdir(parents=True, exist_ok=True)
@@ -100,11 +156,7 @@ def _open_out_dir(out: Path, options: BuildOptions, overwrite: bool) -> dict[str
         shutil.rmtree(leftover, ignore_errors=True)
     manifest = read_manifest(out)
     if manifest is None:
-        foreign = sorted(p.name for p in out.iterdir() if p.name not in _known_names())
-        if foreign and not overwrite:
-            raise BuildError(f"{out} is not empty and holds no luke-corpus build "
-                             f"({', '.join(foreign[:3])}...); choose an empty --out or pass "
-                             f"--overwrite")
+        _refuse_foreign(out, overwrite)
         manifest = empty_manifest()
         write_manifest(out, manifest)
         return manifest
@@ -116,7 +168,7 @@ def _open_out_dir(out: Path, options: BuildOptions, overwrite: bool) -> dict[str
 
 
 def _known_names() -> set[str]:
-    return {MANIFEST_FILE, *(name for spec in STAGES for name in spec.outputs)}
+    return {MANIFEST_FILE, LOCK_FILE, *(name for spec in STAGES for name in spec.outputs)}
 
 
 def _difference(manifest: dict[str, Any], options: BuildOptions) -> str:
@@ -244,6 +296,13 @@ def format_summary(manifest: dict[str, Any], ran: dict[str, float], out: Path) -
                           if isinstance(v, int) and (v or k in ("articles", "size")))[:400]
         lines.append(f"  {name:<13} {state}: {shown}")
     pages = manifest["stages"].get("pages", {})
+    malformed = pages.get("counts", {}).get("malformed_pages")
+    if malformed:
+        kinds = ", ".join(f"{k.removeprefix('malformed_')} {v:,}"
+                          for k, v in pages["counts"].items()
+                          if k.startswith("malformed_") and k != "malformed_pages" and v)
+        lines.append(f"  WARNING: {malformed:,} malformed pages skipped ({kinds}); the log "
+                     f"names each")
     if pages.get("truncated"):
         lines.append(f"  WARNING: {pages.get('truncation') or 'input truncated'}")
     return "\n".join(lines)

@@ -55,7 +55,12 @@ BUILD_FLAGS = (
     ("unk_entities", "{keep,drop}", "links to titles outside the vocabulary: keep as [UNK] "
                                     "entities or drop them"),
     ("validation_pages", "P", "pages held out for the validation set"),
-    ("language", "LANG", "sentence-splitter locale (default: from the dump's siteinfo)"),
+    ("language", "LANG", "the wiki's language, a MediaWiki code such as en, de, zh, ja: its "
+                         "link trail, namespace aliases and variants, and the sentence "
+                         "splitter's locale (default: from the dump's siteinfo)"),
+    ("variant", "VARIANT", "on a wiki whose language has variants (zh, sr, kk ...), the one "
+                           "-{...}- markup shows, e.g. zh-hans, zh-tw (default: the language "
+                           "itself: the text as its authors wrote it)"),
     ("seed", "S", "random seed (tokenizer training, validation split)"),
 )
 

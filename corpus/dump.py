@@ -11,6 +11,12 @@ read correctly; anything else that expat cannot read (UTF-32) is refused with a 
 says how to convert it. Bad input raises DumpError naming the file and the byte offset; a
 truncated input is not an error here: iteration ends after the last complete page and
 `reader.truncated` says so, because finished pages are worth keeping.
+
+A well-formed `<page>` that lacks what a page needs (MALFORMED_KINDS: no `<title>`, no `<ns>` or
+one that is not an integer, an `<id>` that is not an integer, no `<text>` or a deleted one, a
+`<redirect>` without a title) is yielded all the same with `malformed` set to its kind and
+`problem` saying what is wrong and where (its id, else its byte offset), so that the caller
+can skip, count and name it and go on: one odd page must not stop a build of millions.
 """
 
 from __future__ import annotations
@@ -51,14 +57,21 @@ class DumpError(Exception):
     """The dump cannot be read; the message names the file and where."""
 
 
+MALFORMED_KINDS = ("no_title", "no_ns", "bad_ns", "bad_id", "no_text", "redirect_without_title")
+
+
 @dataclass(frozen=True)
 class RawPage:
-    """One `<page>` as the dump holds it; `redirect` is the raw `<redirect title=...>`."""
+    """One `<page>` as the dump holds it; `redirect` is the raw `<redirect title=...>`.
+    A malformed page (see the module docstring) has `malformed` set to one of MALFORMED_KINDS
+    and `problem` describing it; its other fields are then whatever could be read."""
     id: int
     title: str
     ns: int
     text: str
     redirect: str | None = None
+    malformed: str = ""
+    problem: str = ""
 
 
 def language_of_dbname(dbname: str) -> str | None:
@@ -100,7 +113,10 @@ class _PageHandler:
 
     _PAGE_FIELDS = {"title", "ns", "id"}
 
-    def __init__(self) -> None:
+    def __init__(self, position: Callable[[], int] = lambda: -1, source: str = "",
+                 offset_note: str = "") -> None:
+        self.position = position                 # byte offset in the XML, for naming pages
+        self.source, self.offset_note = source, offset_note
         self.pages: list[RawPage] = []
         self.site: SiteInfo | None = None
         self.current_title: str | None = None    # for error messages
@@ -119,11 +135,13 @@ class _PageHandler:
             self._capture = []
         elif parent == "revision" and name == "text":
             self._capture = []
+            if "deleted" in attrs:
+                self._fields["text_deleted"] = attrs["deleted"]
         elif name == "page":
             self._finish_siteinfo()
-            self._fields = {}
+            self._fields = {"offset": str(self.position())}
         elif parent == "page" and name == "redirect":
-            self._fields["redirect"] = attrs.get("title", "")
+            self._fields["redirect"] = attrs.get("title")
         elif parent == "siteinfo" and name in ("dbname", "case"):
             self._capture = []
         elif parent == "namespaces" and name == "namespace":
@@ -159,9 +177,18 @@ class _PageHandler:
 
     def _page_from_fields(self) -> RawPage:
         f = self._fields
-        return RawPage(id=int(f.get("id", "0")), title=f.get("title", ""),
-                       ns=int(f.get("ns", "0")), text=f.get("text", ""),
+        page_id, ns = _integer(f.get("id")), _integer(f.get("ns"))
+        kind, what = _malformation(f, page_id, ns)
+        page = RawPage(id=page_id if page_id is not None else -1, title=f.get("title", ""),
+                       ns=ns if ns is not None else 0, text=f.get("text", ""),
                        redirect=f.get("redirect"))
+        if not kind:
+            return page
+        where = (f"page id {page_id}" if page_id is not None
+                 else f"the page at byte {f['offset']} of the decompressed XML{self.offset_note}")
+        title = f" ({f['title']!r})" if f.get("title") else ""
+        return dataclasses.replace(page, malformed=kind,
+                                   problem=f"{self.source}: {where}{title}: {what}")
 
     def _finish_siteinfo(self) -> None:
         if self.site is not None:
@@ -178,6 +205,37 @@ class _PageHandler:
                              namespaces=dict(self._namespaces), from_dump=True)
 
 
+def _integer(value: str | None) -> int | None:
+    """An XML integer field, None when absent or not an integer."""
+    if value is None:
+        return None
+    try:
+        return int(value.strip())
+    except ValueError:
+        return None
+
+
+def _malformation(fields: dict[str, str], page_id: int | None, ns: int | None
+                  ) -> tuple[str, str]:
+    """(kind, what is wrong) of a page's fields, ("", "") for a sound page."""
+    if "title" not in fields:
+        return "no_title", "no <title>"
+    if "ns" not in fields:
+        return "no_ns", "no <ns>"
+    if ns is None:
+        return "bad_ns", f"<ns> {fields['ns']!r} is not an integer"
+    if page_id is None:
+        return "bad_id", ("no <id>" if "id" not in fields
+                          else f"<id> {fields['id']!r} is not an integer")
+    if "redirect" in fields and not fields["redirect"]:
+        return "redirect_without_title", "<redirect> without a title"
+    if "text_deleted" in fields:
+        return "no_text", "its <text> is deleted"
+    if "text" not in fields:
+        return "no_text", "no <text>"
+    return "", ""
+
+
 class XmlPageParser:
     """Feed bytes, get complete pages; errors name `source` and the byte offset."""
 
@@ -185,7 +243,7 @@ class XmlPageParser:
         self.source = source
         self.base_offset = base_offset
         self.offset_note = offset_note
-        self.handler = _PageHandler()
+        self.handler = _PageHandler(lambda: self.xml_offset, source, offset_note)
         self.truncated = False
         self._parser = expat.ParserCreate()
         self._parser.buffer_text = True

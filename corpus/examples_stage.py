@@ -33,6 +33,7 @@ from corpus.schema import (ENTITY_VOCAB_FILE, EXAMPLE_COLUMNS, EXAMPLES_DIR, PAG
                            TOKENIZER_DIR, VALIDATION_DIR)
 from corpus.word_encoder import WordEncoder
 from corpus.word_tokenizer import read_entity_vocab, tokenizer_fingerprint
+from corpus.workers import exit_with_parent
 
 PARTS_DIR = ".examples-parts"
 MAX_PAGES_PER_SHARD = 1000
@@ -170,7 +171,8 @@ def _map(func, jobs: list[ShardJob], workers: int):
         yield from map(func, jobs)
         return
     # forkserver: never fork a process whose threads (tqdm, tokenizers) hold locks.
-    with multiprocessing.get_context("forkserver").Pool(workers) as pool:
+    with multiprocessing.get_context("forkserver").Pool(workers,
+                                                        initializer=exit_with_parent) as pool:
         yield from pool.imap(func, jobs)
 
 

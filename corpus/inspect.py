@@ -7,6 +7,7 @@ derived example whose ids equal the stored ones exactly (an unknown character de
 derivation means the pages, tokenizer or code changed since the build, and is reported.
 
   luke-corpus inspect DIR [--random N --seed S] [--split examples|validation] [--json] [--check]
+  luke-corpus inspect DIR --stats [--json]     (quality figures per language: corpus/quality.py)
 
 --json prints one object a line: text, entities (titles, as keys of entity_vocab.json),
 entity_spans (character spans in text), word_ids, entity_ids, page_id, row. For each of them,
@@ -44,9 +45,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="one JSON object a line")
     parser.add_argument("--check", action="store_true",
                         help="re-tokenize each shown example with transformers and compare ids")
+    parser.add_argument("--stats", action="store_true",
+                        help="print quality figures per language instead of examples: links "
+                             "per article, spans on their anchors, markup left per MB, "
+                             "mentions per sequence (with --json: one JSON object)")
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.stats:
+        return _run_stats(args)
     try:
         view = CorpusView(args.dir, args.split)
         rows = choose_rows(len(view.dataset), args.random, args.seed)
@@ -66,6 +73,17 @@ def run(args: argparse.Namespace) -> int:
         print(f"luke-corpus: checked {len(rows)} examples, {mismatches} mismatches",
               file=sys.stderr)
     return 1 if mismatches else 0
+
+
+def _run_stats(args: argparse.Namespace) -> int:
+    from corpus.quality import StatsError, print_stats
+
+    try:
+        print_stats(args.dir, args.json)
+    except StatsError as error:
+        print(f"luke-corpus: error: {error}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def choose_rows(num_rows: int, random: int | None, seed: int) -> list[int]:

@@ -58,7 +58,9 @@ class BuildOptions:
     min_sentence_tokens: int = 5
     unk_entities: str = "keep"           # keep | drop
     validation_pages: int = 0
-    language: str | None = None          # sentence-splitter locale; from siteinfo if None
+    language: str | None = None          # the wiki's language (parsing rules, sentence
+                                         # splitting); from siteinfo if None
+    variant: str | None = None           # variant `-{...}-` markup is shown in; the language
     seed: int = 0
 
     def limits(self) -> "Limits":

@@ -9,8 +9,14 @@ Only namespace-0 pages that are not redirects become rows; redirects are collect
 resolved once the whole dump has been read, and then every link target is resolved in one pass
 over the rows written so far (a redirect can come after the pages that link to it). A page the
 parser chokes on (exception, RecursionError, over `page_timeout` seconds, a crash of its worker)
-is skipped, counted by reason and named in the log; the build goes on. The workers and their
-per-page watchdog are corpus/workers.py; the task functions here report each page to it.
+is skipped, counted by reason and named in the log; the build goes on. So is a malformed page
+(corpus/dump.py: no title, no or a non-integer namespace or id, no text, a redirect without a
+target), counted per kind as `malformed_<kind>`. The workers and their per-page watchdog are
+corpus/workers.py; the task functions here report each page to it.
+
+The wiki's language (siteinfo, or `--language`) chooses MediaWiki's rules for link trails,
+namespace aliases and `-{...}-` variants (corpus/languages.py); `--variant` picks the variant
+that markup is rendered in. Both are recorded in the stage's manifest section.
 
 `--workers N` is the number of parse processes; this process reads (plain dumps), collects and
 writes besides them.
@@ -18,6 +24,7 @@ writes besides them.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import signal
@@ -31,7 +38,8 @@ from typing import Any, Callable, Iterator
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from corpus.dump import DumpError, DumpReader, RawPage
+from corpus import languages
+from corpus.dump import MALFORMED_KINDS, DumpError, DumpReader, RawPage
 from corpus.multistream import find_index, read_header_site, read_stream_offsets, \
     read_stream_pages, stream_ranges
 from corpus.options import StageContext
@@ -44,6 +52,10 @@ from corpus.workers import PageWatch, ordered_map
 log = logging.getLogger(__name__)
 
 SKIP_REASONS = ("exception", "recursion", "timeout", "crash")
+# The parser's link figures, summed into the manifest's counts (luke-corpus inspect --stats):
+# article links found, kept with the span exactly on the anchor as written, extended by the
+# language's link trail.
+QUALITY_COUNTS = ("link_spans_made", "link_spans_on_anchor", "link_spans_trailed")
 ALARM_TIMEOUTS = True               # False leaves page_timeout to the watchdog alone (tests)
 CHUNK_WIKITEXT_CHARS = 1 << 19      # articles per task: enough to amortize pickling
 MAX_SKIPPED_LISTED = 1000           # skipped pages named in the manifest (all are in the log)
@@ -64,6 +76,7 @@ class ParseContext:
     site: SiteInfo
     page_timeout: float
     alarm: bool = True      # SIGALRM inside the worker; the watchdog is the backstop
+    variant: str | None = None   # the variant `-{...}-` markup is rendered in
 
 
 @dataclass
@@ -72,6 +85,8 @@ class ChunkResult:
     rows: list[tuple] = field(default_factory=list)
     skipped: list[tuple[int, str, str, str]] = field(default_factory=list)  # id, title, reason, why
     redirects: list[tuple[str, str]] = field(default_factory=list)   # source, normalized target
+    malformed: list[RawPage] = field(default_factory=list)   # skipped before parsing
+    quality: Counter = field(default_factory=Counter)        # QUALITY_COUNTS of the rows
     other_pages: int = 0             # pages outside namespace 0
     truncated: bool = False
     input_end: int = 0               # compressed byte reached (for progress)
@@ -87,14 +102,17 @@ def _raise_timeout(signum, frame):
     raise PageTimeout()
 
 
-def parse_article(page: RawPage, site: SiteInfo) -> tuple:
-    """One row of PAGE_SCHEMA with link targets normalized but not yet redirect-resolved."""
+def parse_article(page: RawPage, site: SiteInfo, variant: str | None = None
+                  ) -> tuple[tuple, tuple[int, int, int]]:
+    """One row of PAGE_SCHEMA with link targets normalized but not yet redirect-resolved, and
+    the parser's link figures (QUALITY_COUNTS, in that order)."""
     from corpus.wikitext import parse_page    # lazy: mwparserfromhell only where pages are parsed
 
-    parsed = parse_page(page.text, page.title, site)
+    parsed = parse_page(page.text, page.title, site, variant=variant)
     links = [link for link in parsed.links if link[2]]
-    return (page.id, page.title, parsed.text, [s for s, _, _ in links], [e for _, e, _ in links],
-            [t for _, _, t in links])
+    row = (page.id, page.title, parsed.text, [s for s, _, _ in links],
+           [e for _, e, _ in links], [t for _, _, t in links])
+    return row, (parsed.links_made, parsed.links_on_anchor, parsed.links_trailed)
 
 
 def _parse_with_limits(page: RawPage, ctx: ParseContext, result: ChunkResult) -> None:
@@ -103,7 +121,7 @@ def _parse_with_limits(page: RawPage, ctx: ParseContext, result: ChunkResult) ->
     try:
         if timer:
             signal.setitimer(signal.ITIMER_REAL, ctx.page_timeout)
-        row = parse_article(page, ctx.site)
+        row, figures = parse_article(page, ctx.site, ctx.variant)
         if timer:                       # disarm before anything else can be interrupted
             signal.setitimer(signal.ITIMER_REAL, 0)
     except PageTimeout:
@@ -115,6 +133,8 @@ def _parse_with_limits(page: RawPage, ctx: ParseContext, result: ChunkResult) ->
                                f"{type(error).__name__}: {error}"[:300]))
     else:
         result.rows.append(row)
+        for name, value in zip(QUALITY_COUNTS, figures):
+            result.quality[name] += value
     finally:
         if timer:
             signal.setitimer(signal.ITIMER_REAL, 0)
@@ -145,9 +165,13 @@ def parse_articles(pages: list[RawPage], ctx: ParseContext, skip: frozenset = fr
 
 
 def classify(page: RawPage, site: SiteInfo, result: ChunkResult) -> bool:
-    """True for an article to parse; records redirects and other-namespace pages in `result`."""
+    """True for an article to parse; records malformed pages, redirects and other-namespace
+    pages in `result`."""
     from corpus.titles import normalize_title
 
+    if page.malformed:
+        result.malformed.append(page)
+        return False
     if page.ns != 0:
         result.other_pages += 1
         return False
@@ -167,6 +191,7 @@ def read_and_parse_stream(dump: str, start: int, end: int, ctx: ParseContext,
     articles = [p for p in stream.pages if classify(p, ctx.site, classified)]
     result = parse_articles(articles, ctx, skip, watch)
     result.redirects, result.other_pages = classified.redirects, classified.other_pages
+    result.malformed = classified.malformed
     result.truncated, result.input_end = stream.truncated, end
     result.xml_bytes = stream.xml_bytes
     result.cpu_seconds = time.process_time() - started
@@ -182,8 +207,9 @@ class PagesCollector:
         self.redirects: dict[str, str] = {}
         self.article_titles: set[str] = set()
         self.skip_reasons: Counter = Counter()
+        self.malformed: Counter = Counter()
         self.skipped_pages: list[list] = []
-        self.counts: Counter = Counter()
+        self.counts: Counter = Counter(dict.fromkeys(QUALITY_COUNTS, 0))
         self.truncated = False
         self.rows = 0
         self.worker_cpu = 0.0
@@ -197,13 +223,22 @@ class PagesCollector:
             self.flush()
         self.redirects.update(result.redirects)
         self.counts["other_namespace_pages"] += result.other_pages
+        self.counts.update(result.quality)
         self.truncated |= result.truncated
         self.worker_cpu += result.cpu_seconds
         for page_id, title, reason, why in result.skipped:
             log.warning("skipped page %r (id %d): %s: %s", title, page_id, reason, why)
             self.skip_reasons[reason] += 1
-            if len(self.skipped_pages) < MAX_SKIPPED_LISTED:
-                self.skipped_pages.append([page_id, title, reason])
+            self._list(page_id, title, reason)
+        for page in result.malformed:
+            log.warning("skipped malformed page: %s", page.problem)
+            self.malformed[page.malformed] += 1
+            self._list(page.id if page.id >= 0 else None, page.title or None,
+                       f"malformed_{page.malformed}")
+
+    def _list(self, page_id: int | None, title: str | None, reason: str) -> None:
+        if len(self.skipped_pages) < MAX_SKIPPED_LISTED:
+            self.skipped_pages.append([page_id, title, reason])
 
     def flush(self) -> None:
         if self.batch:
@@ -218,24 +253,29 @@ class PagesCollector:
         self.writer.close()
 
 
-def plain_tasks(reader: DumpReader, collector: PagesCollector, ctx_of: Callable[[], ParseContext]
-                ) -> Iterator[tuple]:
-    """(chunk of articles, context) tasks from a streamed dump; redirects go to the collector."""
+def plain_tasks(reader: DumpReader, collector: PagesCollector,
+                context_of: Callable[[SiteInfo], ParseContext]) -> Iterator[tuple]:
+    """(chunk of articles, context) tasks from a streamed dump; redirects, malformed and
+    other-namespace pages go to the collector. The context is made once the reader has met
+    the dump's siteinfo, i.e. with its first page (reading the header twice would cost a
+    tenth of a second of decompressing and parsing)."""
     chunk, chars, side = [], 0, ChunkResult()
+    parse_ctx = None
     for page in reader:
-        if not classify(page, reader.site, side):
+        parse_ctx = parse_ctx or context_of(reader.site)
+        if not classify(page, parse_ctx.site, side):
             continue
         chunk.append(page)
         chars += len(page.text)
         if chars >= CHUNK_WIKITEXT_CHARS:
-            yield chunk, ctx_of()
+            yield chunk, parse_ctx
             chunk, chars = [], 0
-        if side.redirects or side.other_pages:
+        if side.redirects or side.other_pages or side.malformed:
             collector.add(side)
             side = ChunkResult()
     collector.add(side)
     if chunk:
-        yield chunk, ctx_of()
+        yield chunk, parse_ctx
 
 
 def input_fingerprint(path: Path) -> dict[str, Any]:
@@ -263,19 +303,27 @@ def run(ctx: StageContext) -> dict:
     collector = PagesCollector(raw_path)
     try:
         if index:
-            site, xml_bytes, truncation = _read_multistream(dump, Path(index), options, ctx,
-                                                            collector)
+            dump_site = read_header_site(dump)
+            parse_ctx = parse_context(dump_site, options)
+            xml_bytes, truncation = _read_multistream(dump, Path(index), parse_ctx, ctx,
+                                                      collector)
         else:
-            site, xml_bytes, truncation = _read_plain(dump, options, ctx, collector)
+            dump_site, parse_ctx, xml_bytes, truncation = _read_plain(dump, options, ctx,
+                                                                      collector)
     finally:
         collector.close()
     _refuse_empty(collector, dump, truncation)
     section = _finish(collector, raw_path, out)
     section["counts"]["xml_bytes"] = xml_bytes
+    site = parse_ctx.site
     section.update(
         truncated=collector.truncated, truncation=truncation, language=site.language,
-        siteinfo={"dbname": site.dbname, "language": site.language, "case": site.case,
-                  "from_dump": site.from_dump, "namespaces": site.namespaces},
+        siteinfo={"dbname": dump_site.dbname, "language": dump_site.language,
+                  "case": dump_site.case, "from_dump": dump_site.from_dump,
+                  "namespaces": dump_site.namespaces},
+        language_rules={"language": site.language, "variant": parse_ctx.variant,
+                        "link_trail": languages.link_trail_source(site.language),
+                        "mediawiki": languages.mediawiki_version()},
         input=input_fingerprint(dump), index=str(index) if index else None,
         workers=ctx.workers, seconds=round(time.perf_counter() - started, 3),
         # Where the time went, robust to other load on the machine: CPU seconds of the parse
@@ -283,6 +331,20 @@ def run(ctx: StageContext) -> dict:
         cpu_seconds={"parse": round(collector.worker_cpu, 3),
                      "main": round(time.process_time() - cpu_started, 3)})
     return section
+
+
+def parse_context(dump_site: SiteInfo, options) -> ParseContext:
+    """What the workers parse with: the dump's site in the language `--language` names (if
+    any), the `--variant` checked against that language. Raises ValueError for a variant the
+    language lacks; warns about a language MediaWiki does not know (English rules apply)."""
+    site = dump_site
+    if options.language:
+        site = dataclasses.replace(site, language=options.language)
+    if not languages.is_known(site.language):
+        log.warning("language %r is not one MediaWiki knows; its English rules apply (link "
+                    "trail a-z, English namespace names)", site.language)
+    variant = languages.check_variant(site.language, options.variant)
+    return ParseContext(site, options.page_timeout, ALARM_TIMEOUTS, variant)
 
 
 def _refuse_empty(collector: PagesCollector, dump: Path, truncation: str) -> None:
@@ -293,39 +355,45 @@ def _refuse_empty(collector: PagesCollector, dump: Path, truncation: str) -> Non
         f"{dump}: no article to keep: {len(collector.redirects)} redirects, "
         f"{collector.counts['other_namespace_pages']} pages outside namespace 0, "
         f"{sum(collector.skip_reasons.values())} articles skipped by the parser "
-        f"({dict(collector.skip_reasons) or 'none'})" + (f"; {truncation}" if truncation else ""))
+        f"({dict(collector.skip_reasons) or 'none'}), {sum(collector.malformed.values())} "
+        f"malformed pages" + (f"; {truncation}" if truncation else ""))
 
 
 def _read_plain(dump: Path, options, ctx: StageContext, collector: PagesCollector):
     reader = DumpReader(dump)
+    made: list[ParseContext] = []
+
+    def context_of(site: SiteInfo) -> ParseContext:
+        made.append(parse_context(site, options))
+        return made[0]
+
     with byte_progress(reader.size, f"pages ({dump.name})") as bar:
         reader.on_progress = lambda done, xml: bar.update(done, reader.pages_read, xml)
-        context = lambda: ParseContext(reader.site, options.page_timeout, ALARM_TIMEOUTS)
-        tasks = plain_tasks(reader, collector, context)
+        tasks = plain_tasks(reader, collector, context_of)
         for result in ordered_map(parse_articles, tasks, ctx.workers, options.page_timeout,
                                   WORKER_PRELOAD):
             collector.add(result)
     collector.truncated |= reader.truncated
     if reader.truncated:
         log.warning(reader.truncation)
-    return reader.site or SiteInfo.default(), reader.xml_bytes, reader.truncation
+    site = reader.site or SiteInfo.default()
+    return site, made[0] if made else context_of(site), reader.xml_bytes, reader.truncation
 
 
-def _read_multistream(dump: Path, index: Path, options, ctx: StageContext,
+def _read_multistream(dump: Path, index: Path, parse_ctx: ParseContext, ctx: StageContext,
                       collector: PagesCollector):
-    site = read_header_site(dump)
     size = dump.stat().st_size
     offsets = read_stream_offsets(index)
-    parse_ctx = ParseContext(site, options.page_timeout, ALARM_TIMEOUTS)
     tasks = ((str(dump), start, end, parse_ctx) for start, end in stream_ranges(offsets, size))
     xml_bytes = pages = 0
     truncation = ""
     with byte_progress(size, f"pages ({dump.name}, multistream)") as bar:
         for result in ordered_map(read_and_parse_stream, tasks, ctx.workers,
-                                  options.page_timeout, WORKER_PRELOAD):
+                                  parse_ctx.page_timeout, WORKER_PRELOAD):
             collector.add(result)
             xml_bytes += result.xml_bytes
-            pages += len(result.rows) + len(result.redirects) + result.other_pages
+            pages += (len(result.rows) + len(result.redirects) + result.other_pages
+                      + len(result.malformed))
             bar.update(result.input_end, pages, xml_bytes)
             if result.truncated and not truncation:
                 truncation = f"{dump}: input truncated: a bz2 stream before byte " \
@@ -336,7 +404,7 @@ def _read_multistream(dump: Path, index: Path, options, ctx: StageContext,
                                    f"byte {offsets[-1]}, past the file's end ({size})"
     if truncation:
         log.warning(truncation)
-    return site, xml_bytes, truncation
+    return xml_bytes, truncation
 
 
 def _finish(collector: PagesCollector, raw_path: Path, out: Path) -> dict:
@@ -361,6 +429,8 @@ def _finish(collector: PagesCollector, raw_path: Path, out: Path) -> dict:
               "longest_redirect_chain": resolved.longest_chain,
               "skipped": sum(collector.skip_reasons.values()),
               **{f"skipped_{r}": collector.skip_reasons[r] for r in SKIP_REASONS},
+              "malformed_pages": sum(collector.malformed.values()),
+              **{f"malformed_{k}": collector.malformed[k] for k in MALFORMED_KINDS},
               **collector.counts, **link_counts}
     return {"fingerprint": _output_fingerprint(out), "counts": counts,
             "skipped_pages": collector.skipped_pages}

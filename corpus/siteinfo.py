@@ -25,7 +25,8 @@ NAMESPACE_ALIASES: dict[str, int] = {"Image": 6, "Image talk": 7, "WP": 4, "Wiki
 @dataclass(frozen=True)
 class SiteInfo:
     dbname: str = ""                     # e.g. "enwiki"; "" when the dump has no siteinfo
-    language: str = "en"                 # ICU locale for sentence splitting
+    language: str = "en"                 # MediaWiki language code: parsing rules, sentence
+                                         # splitting (ICU reads the same codes)
     case: str = "first-letter"           # "first-letter" or "case-sensitive"
     namespaces: dict[int, str] = field(default_factory=dict)  # local names from <siteinfo>
     from_dump: bool = False              # False: defaults used because siteinfo was absent

@@ -26,7 +26,7 @@ class Stage:
 
 STAGES: tuple[Stage, ...] = (
     Stage("pages", "corpus.pages_stage", (PAGES_DIR, REDIRECTS_FILE),
-          ("dump", "index", "allow_truncated", "page_timeout")),
+          ("dump", "index", "allow_truncated", "page_timeout", "language", "variant")),
     Stage("entity_vocab", "corpus.entity_vocab", (ENTITY_VOCAB_DIR,),
           ("partial_dump", "entity_vocab_size", "min_link_count")),
     Stage("tokenizer", "corpus.tokenizer_stage", (TOKENIZER_DIR,),

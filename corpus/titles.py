@@ -7,8 +7,10 @@ entities decoded, `_` = space, whitespace trimmed and collapsed, direction marks
 `#Section` dropped, one leading ':' dropped, the namespace prefix replaced by the wiki's local
 name, and the first letter upper-cased on "first-letter" wikis (the `case` of `<siteinfo>`).
 
-Namespaces come from the dump's `<siteinfo>` (see namespace_names: siteinfo lists no aliases,
-so the File aliases of the larger wikis' languages are added, e.g. bgwiki's "Картинка:").
+Namespaces come from the dump's `<siteinfo>` (one name each), plus what MediaWiki accepts on
+every wiki of the language and siteinfo does not list: the canonical English names and the
+aliases of the language's MediaWiki files (corpus/languages.py: bgwiki's "Картинка:", zhwiki's
+"分类:" and "分類:", jawiki's "画像:"); see namespace_names.
 Interwiki prefixes are not in a dump, so the Wikimedia ones are listed here; `namespace_of`
 returns the markers INTERWIKI (`wikt:`, `commons:` ...: shown inline, but not an article of
 this wiki) and LANGUAGE_LINK (`fr:`, `de:` ...: a link to another language edition, which
@@ -19,8 +21,10 @@ from __future__ import annotations
 
 import html
 import re
+from functools import lru_cache
 from urllib.parse import unquote
 
+from corpus import languages
 from corpus.siteinfo import CANONICAL_NAMESPACES, SiteInfo
 
 INTERWIKI = -1000          # namespace_of marker: a Wikimedia interwiki prefix (wikt:, commons:)
@@ -52,19 +56,6 @@ metawikimedia metawikipedia mw mediawikiwiki d wikidata incubator outreach phab 
 mediazilla bugzilla gerrit rev testwiki wikitech toollabs wikimania sulutil quality strategy
 usability advisory nost otrs ticket doi arxiv google wikia fandom translatewiki betawiki
 """.split())
-
-# Aliases of the File namespace in MediaWiki's language files ($namespaceAliases), for the
-# languages of the larger wikis. <siteinfo> lists no aliases, and without these an image link
-# such as bgwiki's [[Картинка:X.png|мини|caption]] would read as an article link.
-FILE_ALIASES: dict[str, tuple[str, ...]] = {
-    "ar": ("صورة",), "bg": ("Картинка",), "ca": ("Imatge",), "cs": ("Obrázek",),
-    "da": ("Billede",), "de": ("Bild",), "es": ("Imagen",), "fi": ("Kuva",), "he": ("תמונה",),
-    "hu": ("Kép",), "id": ("Gambar",), "it": ("Immagine",), "ja": ("画像",), "ko": ("그림",),
-    "nb": ("Bilde",), "nl": ("Afbeelding",), "no": ("Bilde",), "pl": ("Grafika",),
-    "pt": ("Imagem",), "ro": ("Imagine",), "ru": ("Изображение",), "sr": ("Слика",),
-    "sv": ("Bild",), "tr": ("Resim",), "uk": ("Зображення",), "vi": ("Hình",),
-    "zh": ("图像", "圖像"),
-}
 
 # MediaWiki's title whitespace (Title::newFromText), and the direction marks it deletes.
 _SPACES = re.compile("[ _\u00a0\u1680\u180e\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\t\n\r]+")
@@ -116,12 +107,19 @@ def _upper_first(text: str) -> str:
 
 
 def namespace_names(site: SiteInfo) -> dict[str, int]:
-    """Every name that selects a namespace on the site, case-folded: the local names of its
-    siteinfo, the canonical names and aliases (SiteInfo.namespace_ids), and the File aliases
-    of its language (FILE_ALIASES). Pass it as `ids` when calling the functions here in a loop."""
-    ids = site.namespace_ids()
-    for alias in FILE_ALIASES.get(site.language, ()):
-        ids.setdefault(alias.casefold(), 6)
+    """Every name that selects a namespace on the site, case-folded: the names and aliases of
+    its language's MediaWiki files, then the canonical names, the Wikimedia aliases and the
+    local names of its siteinfo (SiteInfo.namespace_ids), which win a clash. Pass it as `ids`
+    when calling the functions here in a loop; the dict is shared, never change it."""
+    return _namespace_names(site.language, tuple(site.namespaces.items()))
+
+
+@lru_cache(maxsize=16)
+def _namespace_names(language: str, namespaces: tuple) -> dict[str, int]:
+    local = dict(namespaces)
+    project = local.get(4) or CANONICAL_NAMESPACES[4]
+    ids = dict(languages.namespace_names(language, project))
+    ids.update(SiteInfo(namespaces=local).namespace_ids())
     return ids
 
 

@@ -27,8 +27,7 @@ def run(ctx: StageContext) -> dict:
         wt.copy_tokenizer_dir(Path(options.tokenizer), out_dir)
     else:
         sp_model, _ = wt.train_sentencepiece(_page_lines(ctx.out_dir / PAGES_DIR),
-                                             options.word_vocab_size, seed=options.seed,
-                                             threads=ctx.workers)
+                                             options.word_vocab_size, seed=options.seed)
         wt.write_tokenizer_dir(out_dir, sp_model, entity_vocab)
     return manifest_section(out_dir, ctx)
 
@@ -57,6 +56,7 @@ def manifest_section(tokenizer_dir: Path, ctx: StageContext) -> dict:
         "unk_token_id": tokenizer.unk_token_id,
         "word_vocab_size": word_vocab_size,
         "reused": ctx.options.tokenizer is not None,
+        "training_threads": None if ctx.options.tokenizer else wt.SP_TRAINING_THREADS,
         "counts": {"vocab_size": len(tokenizer), "word_vocab_size": word_vocab_size,
                    "entity_vocab_size": len(tokenizer.entity_vocab)},
     }

@@ -8,6 +8,8 @@
   3. mwparserfromhell parses what remains; the walk below writes the visible text, puts the
      stashed links back and records every article link as a span;
   4. corpus/wikitext_layout.py tidies paragraphs and whitespace while the spans follow.
+On wikis whose language has variants, corpus/wikitext_variants.py first renders the `-{...}-`
+markup (after step 1, before step 2) in the variant asked for.
 Steps 1 and 2 are shortcuts only: `parse_page(..., prepass=False)` parses everything with
 mwparserfromhell and gives the same result on the real samples (tests/test_wikitext.py lists
 the two kinds of broken tables where the pre-pass follows MediaWiki and the parser does not).
@@ -30,7 +32,9 @@ Links (`ParsedPage.links`, (start, end, target) with text[start:end] the anchor 
 - `[[Target|anchor]]` spans the anchor as displayed (its own markup stripped);
   `[[Target]]` spans the target as written (without a leading ':');
 - a blend `[[Target]]s` spans "Targets": MediaWiki draws the trailing letters as part of the
-  link, so they are part of the mention (any letters, where MediaWiki's English rule is a-z);
+  link, so they are part of the mention. Which letters join is the wiki language's link trail
+  (corpus/languages.py): a-z in English, German adds äöüß, Russian its alphabet, and in
+  Chinese nothing joins (`[[東京]]都` is a link "東京" and the text "都");
 - links to other namespaces (`[[:Category:X|...]]`, `[[Wikipedia:...]]`) and interwiki links
   (`[[wikt:word|word]]`) keep their visible text but are never spans; category tags, files and
   language links render no text at all.
@@ -39,7 +43,7 @@ Links (`ParsedPage.links`, (start, end, target) with text[start:end] the anchor 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import mwparserfromhell
 from mwparserfromhell.nodes import Comment, ExternalLink, Heading, HTMLEntity, Tag, Text, Wikilink
@@ -49,6 +53,7 @@ from corpus.siteinfo import SiteInfo
 from corpus.wikitext_links import MARKER, MARKER_OPEN, LinkRules, StashedLink, stash_simple_links
 from corpus.wikitext_layout import Span, finish_layout
 from corpus.wikitext_prepass import DROPPED_TAGS, drop_comment_lines, strip_dropped
+from corpus.wikitext_variants import render_variants
 
 # Tags whose contents are dropped (the pre-pass cuts most before parsing; tables are
 # mwparserfromhell Tag nodes too).
@@ -59,7 +64,6 @@ _LIST_ITEM_TAGS = frozenset({"li", "dt", "dd"})
 _BREAK_TAGS = frozenset({"li", "dt", "dd", "br", "hr", "p", "div", "blockquote", "center",
                          "ul", "ol", "dl", "poem"})
 _PARAGRAPH_BREAK = "\n\n"   # what finish_layout reads as a paragraph break
-_LINK_TRAIL = re.compile(r"[^\W\d_]+")
 # Bold/italic quotes: the parser keeps them as text (skip_style_tags, cheaper than building
 # nodes for them) and each text node drops them here, so runs never merge across a link edge.
 _QUOTE_RUN = re.compile(r"''+")
@@ -75,6 +79,12 @@ def _without_quotes(m: re.Match) -> str:
 class ParsedPage:
     text: str
     links: list[tuple[int, int, str]]   # (start, end, normalized target), text[start:end] = anchor
+    # Quality figures (luke-corpus inspect --stats), not part of the result's identity: the
+    # article links the parser found, those kept with text[start:end] = the anchor as written,
+    # those a link trail extended.
+    links_made: int = field(default=0, compare=False)
+    links_on_anchor: int = field(default=0, compare=False)
+    links_trailed: int = field(default=0, compare=False)
 
 
 @dataclass(frozen=True)
@@ -93,6 +103,7 @@ class _TextBuilder:
         self.parts: list[str] = []
         self.length = 0
         self.spans: list[Span] = []
+        self.trailed = 0           # spans a link trail extended
         self._context = context
         self._links = links
         self._trail_open = False   # the last thing written was a span: letters may join it
@@ -104,10 +115,11 @@ class _TextBuilder:
             return
         if self._trail_open:
             self._trail_open = False
-            trail = _LINK_TRAIL.match(value)
+            trail = self._context.rules.trail.match(value)
             if trail:
                 start, _, target = self.spans[-1]
                 self.spans[-1] = (start, self.length + trail.end(), target)
+                self.trailed += 1
         if "''" in value:
             value = _QUOTE_RUN.sub(_without_quotes, value)
         if self._in_list_item and "\n" in value:
@@ -125,7 +137,7 @@ class _TextBuilder:
         start = self.length
         self.text(anchor)
         self.spans.append((start, self.length, target))
-        self._trail_open = True
+        self._trail_open = self._context.rules.trail is not None
 
     def _text_with_stashed_links(self, value: str) -> None:
         pos = 0
@@ -146,25 +158,43 @@ class _TextBuilder:
         return "".join(self.parts)
 
 
-def parse_page(wikitext: str, title: str, site: SiteInfo, *, prepass: bool = True) -> ParsedPage:
+def parse_page(wikitext: str, title: str, site: SiteInfo, *, prepass: bool = True,
+               variant: str | None = None) -> ParsedPage:
     """Clean text and article-link spans of one page's wikitext (see the module docstring).
 
-    `prepass=False` parses the whole wikitext with mwparserfromhell, without the pre-pass and
-    the simple-link shortcut (slower, same result; kept to test the shortcuts against). May
-    raise on a pathological page (mwparserfromhell's ParserError, RecursionError): the caller
-    counts and skips it.
+    `variant`: the variant `-{...}-` markup is rendered in, on a wiki whose language has
+    variants (default: the language itself, i.e. the text as written; see
+    corpus/wikitext_variants.py). `prepass=False` parses the whole wikitext with
+    mwparserfromhell, without the pre-pass and the simple-link shortcut (slower, same result;
+    kept to test the shortcuts against). May raise on a pathological page (mwparserfromhell's
+    ParserError, RecursionError): the caller counts and skips it.
     """
     rules = LinkRules(title, site)
     stash: list[StashedLink] = []
     source = drop_comment_lines(wikitext)
     if prepass:
-        source, stash = stash_simple_links(strip_dropped(source, site, rules.namespace_ids),
-                                           rules)
+        source = strip_dropped(source, site, rules.namespace_ids)
+    if rules.variants is not None and "-{" in source:
+        source = render_variants(source, rules.variants, variant or rules.variants.main)
+    if prepass:
+        source, stash = stash_simple_links(source, rules)
     context = _Context(rules, stash)
     builder = _TextBuilder(context)
     _write_nodes(mwparserfromhell.parse(source, skip_style_tags=True), context, builder)
-    text, spans = finish_layout(builder.joined(), builder.spans)
-    return ParsedPage(text=text, links=spans)
+    raw = builder.joined()
+    text, spans = finish_layout(raw, builder.spans, keep_empty=True)
+    on_anchor = sum(_on_anchor(raw[before[0]:before[1]], text[after[0]:after[1]])
+                    for before, after in zip(builder.spans, spans))
+    return ParsedPage(text=text, links=[s for s in spans if s[0] < s[1]],
+                      links_made=len(spans), links_on_anchor=on_anchor,
+                      links_trailed=builder.trailed)
+
+
+def _on_anchor(written: str, kept: str) -> bool:
+    """Whether a kept span shows the anchor as the page wrote it (whitespace aside): the layout
+    may only collapse and trim spaces inside a span, and should never need to. Counted per
+    page; luke-corpus inspect --stats reports the share."""
+    return bool(kept) and (written == kept or " ".join(written.split()) == kept)
 
 
 def _write_nodes(code: Wikicode, context: _Context, out: _TextBuilder) -> None:

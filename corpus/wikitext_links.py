@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 
+from corpus.languages import link_trail, variant_rules
 from corpus.siteinfo import SiteInfo
 from corpus.titles import link_display_text, namespace_names, namespace_of, resolve_link_target
 from corpus.wikitext_prepass import INVISIBLE_LINK_NAMESPACES, NowikiSections
@@ -33,12 +34,15 @@ StashedLink = tuple[str, "str | None"]      # (anchor text, resolved article tit
 
 
 class LinkRules:
-    """Visibility, shown text and article target of the link targets of one page, memoized."""
+    """Visibility, shown text and article target of the link targets of one page, memoized;
+    the wiki language's link trail (None: nothing joins) and variants (None: it has none)."""
 
     def __init__(self, title: str, site: SiteInfo) -> None:
         self.title = title
         self.site = site
         self.namespace_ids = namespace_names(site)
+        self.trail = link_trail(site.language)
+        self.variants = variant_rules(site.language)
         self._answers: dict[str, tuple[bool, str | None]] = {}
 
     def lookup(self, raw_target: str) -> tuple[bool, str | None]:

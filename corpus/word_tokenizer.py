@@ -40,6 +40,12 @@ SP_MAX_LINE_BYTES = 4192
 # A uniform sample of paragraphs when the text has more: about 0.5 GB of text, which
 # sentencepiece's unigram trainer handles in a few tens of GB of memory.
 SP_MAX_TRAINING_LINES = 1_000_000
+# sentencepiece's unigram trainer splits its E-step over this many threads and sums their
+# partial counts, so its model depends on the thread count (measured: 1, 2, 4, 8 and 16 threads
+# give five different models; the same count gives the same model on every run). A fixed count,
+# not the build's --workers or the machine's cores, makes the tokenizer (and every id after
+# it) a function of the build's inputs and recorded options alone.
+SP_TRAINING_THREADS = 16
 
 
 class TokenizerError(Exception):
@@ -85,7 +91,7 @@ def _train_once(lines: list[str], vocab_size: int, seed: int, threads: int) -> b
 
 
 def train_sentencepiece(lines: Iterable[str], vocab_size: int, *, seed: int = 0,
-                        threads: int = 1) -> tuple[bytes, int]:
+                        threads: int = SP_TRAINING_THREADS) -> tuple[bytes, int]:
     """(serialized unigram model, vocabulary size used).
 
     Sentencepiece refuses a vocabulary larger than the text supports and says the largest it

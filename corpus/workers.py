@@ -16,9 +16,12 @@ pool appends (page id, title, reason, why) for every page the watchdog took out.
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.connection
+import os
 import pickle
 import queue
 import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator
@@ -50,9 +53,28 @@ class _TaskError:
     error: BaseException
 
 
+def exit_with_parent() -> None:
+    """End this worker process as soon as the process that started it dies, however it dies.
+
+    A worker blocks on its task queue; if the main process is killed (kill -9, the OOM killer)
+    nothing ever arrives and nothing tells it to stop, so it would wait forever, and the
+    forkserver that forked it with it. The parent's sentinel becomes ready when the parent
+    exits: a daemon thread waits on it and ends the process at once."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def wait_for_parent() -> None:
+        multiprocessing.connection.wait([parent.sentinel])
+        os._exit(1)
+
+    threading.Thread(target=wait_for_parent, name="exit-with-parent", daemon=True).start()
+
+
 def _worker_loop(tasks, results, watch: PageWatch) -> None:
     """A worker process: run tasks until None; Ctrl-C is the main process's to handle."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    exit_with_parent()
     while (item := tasks.get()) is not None:
         task_id, func, args, skip = item
         watch.task.value = task_id

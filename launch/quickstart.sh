@@ -66,7 +66,7 @@ if [ -n "$done_steps" ] && [ "$done_steps" -ge "$steps" ]; then
     note "$out/run already holds a checkpoint at step $done_steps: keeping it"
 elif [ -n "$done_steps" ]; then
     note "$out/run has a checkpoint at step $done_steps: continuing to step $steps (--resume)"
-    run_cmd "${train[@]}" --resume
+    run_cmd "${train[@]}" --resume --allow-change train.max_steps
 else
     [ ! -e "$out/run" ] || run_cmd rm -rf "$out/run"  # a run that never saved holds nothing to keep
     run_cmd "${train[@]}"

@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -37,14 +39,18 @@ def model_shape(luke_config) -> dict[str, Any]:
     return {key: getattr(luke_config, key) for key in SHAPE_KEYS}
 
 
-def trainer_state(step: int, fingerprint: str, config_hash: str, shape: dict,
+def trainer_state(step: int, fingerprints: dict[str, str], config_hash: str, shape: dict,
                   seed: int, global_batch_size: int, world_size: int) -> dict[str, Any]:
-    """What besides DeepSpeed's states a resumed run needs to continue exactly."""
+    """What besides DeepSpeed's states a resumed run needs to continue exactly, and what an
+    export checks the corpus it ships against (`fingerprints`: examples, tokenizer,
+    entity_vocab)."""
     return {"step": step,
             "data_position": {"next_step": step, "seed": seed,
                               "global_batch_size": global_batch_size},
-            "corpus_fingerprint": fingerprint, "config_hash": config_hash,
-            "model_shape": shape, "world_size": world_size}
+            "corpus_fingerprint": fingerprints["examples"],
+            "tokenizer_fingerprint": fingerprints["tokenizer"],
+            "entity_vocab_fingerprint": fingerprints["entity_vocab"],
+            "config_hash": config_hash, "model_shape": shape, "world_size": world_size}
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -90,42 +96,69 @@ def save_checkpoint(engine, run: Path, state: dict[str, Any], rank: int) -> Path
     return directory
 
 
+def failed_save_message(run: Path, step: int, error: BaseException, rank: int) -> str:
+    """The one line a failed save ends the run with; rank 0 removes what it left (the
+    checkpoint is not named by `latest`, so nothing reads it, and a full disk needs the room)."""
+    directory = run_layout.checkpoint_dir(run, step)
+    if rank == 0 and run_layout.latest_step(run) != step:
+        shutil.rmtree(directory, ignore_errors=True)
+    try:
+        free = f"{shutil.disk_usage(Path(run)).free / 2**20:,.0f} MiB free on its file system"
+    except OSError:
+        free = "free space unknown"
+    previous = run_layout.latest_step(run)
+    kept = (f"{run_layout.LATEST_FILE} still names step {previous}, which is complete"
+            if previous is not None else "the run has no earlier checkpoint")
+    reason = " ".join(str(error).split()) or type(error).__name__
+    return (f"saving checkpoint {directory} failed ({reason}; {free}); {kept}: free space or "
+            f"fix the cause, then rerun with --resume")
+
+
 def barrier() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
 
 
-def read_trainer_state(run: Path) -> dict[str, Any] | None:
-    """The trainer state of the newest complete checkpoint, or None when there is none."""
-    step = run_layout.latest_step(run)
+def read_trainer_state(run: Path, step: int | None = None) -> dict[str, Any] | None:
+    """The trainer state of checkpoint `step`, by default the newest complete one (None when
+    the run has none)."""
+    latest = run_layout.latest_step(run)
     if step is None:
-        return None
-    path = run_layout.checkpoint_dir(run, step) / run_layout.TRAINER_STATE_FILE
+        step = latest
+        if step is None:
+            return None
+    directory = run_layout.checkpoint_dir(run, step)
+    if not directory.is_dir():
+        steps = ", ".join(map(str, run_layout.saved_steps(run))) or "none"
+        raise ResumeError(f"{directory}: no checkpoint for step {step} (the run has: {steps})")
+    path = directory / run_layout.TRAINER_STATE_FILE
     if not path.is_file():
-        raise ResumeError(f"{path}: missing although {run_layout.LATEST_FILE} names step {step}")
-    return json.loads(path.read_text())
+        why = f"although {run_layout.LATEST_FILE} names step {step}" if step == latest else \
+            "the checkpoint was not finished (the run stopped while saving it)"
+        raise ResumeError(f"{path}: missing {why}")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ResumeError(f"{path}: damaged ({error})") from None
 
 
-def check_resume(state: dict[str, Any], fingerprint: str, shape: dict, seed: int,
-                 global_batch_size: int, world_size: int, where: Path) -> None:
-    """Refuse to continue from `state` when the run would not be the same run."""
-    if state["corpus_fingerprint"] != fingerprint:
-        raise ResumeError(
-            f"{where}: the checkpoint was trained on another corpus (examples fingerprint "
-            f"{state['corpus_fingerprint']}, this corpus has {fingerprint})")
-    changed = [f"model.{key} was {state['model_shape'].get(key)}, now {value}"
-               for key, value in shape.items() if state["model_shape"].get(key) != value]
-    if changed:
-        raise ResumeError(f"{where}: the model shape changed since the checkpoint: "
-                          + "; ".join(changed))
-    position = state["data_position"]
-    for key, now in (("seed", seed), ("global_batch_size", global_batch_size)):
-        if position[key] != now:
-            raise ResumeError(f"{where}: train.{key} was {position[key]}, now {now}: the data "
-                              "position would point at other examples")
-    if state["world_size"] != world_size:
-        raise ResumeError(f"{where}: the checkpoint was written by {state['world_size']} "
-                          f"ranks, this run has {world_size}: resume with the same number")
+def damaged_files(directory: Path) -> list[tuple[Path, str]]:
+    """(file, what is wrong) for each torch file of a checkpoint that is not a complete zip
+    archive (a rank died while writing it, the disk filled up, a copy was cut short)."""
+    problems = []
+    for path in sorted(Path(directory).glob("*.pt")):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                archive.infolist()
+        except (zipfile.BadZipFile, OSError) as error:
+            problems.append((path, f"not a complete torch checkpoint file ({error})"))
+    return problems
+
+
+def is_complete(directory: Path) -> bool:
+    """Whether a checkpoint directory holds its trainer state and only whole torch files."""
+    return (Path(directory) / run_layout.TRAINER_STATE_FILE).is_file() and \
+        not damaged_files(directory)
 
 
 def load_checkpoint(engine, run: Path, step: int, rank: int) -> None:
@@ -134,5 +167,9 @@ def load_checkpoint(engine, run: Path, step: int, rank: int) -> None:
     path, _ = engine.load_checkpoint(str(directory.parent), tag=str(step))
     if path is None:
         raise ResumeError(f"{directory}: DeepSpeed found no loadable checkpoint there")
+    # The ZeRO optimizers load their state (the lr of the schedule the run was saved under)
+    # after the lr scheduler's: set this run's schedule's lr again, it may have changed.
+    if engine.lr_scheduler is not None:
+        engine.lr_scheduler.apply()
     restore_rng_states(torch.load(directory / run_layout.RNG_STATE_FILE.format(rank=rank),
                                   weights_only=False))

@@ -2,7 +2,7 @@
 
     deepspeed [--num_gpus G] $(which luke-train) --config configs/tiny.toml --corpus DIR \\
         --output RUN [--max-steps N] [--save-every N] [--seed S] [--zero-stage 1|2|3] \\
-        [--resume] [key=value ...]
+        [--resume [--allow-change KEY] | --resume-from STEP] [key=value ...]
 
 Runs the same under `torchrun` and as a plain single process. The flags are shorthands for
 overrides (`--max-steps 100` is `train.max_steps=100`); `key=value` overrides come last.
@@ -37,6 +37,14 @@ def train_parser() -> argparse.ArgumentParser:
     parser.add_argument("--zero-stage", type=int, choices=(0, 1, 2, 3))
     parser.add_argument("--resume", action="store_true",
                         help="continue from RUN/checkpoints/latest (fresh start if none)")
+    parser.add_argument("--resume-from", type=int, metavar="STEP",
+                        help="continue from checkpoint STEP instead of the latest (implies "
+                             "--resume); for a latest checkpoint that is damaged")
+    parser.add_argument("--allow-change", action="append", default=[], metavar="KEY",
+                        help="on --resume, accept a changed value of config KEY (e.g. optim.lr, "
+                             "train.max_steps); repeat or comma-separate for several. Without "
+                             "it a resume refuses any change that alters batches, masks, "
+                             "optimizer or schedule")
     parser.add_argument("--local_rank", "--local-rank", type=int, help=argparse.SUPPRESS)
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="config overrides, e.g. optim.lr=3e-4 model.hidden_size=256")
@@ -70,9 +78,15 @@ def run_training(argv: list[str]) -> int:
     from pretrain.train import TrainingError, train
 
     args = train_parser().parse_args(argv)
+    allowed = tuple(key.strip() for keys in args.allow_change for key in keys.split(",")
+                    if key.strip())
+    resume = args.resume or args.resume_from is not None
     try:
+        if allowed and not resume:
+            raise ConfigError("--allow-change applies to a resumed run only (with --resume)")
         config = load_config(args.config, overrides_from(args))
-        train(config, args.corpus, args.output, args.resume, command=launch_command(argv))
+        train(config, args.corpus, args.output, resume, command=launch_command(argv),
+              allowed_changes=allowed, resume_from=args.resume_from)
     except (ConfigError, CorpusError, ResumeError, TrainingError) as e:
         if os.environ.get("RANK", "0") == "0":  # every rank fails alike: one line is enough
             print(f"luke-train: error: {e}", file=sys.stderr)

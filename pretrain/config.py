@@ -16,6 +16,7 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import math
 import tomllib
 import types
 import typing
@@ -157,7 +158,10 @@ def coerce(value: Any, kind: Any, key: str, where: str) -> Any:
             raise ValueError("expected an integer")
         if kind in (int, float) and isinstance(value, bool):
             raise ValueError(f"expected a {kind.__name__}")
-        return kind(value)
+        typed = kind(value)
+        if kind is float and not math.isfinite(typed):
+            raise ValueError("expected a finite number")
+        return typed
     except (TypeError, ValueError) as e:
         raise ConfigError(f"{where}: {key}={value!r}: {e}") from None
 
@@ -229,8 +233,18 @@ def check_config(config: RunConfig) -> None:
     if t.epochs <= 0:
         raise ConfigError(f"train.epochs must be positive, got {t.epochs}")
     if o.warmup_steps < 1:
-        raise ConfigError(f"optim.warmup_steps must be at least 1 (DeepSpeed's WarmupDecayLR), "
-                          f"got {o.warmup_steps}")
+        raise ConfigError(f"optim.warmup_steps must be at least 1, got {o.warmup_steps}")
+    for key, value in (("optim.lr", o.lr), ("optim.eps", o.eps)):
+        if value <= 0:
+            raise ConfigError(f"{key} must be positive, got {value}")
+    for key, value in (("optim.weight_decay", o.weight_decay), ("optim.grad_clip", o.grad_clip)):
+        if value < 0:
+            raise ConfigError(f"{key} must not be negative, got {value}")
+    if not all(0 <= beta < 1 for beta in o.betas):
+        raise ConfigError(f"optim.betas must lie in [0, 1), got {o.betas}")
+    for key in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
+        if not 0 <= getattr(m, key) < 1:
+            raise ConfigError(f"model.{key} must lie in [0, 1), got {getattr(m, key)}")
     if m.hidden_size % m.num_attention_heads:
         raise ConfigError(f"model.hidden_size {m.hidden_size} is not a multiple of "
                           f"model.num_attention_heads {m.num_attention_heads}")

@@ -17,10 +17,11 @@ from __future__ import annotations
 import contextlib
 import re
 import sys
-import zipfile
 from pathlib import Path
 
 import torch
+
+from pretrain.checkpoint import damaged_files
 
 MODEL_STATES_GLOB = "*model_states.pt"
 OPTIM_STATES_GLOB = "*_optim_states.pt"
@@ -58,23 +59,16 @@ def _checkpoint_files(checkpoint: Path) -> tuple[list[Path], list[Path]]:
         raise CheckpointError(
             f"{checkpoint}: no DeepSpeed model states ({MODEL_STATES_GLOB}) in the checkpoint; "
             "it was not written by save_checkpoint or is incomplete")
-    for path in model_files + optim_files:
-        _check_complete_archive(path)
+    damaged = damaged_files(checkpoint)
+    if damaged:
+        path, why = damaged[0]
+        raise CheckpointError(f"{path}: {why}")
     return model_files, optim_files
 
 
 def _rank_order(path: Path) -> list:
     """Sort key putting rank 10 after rank 9 (file names hold the rank as a number)."""
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
-
-
-def _check_complete_archive(path: Path) -> None:
-    """Refuse a file that is not a whole torch zip archive (a rank died while writing it)."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            archive.infolist()
-    except (zipfile.BadZipFile, OSError) as error:
-        raise CheckpointError(f"{path}: not a complete torch checkpoint file ({error})") from None
 
 
 def _load(path: Path) -> dict:

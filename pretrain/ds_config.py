@@ -2,8 +2,10 @@
 
 Nobody writes a DeepSpeed JSON or a step count by hand (the reference's users had to compute
 the total steps with a separate command and paste it in): batch sizes, gradient accumulation,
-the learning-rate schedule's length, precision and ZeRO stage all follow from RUN/config.json
-and the world size. The result is saved as RUN/ds_config.json for the record.
+precision and ZeRO stage follow from RUN/config.json and the world size, and the total steps
+from the corpus manifest. The learning-rate schedule is pretrain/schedule.py's, not one of
+DeepSpeed's: its length can change on resume without a jump. The result is saved as
+RUN/ds_config.json for the record.
 """
 
 from __future__ import annotations
@@ -48,31 +50,12 @@ def precision_section(precision: str) -> dict[str, Any]:
     return {}
 
 
-def lr_schedule(lr: float, warmup_steps: int, steps: int) -> tuple[float, dict[str, Any]]:
-    """(the optimizer's initial lr, WarmupDecayLR's params) for a schedule whose optimizer
-    step k (1-based) runs at lr*k/w up to its peak lr at step w = warmup_steps, then decays
-    linearly to reach 0 one step after the last.
-
-    WarmupDecayLR started the usual way (last_batch_iteration -1, min lr 0) runs steps 1 and 2
-    at lr 0: its constructor sets iteration -1's rate (and warns that it was asked before it
-    started), and the step after step 1 computes iteration 0's, 0 as well. Starting it at
-    iteration `start` instead (so step k runs at iteration start + k - 1) with the optimizer's
-    initial lr set to that iteration's rate, step 1 runs at lr/w. DeepSpeed warms up over at
-    least 2 iterations, so a warmup of 1 step (config.py allows no less) starts past the ramp,
-    at the peak; the decay length is shifted alike."""
-    ramp = max(2, warmup_steps)           # the iterations WarmupDecayLR warms up over
-    start = ramp - warmup_steps + 1       # the iteration step 1 runs at
-    params = {"warmup_min_lr": 0.0, "warmup_max_lr": lr, "warmup_num_steps": ramp,
-              "total_num_steps": steps + start, "warmup_type": "linear",
-              "last_batch_iteration": start}
-    return lr * start / ramp, params
-
-
-def derive_ds_config(config: RunConfig, world_size: int, steps: int,
+def derive_ds_config(config: RunConfig, world_size: int, first_lr: float,
                      on_gpu: bool = False) -> dict[str, Any]:
-    """The DeepSpeed config dict for `deepspeed.initialize(config=...)`."""
+    """The DeepSpeed config dict for `deepspeed.initialize(config=...)`. The learning rate of
+    every step comes from pretrain/schedule.py's driver, given to deepspeed.initialize as its
+    lr_scheduler; `first_lr` is step 1's."""
     t, o = config.train, config.optim
-    first_lr, schedule = lr_schedule(o.lr, min(o.warmup_steps, steps), steps)
     return {
         "train_batch_size": t.global_batch_size,
         "train_micro_batch_size_per_gpu": t.micro_batch_size,
@@ -85,8 +68,6 @@ def derive_ds_config(config: RunConfig, world_size: int, steps: int,
             # torch's AdamW, fused on GPU: DeepSpeed's own FusedAdam is compiled at first
             # use and needs a CUDA toolkit (nvcc) that many GPU machines and all CPUs lack.
             "torch_adam": True, "fused": on_gpu}},
-        # The optimizer's lr is step 1's; the scheduler sets every later step's.
-        "scheduler": {"type": "WarmupDecayLR", "params": schedule},
         "zero_optimization": {"stage": t.zero_stage},
         **precision_section(t.precision),
         "steps_per_print": 10**9,     # the trainer logs; DeepSpeed's own lines would duplicate

@@ -33,8 +33,9 @@ def is_run(path: Path) -> bool:
     return (path / run_layout.MODEL_CONFIG_FILE).is_file()
 
 
-def load_model(path: Path, checkpoint: int | None):
-    """(LukeForMaskedLM in eval mode, checkpoint step or None) from an export or a run."""
+def load_model(path: Path, checkpoint: int | None, corpus: Corpus):
+    """(LukeForMaskedLM in eval mode, checkpoint step or None) from an export or a run (a run
+    whose checkpoint learned another corpus's tokenizer or entity vocabulary is refused)."""
     from transformers import LukeForMaskedLM
 
     from pretrain.consolidate import CheckpointError
@@ -42,7 +43,7 @@ def load_model(path: Path, checkpoint: int | None):
 
     if is_run(path):
         try:
-            model, step = load_trained_model(path, checkpoint)
+            model, step = load_trained_model(path, checkpoint, corpus)
         except (ExportError, CheckpointError) as error:
             raise EvalError(str(error)) from None
         return model.eval(), step
@@ -144,7 +145,7 @@ def main(argv=None) -> int:
         # it loads: keep stdout for the result.
         with contextlib.redirect_stdout(sys.stderr):
             corpus = Corpus.open(args.corpus, needs=("pages", "tokenizer", "validation"))
-            model, step = load_model(args.model, args.checkpoint)
+            model, step = load_model(args.model, args.checkpoint, corpus)
             check_model_matches(model, args.model, corpus)
             result = evaluate(model, corpus, args.batch_size, device)
     except (EvalError, CorpusError, InspectError) as error:

@@ -17,6 +17,8 @@ renamed at the end: a failed export leaves nothing behind.
 from __future__ import annotations
 
 import argparse
+import ctypes
+import errno
 import json
 import os
 import shutil
@@ -55,9 +57,10 @@ def export_run(run_dir, out_dir, checkpoint: int | None = None,
     Returns `out_dir`.
     """
     run, out = Path(run_dir), Path(out_dir)
-    _check_destination(out, overwrite)
     step = _resolve_step(run, checkpoint)
     corpus = _run_corpus(run, corpus_dir)
+    _check_destination(out, overwrite, {"training run": run, "corpus": corpus.directory})
+    _check_trained_on(corpus, run, step)
     model = _trained_model(run, step, entity_aware_attention)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.export-{os.getpid()}"
@@ -72,17 +75,57 @@ def export_run(run_dir, out_dir, checkpoint: int | None = None,
     return out
 
 
-def load_trained_model(run_dir, checkpoint: int | None = None):
+def load_trained_model(run_dir, checkpoint: int | None = None, corpus: Corpus | None = None):
     """(transformers' LukeForMaskedLM of checkpoint `checkpoint` (default: the latest) of a
-    run, its step), consolidated and converted exactly as the export writes it."""
+    run, its step), consolidated and converted exactly as the export writes it; with `corpus`,
+    refused unless that corpus's tokenizer and entity vocabulary are the ones it learned."""
     run = Path(run_dir)
     step = _resolve_step(run, checkpoint)
+    if corpus is not None:
+        _check_trained_on(corpus, run, step)
     return _trained_model(run, step, entity_aware_attention=None), step
 
 
-def _check_destination(out: Path, overwrite: bool) -> None:
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
+def _check_destination(out: Path, overwrite: bool, protected: dict[str, Path]) -> None:
+    """Refuse an --out that is, holds or lies inside the run or the corpus, whatever
+    --overwrite says (replacing it would delete them); refuse a non-empty --out without
+    --overwrite, and with it one that holds anything but an earlier export."""
+    target = out.resolve()
+    for what, path in protected.items():
+        kept = path.resolve()
+        relation = ("is" if target == kept else "lies inside" if target.is_relative_to(kept)
+                    else "holds" if kept.is_relative_to(target) else None)
+        if relation:
+            raise ExportError(f"{out}: {relation} the {what} {path}; an export there would "
+                              f"replace or mix with it: choose an --out outside the run and "
+                              f"the corpus")
+    if not out.exists() or (out.is_dir() and not any(out.iterdir())):
+        return
+    if not overwrite:
         raise ExportError(f"{out}: already exists and is not empty (pass --overwrite to replace)")
+    if not is_export(out):
+        raise ExportError(f"{out}: holds files that are not a luke-export output; --overwrite "
+                          f"replaces only an earlier export: choose another --out")
+
+
+def is_export(directory: Path) -> bool:
+    """Whether a directory holds what luke-export writes (a model config and its weights)."""
+    return (directory / "config.json").is_file() and any(
+        (directory / name).is_file() for name in ("model.safetensors", "pytorch_model.bin"))
+
+
+def _check_trained_on(corpus: Corpus, run: Path, step: int) -> None:
+    """Refuse a corpus whose tokenizer or entity vocabulary is not the one the checkpoint
+    learned: the export would ship ids that mean other words or entities to the model."""
+    state = _read_json(run_layout.checkpoint_dir(run, step) / run_layout.TRAINER_STATE_FILE)
+    for part, ours in (("tokenizer", corpus.tokenizer.fingerprint),
+                       ("entity_vocab", corpus.entity_vocab.fingerprint)):
+        trained = state.get(f"{part}_fingerprint")
+        if trained is not None and trained != ours:
+            raise ExportError(
+                f"{corpus.directory}: its {part.replace('_', ' ')} (fingerprint {ours}) is not "
+                f"the one checkpoint {step} was trained with ({trained}): the exported model "
+                f"would read other ids; pass the corpus the run trained on with --corpus")
 
 
 def _resolve_step(run: Path, checkpoint: int | None) -> int:
@@ -101,21 +144,13 @@ def _resolve_step(run: Path, checkpoint: int | None) -> int:
     directory = run_layout.checkpoint_dir(run, checkpoint)
     if not directory.is_dir():
         raise ExportError(f"{directory}: no checkpoint for step {checkpoint} "
-                          f"(the run has: {', '.join(map(str, saved_steps(run))) or 'none'})")
+                          f"(the run has: {', '.join(map(str, run_layout.saved_steps(run))) or 'none'})")
     # luke-train writes the trainer state after every rank's DeepSpeed files: without it the
     # checkpoint was cut short while saving.
     if not (directory / run_layout.TRAINER_STATE_FILE).is_file():
         raise ExportError(f"{directory}: {run_layout.TRAINER_STATE_FILE} missing: the checkpoint "
                           "was not finished (the run stopped while saving it)")
     return checkpoint
-
-
-def saved_steps(run: Path) -> list[int]:
-    """The steps that have a checkpoint directory, ascending."""
-    root = Path(run) / run_layout.CHECKPOINTS_DIR
-    if not root.is_dir():
-        return []
-    return sorted(int(p.name) for p in root.iterdir() if p.is_dir() and p.name.isdigit())
 
 
 def _read_json(path: Path) -> dict:
@@ -272,19 +307,40 @@ def _check_tokenizer_matches(out: Path, config) -> None:
 
 
 def _move_into_place(tmp: Path, out: Path, overwrite: bool) -> None:
-    """Rename the finished export to `out` (replacing it only when asked)."""
-    if out.exists():
-        if not overwrite and any(out.iterdir()):
-            raise ExportError(f"{out}: appeared while exporting; not replaced")
-        old = out.parent / f".{out.name}.replaced-{os.getpid()}"
-        os.replace(out, old)
+    """Rename the finished export to `out`, replacing an earlier export only when asked. The
+    two are swapped in one step where the system can (Linux renameat2), so `out` always holds
+    one complete export, the old or the new."""
+    if not out.exists():
         os.replace(tmp, out)
-        if old.is_dir():
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            old.unlink()
+        return
+    if not overwrite and any(out.iterdir()):
+        raise ExportError(f"{out}: appeared while exporting; not replaced")
+    if exchange_paths(tmp, out):
+        shutil.rmtree(tmp, ignore_errors=True)          # now the old export
+        return
+    old = out.parent / f".{out.name}.replaced-{os.getpid()}"
+    os.replace(out, old)
+    os.replace(tmp, out)
+    if old.is_dir():
+        shutil.rmtree(old, ignore_errors=True)
     else:
-        os.replace(tmp, out)
+        old.unlink()
+
+
+def exchange_paths(a: Path, b: Path) -> bool:
+    """Swap two existing paths atomically; False where the system cannot (no renameat2, or a
+    file system without RENAME_EXCHANGE), so the caller falls back to two renames."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    renameat2 = getattr(libc, "renameat2", None)
+    if renameat2 is None:
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    error = ctypes.get_errno()
+    if error in (errno.EINVAL, errno.ENOSYS, errno.EPERM):
+        return False
+    raise OSError(error, os.strerror(error), str(b))
 
 
 def parse_args(argv):

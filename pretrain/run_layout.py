@@ -34,3 +34,11 @@ def latest_step(run: Path) -> int | None:
     if not latest.exists():
         return None
     return int(latest.read_text().strip())
+
+
+def saved_steps(run: Path) -> list[int]:
+    """The steps that have a checkpoint directory, ascending (complete or not)."""
+    root = Path(run) / CHECKPOINTS_DIR
+    if not root.is_dir():
+        return []
+    return sorted(int(p.name) for p in root.iterdir() if p.is_dir() and p.name.isdigit())

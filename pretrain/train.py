@@ -1,32 +1,38 @@
 """The training loop of `luke-train`: LukeForMaskedLM under DeepSpeed, on one or many ranks.
 
-`train()` reads the corpus manifest, derives the model and DeepSpeed configs, builds the model
-(weights in place before `deepspeed.initialize`, where fp16/bf16 copies are made), optionally
-resumes from the newest checkpoint, then runs optimizer steps. Each step sums the micro-batch
+`train()` first decides everything that can refuse the run (`plan_run`: the corpus, the model
+and DeepSpeed configs, the lr schedule, whether and how a resume may continue), then builds
+the model (weights in place before `deepspeed.initialize`, where fp16/bf16 copies are made),
+optionally loads the checkpoint to resume from, then runs optimizer steps. Each step sums the micro-batch
 losses, reduces them (with token counts and a stop flag) over all ranks in one collective, so
 every rank takes the same decision on NaN, evaluation, saving and stopping.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
 import signal
 import socket
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.distributed as dist
 
+from corpus.reader import Corpus
 from pretrain import checkpoint, run_layout
 from pretrain.config import RunConfig, config_dict, config_hash, luke_config
-from corpus.reader import Corpus
 from pretrain.data import StepSampler, TrainBatches
 from pretrain.ds_config import derive_ds_config, total_steps
 from pretrain.masking import IGNORE_INDEX
 from pretrain.metrics import MetricsLog
+from pretrain.resume import ResumePlan, plan_resume, read_run_config
+from pretrain.schedule import LrSchedule, ScheduleDriver
 from pretrain.shm_segments import unlink_own_segment
 
 # A run whose loss stays non-finite this many steps in a row is not going to recover.
@@ -80,37 +86,70 @@ def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
             {"params": no_decay, "weight_decay": 0.0}]
 
 
-def launch_record(run: Path, command: str | None, world: int, resuming: bool) -> dict:
+def launch_record(previous: dict, command: str | None, world: int, resuming: bool) -> dict:
     """How the run was started, for RUN/config.json (and the model card): the first command
     (launcher-independent: `luke-train ...`), the world size, and each --resume command since.
-    A resume keeps what the run's config.json recorded before it."""
+    A resume keeps what the run's config.json recorded before it (`previous`)."""
     if command is None:  # train() called from Python, not from the command line
         return {}
-    path = run / run_layout.CONFIG_FILE
-    previous = {}
-    if resuming and path.exists():
-        try:
-            previous = json.loads(path.read_text())
-        except json.JSONDecodeError as error:
-            raise TrainingError(f"{path}: not valid JSON ({error}); it records how the run was "
-                                "started, so it is not overwritten") from None
     resumes = previous.get("resume_commands", []) + ([command] if resuming else [])
     return {"command": previous.get("command") or command, "world_size": world,
             "resume_commands": resumes}
 
 
 # Keys RUN/config.json holds beside the config tree: what the run derived (its corpus, its step
-# count, which launch/slurm.sbatch reads to decide on a resubmission) and how it was started.
-RUN_RECORD_KEYS = ("corpus", "total_steps", "command", "world_size", "resume_commands")
+# count, which launch/slurm.sbatch reads to decide on a resubmission, its lr schedule and the
+# config changes accepted on resume) and how it was started.
+RUN_RECORD_KEYS = ("corpus", "total_steps", "lr_schedule", "changes", "command", "world_size",
+                   "resume_commands")
 
 
-def write_run_files(run: Path, config: RunConfig, ds_config: dict, luke_cfg, corpus_dir,
-                    steps: int, launch: dict) -> None:
+@dataclass(frozen=True)
+class RunPlan:
+    """Everything decided before any rank starts: a refused run stops here, having written
+    nothing."""
+    corpus: Corpus
+    luke_cfg: Any
+    steps: int
+    schedule: LrSchedule
+    ds_config: dict
+    resumed: ResumePlan | None
+    launch: dict
+
+
+def plan_run(config: RunConfig, corpus_dir: Path, run: Path, resume: bool, command: str | None,
+             allowed: list[str], resume_from: int | None) -> RunPlan:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    corpus = Corpus.open(corpus_dir)
+    if config.train.eval_ed_every and not corpus.examples.validation_examples:
+        raise TrainingError(f"train.eval_ed_every: {corpus.directory} has no validation "
+                            "examples to disambiguate (rebuild it with --validation-pages N)")
+    luke_cfg = luke_config(config.model, corpus)
+    steps = total_steps(config, corpus.examples.num_examples)
+    state = checkpoint.read_trainer_state(run, resume_from)
+    if state is not None and not resume:
+        raise TrainingError(f"{run} already holds checkpoints (latest step {state['step']}): "
+                            "pass --resume to continue it, or choose another --output")
+    resumed, previous = None, {}
+    if state is not None:
+        resumed = plan_resume(run, state, config, corpus.examples.fingerprint,
+                              checkpoint.model_shape(luke_cfg), world, steps, allowed)
+        previous = read_run_config(run)
+    schedule = resumed.schedule if resumed else LrSchedule(
+        config.optim.lr, min(config.optim.warmup_steps, steps), steps)
+    ds_config = derive_ds_config(config, world, schedule.lr(1), on_gpu=torch.cuda.is_available())
+    return RunPlan(corpus, luke_cfg, steps, schedule, ds_config, resumed,
+                   launch_record(previous, command, world, resuming=resumed is not None))
+
+
+def write_run_files(run: Path, config: RunConfig, plan: RunPlan) -> None:
     run.mkdir(parents=True, exist_ok=True)
-    resolved = {**config_dict(config), "corpus": str(Path(corpus_dir).resolve()),
-                "total_steps": steps, **launch}
-    for name, value in ((run_layout.CONFIG_FILE, resolved), (run_layout.DS_CONFIG_FILE, ds_config),
-                        (run_layout.MODEL_CONFIG_FILE, luke_cfg.to_dict())):
+    resolved = {**config_dict(config), "corpus": str(plan.corpus.directory.resolve()),
+                "total_steps": plan.steps, "lr_schedule": dataclasses.asdict(plan.schedule),
+                "changes": plan.resumed.changes if plan.resumed else [], **plan.launch}
+    for name, value in ((run_layout.CONFIG_FILE, resolved),
+                        (run_layout.DS_CONFIG_FILE, plan.ds_config),
+                        (run_layout.MODEL_CONFIG_FILE, plan.luke_cfg.to_dict())):
         checkpoint.write_atomic(run / name, json.dumps(value, indent=1, default=str) + "\n")
 
 
@@ -239,42 +278,32 @@ def nonfinite_message(done: int, totals: torch.Tensor, page_ids: list, policy: s
 
 
 def train(config: RunConfig, corpus_dir: Path, run: Path, resume: bool,
-          command: str | None = None) -> int:
+          command: str | None = None, allowed_changes: tuple[str, ...] = (),
+          resume_from: int | None = None) -> int:
     """Train (or continue) the run in RUN; returns the last finished step. `command` is the
-    command line that started it (pretrain.cli.launch_command), recorded in RUN/config.json."""
+    command line that started it (pretrain.cli.launch_command), recorded in RUN/config.json;
+    `allowed_changes` are the config keys a resume may change (pretrain/resume.py);
+    `resume_from` a checkpoint step to resume from instead of the latest."""
     import deepspeed
 
     run = Path(run)
-    # Everything that can refuse the run is checked before any process group exists.
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    corpus = Corpus.open(corpus_dir)
-    luke_cfg = luke_config(config.model, corpus)
-    steps = total_steps(config, corpus.examples.num_examples)
-    ds_config = derive_ds_config(config, world, steps, on_gpu=torch.cuda.is_available())
-    shape, seed = checkpoint.model_shape(luke_cfg), config.train.seed
-    state = checkpoint.read_trainer_state(run)
-    if state is not None and not resume:
-        raise TrainingError(f"{run} already holds checkpoints (latest step {state['step']}): "
-                            "pass --resume to continue it, or choose another --output")
-    if state is not None:
-        checkpoint.check_resume(state, corpus.examples.fingerprint, shape, seed,
-                                config.train.global_batch_size, world, run)
-    if config.train.eval_ed_every and not corpus.examples.validation_examples:
-        raise TrainingError(f"train.eval_ed_every: {corpus.directory} has no validation "
-                            "examples to disambiguate (rebuild it with --validation-pages N)")
-    launch = launch_record(run, command, world, resuming=state is not None)
+    plan = plan_run(config, corpus_dir, run, resume, command, list(allowed_changes), resume_from)
+    corpus, steps, seed = plan.corpus, plan.steps, config.train.seed
+    shape = checkpoint.model_shape(plan.luke_cfg)
     rank, world = init_distributed()
     if rank == 0:
-        write_run_files(run, config, ds_config, luke_cfg, corpus_dir, steps, launch)
+        write_run_files(run, config, plan)
 
     torch.manual_seed(seed)  # the same initial weights on every rank
-    model = build_model(luke_cfg, config.model)
-    engine, *_ = deepspeed.initialize(model=model, config=ds_config,
-                                      model_parameters=param_groups(model, config.optim.weight_decay))
+    model = build_model(plan.luke_cfg, config.model)
+    engine, *_ = deepspeed.initialize(
+        model=model, config=plan.ds_config,
+        model_parameters=param_groups(model, config.optim.weight_decay),
+        lr_scheduler=lambda optimizer: ScheduleDriver(optimizer, plan.schedule))
     start = 0
-    if state is not None:
-        checkpoint.load_checkpoint(engine, run, state["step"], rank)
-        start = state["step"]
+    if plan.resumed is not None:
+        start = plan.resumed.step
+        checkpoint.load_checkpoint(engine, run, start, rank)
     else:
         torch.manual_seed(seed + 1 + rank)  # dropout: a different stream per rank
     sampler = StepSampler(corpus.examples.num_examples, config.train.global_batch_size,
@@ -350,8 +379,21 @@ def grad_norm(engine) -> float | None:
 
 
 def save(engine, run, done, corpus, config, shape, world, rank, log) -> None:
-    state = checkpoint.trainer_state(done, corpus.examples.fingerprint, config_hash(config),
+    """Save checkpoint `done`; a failure (a full disk, a quota) is one line that names the
+    checkpoint and says that `latest` still names the previous, complete one."""
+    state = checkpoint.trainer_state(done, corpus_fingerprints(corpus), config_hash(config),
                                      shape, config.train.seed, config.train.global_batch_size,
                                      world)
-    directory = checkpoint.save_checkpoint(engine, run, state, rank)
+    try:
+        directory = checkpoint.save_checkpoint(engine, run, state, rank)
+    except (OSError, RuntimeError) as error:
+        raise TrainingError(checkpoint.failed_save_message(run, done, error, rank)) from None
     log.message(f"saved checkpoint {directory}")
+
+
+def corpus_fingerprints(corpus: Corpus) -> dict[str, str]:
+    """What a checkpoint records of the corpus it was trained on: the examples (a resume must
+    read the same ones) and the tokenizer and entity vocabulary (an export must ship the ones
+    whose ids the model learned)."""
+    return {"examples": corpus.examples.fingerprint, "tokenizer": corpus.tokenizer.fingerprint,
+            "entity_vocab": corpus.entity_vocab.fingerprint}

@@ -17,12 +17,15 @@ import corpus.examples_stage as examples_stage
 import corpus.pages_stage as pages_stage
 import corpus.wikitext
 import corpus.workers
+from corpus import languages
 from corpus.build import build
 from corpus.cli import BUILD_FLAGS, INTERRUPTED_BUILD, main
-from corpus.dump import DumpReader
+from corpus.dump import MALFORMED_KINDS, DumpReader
 from corpus.options import BuildOptions
+from corpus.quality import corpus_stats
 from corpus.siteinfo import SiteInfo
-from test_dump import EN_DUMP, BG_DUMP, write_dump, write_multistream
+from test_dump import (BG_DUMP, EN_DUMP, MALFORMED_PAGES, write_dump,
+                       write_dump_with_malformed_pages, write_multistream)
 
 
 def run_cli(capsys, *args) -> tuple[int, str]:
@@ -112,6 +115,78 @@ def test_a_changed_dump_file_is_a_different_build(tmp_path, capsys):
     assert pages[0]["link_target"] == ["C"]
 
 
+# --- the wiki's language -----------------------------------------------------------------------
+
+ZH_DUMP = """<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/" xml:lang="zh">
+  <siteinfo><dbname>zhwiki</dbname><case>first-letter</case><namespaces>
+    <namespace key="0" case="first-letter" />
+    <namespace key="6" case="first-letter">File</namespace>
+    <namespace key="14" case="first-letter">Category</namespace>
+  </namespaces></siteinfo>
+  <page><title>東京</title><ns>0</ns><id>1</id><revision><id>9</id><text>[[日本]]首都是[[東京]]都。
+用-{zh-hans:计算机;zh-hant:電腦;}-和[[电脑|-{zh-hans:计算机;zh-hant:電腦}-]]。
+[[分类:日本]][[文件:X.jpg|缩略图|说明]]</text></revision></page>
+</mediawiki>
+"""
+
+
+def test_a_chinese_dump_in_its_language_and_variant(tmp_path, capsys):
+    dump = tmp_path / "zhwiki.xml"
+    dump.write_text(ZH_DUMP, encoding="utf-8")
+    out = tmp_path / "o"
+    assert run_cli(capsys, "build", dump, "--out", out, "--until", "pages")[0] == 0
+    section = manifest_of(out)["stages"]["pages"]
+    assert section["language_rules"] == {"language": "zh", "variant": "zh",
+                                         "link_trail": "/^()(.*)$/sD",
+                                         "mediawiki": languages.mediawiki_version()}
+    page = datasets.load_from_disk(str(out / "pages"))[0]
+    assert page["text"] == "日本首都是東京都。 用计算机和计算机。"
+    anchors = [page["text"][s:e] for s, e in zip(page["link_start"], page["link_end"])]
+    assert anchors == ["日本", "東京", "计算机"]
+    (chinese,) = corpus_stats(out)["languages"]      # what inspect --stats reports
+    assert (chinese["language"], chinese["links"], chinese["link_spans_on_anchor"],
+            chinese["link_spans_trailed"], chinese["markup_per_mb"]) == ("zh", 3, 1.0, 0.0, 0)
+
+    # another variant or language is another build: refused unless --overwrite, then rebuilt
+    code, err = run_cli(capsys, "build", dump, "--out", out, "--until", "pages",
+                        "--variant", "zh-tw")
+    assert code == 1 and "stage pages: variant was None, now 'zh-tw'" in err
+    assert run_cli(capsys, "build", dump, "--out", out, "--until", "pages", "--variant",
+                   "zh-tw", "--overwrite")[0] == 0
+    page = datasets.load_from_disk(str(out / "pages"))[0]
+    assert page["text"] == "日本首都是東京都。 用電腦和電腦。"
+    code, err = run_cli(capsys, "build", dump, "--out", out, "--until", "pages",
+                        "--variant", "zh-tw", "--language", "en", "--overwrite")
+    assert code == 1 and len(error_lines(err)) == 1
+    assert "--variant zh-tw: the wiki's language 'en' has no variants" in err
+
+
+def test_language_option_overrides_the_dumps_for_the_parsing_rules(tmp_path, capsys, caplog):
+    caplog.set_level(logging.WARNING)
+    dump = write_dump(tmp_path / "d.xml", [dict(title="Haus", text="[[Mutter]]ärzte",
+                                               page_id=1)])
+    spans = {}
+    for language in ("de", "en", "xx"):
+        out = tmp_path / language
+        assert run_cli(capsys, "build", dump, "--out", out, "--until", "pages", "--language",
+                       language)[0] == 0
+        page = datasets.load_from_disk(str(out / "pages"))[0]
+        spans[language] = [page["text"][s:e] for s, e in zip(page["link_start"],
+                                                           page["link_end"])]
+        assert manifest_of(out)["stages"]["pages"]["options"]["language"] == language
+    assert spans == {"de": ["Mutterärzte"], "en": ["Mutter"], "xx": ["Mutter"]}
+    assert "language 'xx' is not one MediaWiki knows; its English rules apply" in caplog.text
+
+
+def test_an_unknown_variant_is_one_line_naming_the_choices(tmp_path, capsys):
+    dump = tmp_path / "zhwiki.xml"
+    dump.write_text(ZH_DUMP, encoding="utf-8")
+    code, err = run_cli(capsys, "build", dump, "--out", tmp_path / "o", "--variant", "zh-xx")
+    assert code == 1 and len(error_lines(err)) == 1
+    assert "--variant zh-xx: not a variant of 'zh' (variants: zh, zh-hans, zh-hant" in err
+    assert_nothing_looks_built(tmp_path / "o")
+
+
 # --- workers and multistream ------------------------------------------------------------------
 
 def test_same_pages_with_one_and_two_workers_and_from_multistream(tmp_path, monkeypatch):
@@ -149,12 +224,12 @@ def test_parser_exceptions_and_recursion_skip_the_page_not_the_chunk(monkeypatch
     """The worker task itself, in this process, with a parser that fails on two real pages."""
     real_parse = corpus.wikitext.parse_page
 
-    def choking_parser(wikitext, title, site):
+    def choking_parser(wikitext, title, site, **options):
         if title == "Economy of Estonia":
             raise ValueError("unbalanced markup")
         if title == "Brahui language":
             raise RecursionError("maximum recursion depth exceeded")
-        return real_parse(wikitext, title, site)
+        return real_parse(wikitext, title, site, **options)
 
     monkeypatch.setattr(corpus.wikitext, "parse_page", choking_parser)
     pages = list(DumpReader(EN_DUMP))
@@ -210,6 +285,35 @@ def test_watchdog_kills_a_worker_stuck_where_the_alarm_cannot_reach(tmp_path, mo
     assert datasets.load_from_disk(str(tmp_path / "o" / "pages"))["title"] == ["Before", "After"]
     assert "skipped page 'Huge' (id 2): timeout: stuck over 0.15 s where the alarm could not " \
            "stop it; worker restarted" in caplog.text
+
+
+# --- malformed pages --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("multistream", [False, True])
+def test_malformed_pages_are_skipped_counted_and_named_and_the_build_goes_on(
+        tmp_path, capsys, caplog, multistream):
+    caplog.set_level(logging.WARNING)
+    dump = write_dump_with_malformed_pages(tmp_path / "m.xml.bz2")
+    if multistream:
+        dump, _ = write_multistream(dump, tmp_path, pages_per_stream=3)
+    code, err = run_cli(capsys, "build", dump, "--out", tmp_path / "o", "--until", "pages",
+                        "--workers", 2)
+    assert code == 0
+    section = manifest_of(tmp_path / "o")["stages"]["pages"]
+    counts = section["counts"]
+    assert counts["articles"] == 2 and counts["malformed_pages"] == len(MALFORMED_PAGES)
+    assert {kind: counts[f"malformed_{kind}"] for kind in MALFORMED_KINDS} == {
+        "no_title": 1, "no_ns": 1, "bad_ns": 1, "bad_id": 1, "no_text": 2,
+        "redirect_without_title": 1}
+    assert [row[2] for row in section["skipped_pages"]] == [
+        f"malformed_{kind}" for _, kind, _ in MALFORMED_PAGES]
+    assert datasets.load_from_disk(str(tmp_path / "o" / "pages"))["title"] == ["Good",
+                                                                              "Also good"]
+    for _, _, what in MALFORMED_PAGES:
+        assert what in caplog.text
+    assert "invalid literal" not in err
+    assert "WARNING: 7 malformed pages skipped (no_title 1, no_ns 1, bad_ns 1, bad_id 1, " \
+           "no_text 2, redirect_without_title 1); the log names each" in err
 
 
 # --- bad input --------------------------------------------------------------------------------

@@ -129,6 +129,63 @@ def test_redirect_element_and_plain_xml_are_read(tmp_path):
     assert pages[0].redirect == "United States" and pages[1].ns == 1 and pages[1].redirect is None
 
 
+# --- malformed pages --------------------------------------------------------------------------
+
+REVISION = "<revision><id>1</id><text>Some [[text]].</text></revision>"
+# (page XML, kind, what the message says of it) for every kind of malformed page
+MALFORMED_PAGES = [
+    (f"<page><ns>0</ns><id>11</id>{REVISION}</page>", "no_title", "page id 11: no <title>"),
+    (f"<page><title>NoNs</title><id>12</id>{REVISION}</page>", "no_ns",
+     "page id 12 ('NoNs'): no <ns>"),
+    (f"<page><title>BadNs</title><ns>zero</ns><id>13</id>{REVISION}</page>", "bad_ns",
+     "page id 13 ('BadNs'): <ns> 'zero' is not an integer"),
+    (f"<page><title>BadId</title><ns>0</ns><id>x7</id>{REVISION}</page>", "bad_id",
+     "('BadId'): <id> 'x7' is not an integer"),
+    ("<page><title>NoText</title><ns>0</ns><id>15</id><revision><id>1</id></revision></page>",
+     "no_text", "page id 15 ('NoText'): no <text>"),
+    ('<page><title>Deleted</title><ns>0</ns><id>16</id><revision><id>1</id>'
+     '<text deleted="deleted" /></revision></page>', "no_text",
+     "page id 16 ('Deleted'): its <text> is deleted"),
+    (f"<page><title>Nowhere</title><ns>0</ns><id>17</id><redirect />{REVISION}</page>",
+     "redirect_without_title", "page id 17 ('Nowhere'): <redirect> without a title"),
+]
+
+
+def write_dump_with_malformed_pages(path: Path) -> Path:
+    """A dump: a good article, every malformed page of MALFORMED_PAGES, another good article."""
+    xml = dump_xml([dict(title="Good", text="A [[link]].", page_id=1),
+                    dict(title="Also good", text="More [[Good|text]].", page_id=2)])
+    first_end = xml.index("</page>") + len("</page>\n")
+    xml = xml[:first_end] + "".join(f"  {page}\n" for page, _, _ in MALFORMED_PAGES) + \
+        xml[first_end:]
+    path.write_bytes(bz2.compress(xml.encode("utf-8")))
+    return path
+
+
+def test_malformed_pages_are_read_with_their_kind_and_where(tmp_path):
+    dump = write_dump_with_malformed_pages(tmp_path / "m.xml.bz2")
+    pages, _ = read_all(dump)
+    assert [p.title for p in pages if not p.malformed] == ["Good", "Also good"]
+    malformed = [p for p in pages if p.malformed]
+    assert [p.malformed for p in malformed] == [kind for _, kind, _ in MALFORMED_PAGES]
+    for page, (_, _, what) in zip(malformed, MALFORMED_PAGES):
+        assert page.problem.startswith(f"{dump}: ") and page.problem.endswith(what)
+    # without an id, the page is named by where it starts in the XML
+    offset = bz2.open(dump).read().index(b"<page><title>BadId")
+    assert f"the page at byte {offset} of the decompressed XML" in malformed[3].problem
+
+
+def test_malformed_pages_of_a_multistream_dump_name_their_stream(tmp_path):
+    plain = write_dump_with_malformed_pages(tmp_path / "m.xml.bz2")
+    dump, index = write_multistream(plain, tmp_path, pages_per_stream=3)
+    pages = [page for start, end in stream_ranges(read_stream_offsets(index),
+                                                  dump.stat().st_size)
+             for page in read_stream_pages(dump, start, end).pages]
+    assert [p.malformed for p in pages] == [p.malformed for p in read_all(plain)[0]]
+    bad_id = next(p for p in pages if p.malformed == "bad_id")
+    assert "of the decompressed XML of the bz2 stream starting at byte" in bad_id.problem
+
+
 # --- encodings --------------------------------------------------------------------------------
 
 def test_utf16_without_compression_reads_the_same_pages(tmp_path):

@@ -200,10 +200,13 @@ def test_export_and_run_of_the_sample_score_alike(en_corpus, tiny_run, tiny_expo
     assert exported["training_pages"] == 4
 
 
-def test_a_model_of_another_corpus_is_refused(ed_corpus, en_corpus, tmp_path, capsys):
+def test_a_model_of_another_corpus_is_refused(ed_corpus, en_corpus, tiny_run, tmp_path,
+                                              capsys):
     model = handmade_model(ed_corpus, tmp_path / "gold", GOLD)
     assert "evaluate with the corpus the model was trained on" in \
         eval_error(capsys, model, "--corpus", en_corpus)
+    assert "pass the corpus the run trained on" in eval_error(capsys, tiny_run, "--corpus",
+                                                              ed_corpus)
 
 
 def test_bad_model_arguments_are_one_line(ed_corpus, tmp_path, capsys):

@@ -98,3 +98,44 @@ def test_output_cut_short_by_a_pipe_is_not_an_error(en_corpus):
     assert json.loads(first)["word_ids"]
     assert process.returncode == 0, stderr
     assert "Broken pipe" not in stderr and "Traceback" not in stderr
+
+
+def test_stats_give_quality_figures_per_language(en_corpus, capsys):
+    assert main(["inspect", str(en_corpus), "--stats", "--json"]) == 0
+    (english,) = json.loads(capsys.readouterr().out)["languages"]
+    pages = datasets.load_from_disk(str(en_corpus / "pages"))
+    assert english["language"] == "en" and english["articles"] == len(pages) == 5
+    assert english["links"] == sum(len(t) for t in pages["link_target"])
+    assert english["links_per_article"] == english["links"] / 5 > 9
+    assert english["link_spans_on_anchor"] == 1.0            # every span on its anchor text
+    assert 0 < english["link_spans_trailed"] < 0.1           # "[[Estonia]]n" and the like
+    assert english["markup_per_mb"] == 0 and set(english["markup"]) >= {"[[", "-{", "''"}
+    examples = datasets.load_from_disk(str(en_corpus / EXAMPLES_DIR))
+    assert english["sequences"] == len(examples)
+    assert english["mentions_per_sequence"] == sum(map(len, examples["entity_ids"])) / len(
+        examples)
+    assert main(["inspect", str(en_corpus), "--stats"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split() == ["language", "articles", "links/article", "spans", "on",
+                                "anchor", "trailed", "markup/MB", "mentions/seq", "words/seq",
+                                "malformed"]
+    assert table[1].split()[:4] == ["en", "5", f"{english['links_per_article']:.1f}", "100.00%"]
+
+
+def test_stats_count_markup_left_in_the_text(en_corpus_copy, capsys):
+    rows = datasets.load_from_disk(str(en_corpus_copy / "pages")).to_list()
+    rows[0]["text"] += " [[x]] -{y}- (, ) （）"
+    shutil.rmtree(en_corpus_copy / "pages")
+    datasets.Dataset.from_list(rows).save_to_disk(str(en_corpus_copy / "pages"))
+    assert main(["inspect", str(en_corpus_copy), "--stats", "--json"]) == 0
+    (english,) = json.loads(capsys.readouterr().out)["languages"]
+    assert {k: v for k, v in english["markup"].items() if v} == {
+        "[[": 1, "]]": 1, "-{": 1, "}-": 1, "empty brackets": 1, "stranded separators": 1}
+    assert english["markup_per_mb"] == 6 / english["text_mb"]
+
+
+def test_stats_of_a_directory_without_pages_is_one_clear_line(tmp_path, capsys):
+    assert main(["inspect", str(tmp_path), "--stats"]) == 1
+    assert capsys.readouterr().err.strip() == (
+        f"luke-corpus: error: {tmp_path}: no finished pages stage in its manifest (run "
+        f"luke-corpus build first)")

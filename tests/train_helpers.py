@@ -48,9 +48,11 @@ def single_command(args: list[str]) -> list[str]:
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
-def run_command(command: list[str], timeout: float = 300) -> subprocess.CompletedProcess:
+def run_command(command: list[str], timeout: float = 300, preexec=None
+                ) -> subprocess.CompletedProcess:
+    """Run to the end and capture; `preexec` runs in the child before the command (limits)."""
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=ROOT,
-                          env=ENV)
+                          env=ENV, preexec_fn=preexec)
 
 
 def train_losses(run: Path) -> dict[int, float]:
