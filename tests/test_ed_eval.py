@@ -44,13 +44,14 @@ TRAINING_PAGES = [
         "A film named after [[Paris]] in France was shot far away from there.")),
 ]
 VALIDATION_PAGE = dict(title="Confusions", text=(
-    "Doctors once used [[Mercury (element)|Mercury]] in medicine for many years. "   # scored
-    "Tourists in [[Paris]] walk along the river every single day. "                  # scored
-    "The river [[Seine]] flows through the old city centre. "                        # 1 candidate
-    "The town of [[Lyon]] lies far to the south of the capital. "                    # none
+    # Each mention's fate in a comment: scored, or why not.
+    "Doctors once used [[Mercury (element)|Mercury]] in medicine for many years. "  # scored
+    "Tourists in [[Paris]] walk along the river every single day. "                 # scored
+    "The river [[Seine]] flows through the old city centre. "                       # 1 candidate
+    "The town of [[Lyon]] lies far to the south of the capital. "                   # none
     "The god [[Mercury (mythology)|Mercury]] carried messages for the other gods. "  # [UNK]
-    "The rodeo near [[Texas|Paris]] drew large crowds last summer. "                 # not a candidate
-    "The [[Seine]] river is long."))                                                 # 1 candidate
+    "The rodeo near [[Texas|Paris]] drew large crowds last summer. "  # gold not a candidate
+    "The [[Seine]] river is long."))                                                # 1 candidate
 EXCLUDED = {"fewer_than_two_candidates": 3, "gold_outside_vocabulary": 1,
             "gold_not_a_candidate": 1}
 GOLD = ["Mercury (element)", "Paris"]
