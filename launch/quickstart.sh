@@ -90,6 +90,8 @@ cat >&2 <<EOF
     training run    $out/run      (metrics.jsonl, checkpoints/)
     exported model  $out/hf       (LukeForMaskedLM.from_pretrained("$out/hf"))
     curves          $out_abs/curves.png
+    next            luke-eval $out/hf --corpus $out/corpus   (entity disambiguation, README step 8)
+                    python launch/finetune_spans.py ...      (fine-tuning with Trainer, step 7)
     Five articles teach a model little: the held-out page's entities never occur in the other
     four, so its validation entity accuracy stays 0. Pretrain on a real dump (README) for more.
 EOF

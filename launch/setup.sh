@@ -17,8 +17,8 @@ fi
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
 "$VENV/bin/python" -m pip install --quiet --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
 "$VENV/bin/python" -m pip install --quiet "$TORCH_SPEC" 2>&1 | grep -v '^WARNING: Location' || true
-"$VENV/bin/python" -m pip install --quiet -e '.[test,plot]' 2>&1 | grep -v '^WARNING: Location' || true
-"$VENV/bin/python" -c "import torch, deepspeed, transformers, datasets, corpus, pretrain" \
+"$VENV/bin/python" -m pip install --quiet -e '.[test,plot,finetune]' 2>&1 | grep -v '^WARNING: Location' || true
+"$VENV/bin/python" -c "import torch, deepspeed, transformers, datasets, accelerate, corpus, pretrain" \
     || { echo "setup: the environment in $VENV is incomplete (see pip output above)" >&2; exit 1; }
 # On a CPU-only machine DeepSpeed compiles its shared-memory allreduce op at the first
 # init_distributed (about a minute on 2 cores). Compile it here, once, so that the first run or

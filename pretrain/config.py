@@ -76,6 +76,7 @@ class TrainConfig:
     epochs: float = 1.0
     save_every: int = 1000
     eval_every: int = 1000
+    eval_ed_every: int | None = None       # entity disambiguation every N steps; 0/None: off
     precision: str = "bf16"                # fp32 | bf16 | fp16
     zero_stage: int = 1
     seed: int = 0
@@ -253,6 +254,8 @@ def check_config(config: RunConfig) -> None:
     for key in ("micro_batch_size", "global_batch_size", "save_every", "eval_every"):
         if getattr(t, key) < 1:
             raise ConfigError(f"train.{key} must be at least 1, got {getattr(t, key)}")
+    if t.eval_ed_every is not None and t.eval_ed_every < 0:
+        raise ConfigError(f"train.eval_ed_every must be 0 (off) or positive, got {t.eval_ed_every}")
     if t.max_steps is not None and t.max_steps < 1:
         raise ConfigError(f"train.max_steps must be at least 1, got {t.max_steps}")
     if t.epochs <= 0:

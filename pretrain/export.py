@@ -75,6 +75,17 @@ def export_run(run_dir, out_dir, checkpoint: int | None = None,
     return out
 
 
+def load_trained_model(run_dir, checkpoint: int | None = None, corpus: Corpus | None = None):
+    """(transformers' LukeForMaskedLM of checkpoint `checkpoint` (default: the latest) of a
+    run, its step), consolidated and converted exactly as the export writes it; with `corpus`,
+    refused unless that corpus's tokenizer and entity vocabulary are the ones it learned."""
+    run = Path(run_dir)
+    step = _resolve_step(run, checkpoint)
+    if corpus is not None:
+        _check_trained_on(corpus, run, step)
+    return _trained_model(run, step, entity_aware_attention=None), step
+
+
 def _check_destination(out: Path, overwrite: bool, protected: dict[str, Path]) -> None:
     """Refuse an --out that is, holds or lies inside the run or the corpus, whatever
     --overwrite says (replacing it would delete them); refuse a non-empty --out without

@@ -2,8 +2,11 @@
 
 Everything comes from files the run and the corpus build already wrote: the corpus build, read
 through corpus.reader (dump file, wiki, date when the dump's name carries one), RUN/config.json
-(the resolved config and the training command), RUN/metrics.jsonl (the last training and
-validation lines up to the exported step) and the exported LukeConfig. Text from Wikipedia is CC BY-SA: the card says so.
+(the resolved config and the training command), RUN/metrics.jsonl (the last training,
+validation and entity-disambiguation lines up to the exported step) and the exported
+LukeConfig. Text from Wikipedia is CC BY-SA: the card says so. The entity-disambiguation score
+is the one luke-train logged (`train.eval_ed_every`), never computed at export: that would read
+every page of the corpus; without it the card names the `luke-eval` command that measures it.
 """
 
 from __future__ import annotations
@@ -78,12 +81,13 @@ def _shape_section(run: Path, config) -> str:
     return f"## Shape\n\n| LukeConfig | value |\n|---|---|\n{rows}\n{note}"
 
 
-def _last_lines_up_to(run: Path, step: int) -> tuple[dict, dict]:
-    """The last training line and the last validation line at or before `step`."""
-    train, validation = {}, {}
+def _last_lines_up_to(run: Path, step: int) -> dict[str, dict]:
+    """kind -> the last metrics line of that kind ("train", "validation",
+    "entity_disambiguation") at or before `step`."""
+    last: dict[str, dict] = {}
     path = run / run_layout.METRICS_FILE
     if not path.is_file():
-        return train, validation
+        return last
     for line in path.read_text(encoding="utf-8").splitlines():
         try:
             record = json.loads(line)
@@ -91,20 +95,20 @@ def _last_lines_up_to(run: Path, step: int) -> tuple[dict, dict]:
             continue  # a line cut by a crash; the ones before it still count
         if not isinstance(record, dict) or record.get("step", step + 1) > step:
             continue
-        if record.get("kind") == "validation" or any("acc" in key for key in record):
-            validation = record
-        else:
-            train = record
-    return train, validation
+        last[record.get("kind", "train")] = record
+    return last
 
 
 def _format(value) -> str:
+    if value is None:
+        return "n/a"
     return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
 def _training_section(run: Path, step: int) -> str:
     config = _read_json(run / run_layout.CONFIG_FILE)
-    train, validation = _last_lines_up_to(run, step)
+    last = _last_lines_up_to(run, step)
+    train, validation = last.get("train", {}), last.get("validation", {})
     losses = ", ".join(f"{k} {_format(train[k])}" for k in LOSS_KEYS if k in train) or "not logged"
     accuracies = ", ".join(f"{k} {_format(v)}" for k, v in validation.items()
                            if k not in ("step", "kind") and isinstance(v, (int, float)))
@@ -115,6 +119,7 @@ def _training_section(run: Path, step: int) -> str:
         *init_lines(config),
         f"- Final training losses (step {train.get('step', '?')}): {losses}",
         f"- Validation (step {validation.get('step', '?')}): {accuracies or 'not logged'}",
+        _disambiguation_line(last.get("entity_disambiguation")),
         *command_lines(run, config, step),
         "",
         "Resolved training settings:\n",
@@ -142,6 +147,18 @@ def init_lines(config: dict) -> list[str]:
     trainable = (config.get("train") or {}).get("trainable", "all")
     trained = "; trained the entity side only (word side frozen)" if trainable == "entity" else ""
     return [f"- Started from: {where}{origin}{trained}"]
+
+
+def _disambiguation_line(record: dict | None) -> str:
+    """The zero-shot entity-disambiguation score as luke-train logged it (train.eval_ed_every),
+    beside the prior baseline; the card does not compute it (that reads every page)."""
+    if not record:
+        return ("- Zero-shot entity disambiguation: not measured during training "
+                "(`train.eval_ed_every`); measure it with `luke-eval THIS_DIR --corpus DIR`")
+    return (f"- Zero-shot entity disambiguation (step {record['step']}, masked-entity head "
+            f"ranking the candidates of {record['mentions']} validation mentions): accuracy "
+            f"{_format(record['accuracy'])}, most-frequent-target baseline "
+            f"{_format(record['prior_accuracy'])}")
 
 
 def command_lines(run: Path, config: dict, step: int) -> list[str]:

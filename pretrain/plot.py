@@ -1,7 +1,8 @@
 """`luke-train plot RUN [RUN ...] [--out FILE.png]`: a run's curves from RUN/metrics.jsonl.
 
 One figure, one panel per quantity (total, word and entity losses, validation accuracies,
-learning rate, tokens/s) against step, one line per run so runs can be compared. Drawn with
+learning rate, tokens/s, and the entity-disambiguation accuracy with its prior baseline dashed
+when the run logged it) against step, one line per run so runs can be compared. Drawn with
 matplotlib's Agg backend: no display needed.
 """
 
@@ -23,7 +24,10 @@ PANELS = (
     ("validation entity accuracy", "validation", "entity_accuracy"),
     ("learning rate", "train", "lr"),
     ("tokens/s", "train", "tokens_per_s"),
+    ("entity disambiguation (dashed: prior)", "entity_disambiguation", "accuracy"),
 )
+# Panels that also draw a baseline of the same records, dashed, in the run's colour.
+BASELINES = {"accuracy": "prior_accuracy"}
 
 
 class PlotError(ValueError):
@@ -55,8 +59,11 @@ def plot_runs(runs: list[Path]):
     for ax, (title, kind, key) in zip(axes.flat, PANELS):
         for name, records in histories.items():
             steps, values = series(records, kind, key)
-            ax.plot(steps, values, label=name, marker="o" if kind == "validation" else None,
-                    markersize=3)
+            line, = ax.plot(steps, values, label=name, marker="o" if kind != "train" else None,
+                            markersize=3)
+            if key in BASELINES:
+                ax.plot(*series(records, kind, BASELINES[key]), linestyle="--",
+                        color=line.get_color(), label=f"_{name} {BASELINES[key]}")
         ax.set_title(title)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)

@@ -30,8 +30,9 @@ from pretrain.checkpoint import ResumeError, damaged_files, is_complete
 from pretrain.config import RunConfig, config_dict, flatten, valid_keys
 from pretrain.schedule import LrSchedule
 
-RESUME_FREE = frozenset({"train.save_every", "train.eval_every", "data.eval_batches",
-                         "train.nan_policy", "model.compile", "model.activation_checkpointing"})
+RESUME_FREE = frozenset({"train.save_every", "train.eval_every", "train.eval_ed_every",
+                         "data.eval_batches", "train.nan_policy", "model.compile",
+                         "model.activation_checkpointing"})
 _SHAPE = "the parameters would have other shapes than the checkpoint's"
 _DATA = "the data order and the masks are functions of it: the data position would point at " \
         "other examples"

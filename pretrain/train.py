@@ -127,6 +127,9 @@ def plan_run(config: RunConfig, chosen: set[str], corpus_dir: Path, run: Path, r
              init_from: Path | None) -> RunPlan:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     corpus = Corpus.open(corpus_dir)
+    if config.train.eval_ed_every and not corpus.examples.validation_examples:
+        raise TrainingError(f"train.eval_ed_every: {corpus.directory} has no validation "
+                            "examples to disambiguate (rebuild it with --validation-pages N)")
     state = checkpoint.read_trainer_state(run, resume_from)
     if state is not None and not resume:
         raise TrainingError(f"{run} already holds checkpoints (latest step {state['step']}): "
@@ -250,6 +253,43 @@ def evaluate(engine, batches: TrainBatches, config: RunConfig, corpus: Corpus) -
             "loss": (counts[4] / n_batches).item()}
 
 
+def shared_ed_task(corpus: Corpus, rank: int):
+    """The entity-disambiguation task (pretrain/ed_task.py), built on rank 0 (which reads the
+    pages once) and sent to every rank; a build that fails stops every rank alike."""
+    from corpus.inspect import InspectError
+    from corpus.reader import CorpusError
+    from pretrain.ed_task import build_ed_task
+
+    holder = [None]
+    if rank == 0:
+        try:
+            holder = [build_ed_task(corpus)]
+        except (CorpusError, InspectError) as error:
+            holder = [str(error)]
+    dist.broadcast_object_list(holder, src=0)
+    if isinstance(holder[0], str):
+        raise TrainingError(f"train.eval_ed_every: {holder[0]}")
+    return holder[0]
+
+
+@torch.no_grad()
+def evaluate_ed(engine, task, config: RunConfig, corpus: Corpus) -> dict:
+    """Zero-shot entity-disambiguation accuracy of the model being trained, with the prior
+    baseline and the task's counts, as one metrics line's fields."""
+    from pretrain.ed_score import ed_result, model_correct
+
+    engine.eval()
+    right = model_correct(lambda inputs: engine(**inputs).entity_logits, task,
+                          config.train.micro_batch_size, corpus.tokenizer.pad_token_id,
+                          corpus.examples.limits.max_mention_length, engine.device,
+                          dist.get_rank(), dist.get_world_size())
+    engine.train()
+    total = torch.tensor([right], dtype=torch.float64)
+    dist.all_reduce(total)
+    result = ed_result(task, int(total.item()))
+    return {**result, "excluded": sum(result["excluded"].values())}
+
+
 def prediction_counts(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """[correct, predicted] over the labelled positions. Logits cover every position
     (transformers) or only the labelled ones, in order (a model that gathers before its head)."""
@@ -306,7 +346,11 @@ def train(config: RunConfig, corpus_dir: Path, run: Path, resume: bool,
     sampler = StepSampler(corpus.examples.num_examples, config.train.global_batch_size,
                           config.train.micro_batch_size, world, rank, seed)
     batches = TrainBatches(corpus, "train", sampler, config.masking, seed)
+    ed_task = shared_ed_task(corpus, rank) if config.train.eval_ed_every else None
     log = MetricsLog(run, rank, start, steps)
+    if ed_task is not None:
+        log.message(f"entity disambiguation every {config.train.eval_ed_every} steps on "
+                    f"{ed_task.describe()}")
     stop = StopSignal()
     stream = batches.iter_from(start)
     done, skipped_in_row, last = start, 0, time.perf_counter()
@@ -347,6 +391,9 @@ def train(config: RunConfig, corpus_dir: Path, run: Path, resume: bool,
                 result = evaluate(engine, batches, config, corpus)
                 if result:
                     log.log({"kind": "validation", "step": done, **result})
+            if ed_task is not None and (done % config.train.eval_ed_every == 0 or done == steps):
+                log.log({"kind": "entity_disambiguation", "step": done,
+                         **evaluate_ed(engine, ed_task, config, corpus)})
             if done % config.train.save_every == 0 or done == steps or stopping:
                 save(engine, run, done, corpus, config, shape, world, rank, log)
             if stopping:

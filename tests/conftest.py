@@ -1,4 +1,5 @@
-"""Shared fixtures: the bundled real dump samples and corpora built from them once per session.
+"""Shared fixtures: the bundled real dump samples, corpora built from them, and a short training
+run of the English one with its export, each made once per session.
 
 Building a corpus trains a small sentencepiece model, so it is done once per test session and
 shared read-only; a test that needs to modify a build copies it first.
@@ -27,6 +28,7 @@ BG_DUMP = DATA / "bgwiki-sample-utf16.xml.bz2"
 # Small enough to train in seconds on the samples, large enough to make real examples.
 TEST_BUILD = dict(word_vocab_size=2000, entity_vocab_size=2000, max_seq_length=128,
                   max_entities=32, partial_dump=True, validation_pages=1, workers=1)
+TINY_RUN_STEPS = 10
 
 
 def build_corpus(dump: Path, out: Path, **overrides) -> Path:
@@ -40,6 +42,28 @@ def build_corpus(dump: Path, out: Path, **overrides) -> Path:
 def en_corpus(tmp_path_factory) -> Path:
     """A full corpus build (pages .. examples) of the English sample. Treat as read-only."""
     return build_corpus(EN_DUMP, tmp_path_factory.mktemp("en") / "corpus")
+
+
+@pytest.fixture(scope="session")
+def tiny_run(en_corpus, tmp_path_factory) -> Path:
+    """A short luke-train run of configs/tiny.toml on the English build, one process without a
+    launcher, checkpointed at its last step (TINY_RUN_STEPS). Treat as read-only."""
+    from train_helpers import run_command, single_command, train_args
+
+    run = tmp_path_factory.mktemp("tiny") / "run"
+    steps = str(TINY_RUN_STEPS)
+    done = run_command(single_command(train_args(en_corpus, run, "--max-steps", steps,
+                                                 "--save-every", steps)))
+    assert done.returncode == 0, done.stderr[-3000:]
+    return run
+
+
+@pytest.fixture(scope="session")
+def tiny_export(tiny_run, tmp_path_factory) -> Path:
+    """`tiny_run` exported by luke-export: what a user downloads. Treat as read-only."""
+    from pretrain.export import export_run
+
+    return export_run(tiny_run, tmp_path_factory.mktemp("tiny") / "hf")
 
 
 @pytest.fixture

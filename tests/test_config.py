@@ -91,6 +91,7 @@ def test_cli_flags_are_overrides_that_key_value_pairs_beat():
     ("masking.word_mask_prob=1.5", "masking.word_mask_prob must be within [0, 1]"),
     ("model.num_attention_heads=5", "not a multiple of model.num_attention_heads 5"),
     ("optim.lr", "is not of the form key=value"),
+    ("train.eval_ed_every=-1", "train.eval_ed_every must be 0 (off) or positive"),
 ])
 def test_bad_overrides_are_named(override, message):
     with pytest.raises(ConfigError) as error:
