@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import bz2
-import gzip
 import importlib.util
 import io
 import json
@@ -36,7 +35,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from corpus.dump import DumpReader
+from corpus.dump import DumpReader, decoded_xml
 from corpus.multistream import write_multistream
 from corpus.options import BuildOptions
 from corpus.progress import item_progress
@@ -323,15 +322,6 @@ def repeated_dump(source: Path, repeat: int, tmp: Path) -> Path:
             out.write("\n")
         out.write(tail)
     return path
-
-
-def decoded_xml(path: Path) -> str:
-    opener = {".bz2": bz2.open, ".gz": gzip.open}.get(path.suffix, open)
-    with opener(path, "rb") as stream:
-        data = stream.read()
-    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
-        return data.decode("utf-16")
-    return data.decode("utf-8")
 
 
 def _renamed_copy(body: str, k: int, id_offset: int) -> str:

@@ -8,7 +8,8 @@ counted as skipped, and its task is sent again without that page. That is why th
 small pool rather than multiprocessing.Pool: only killing its process frees a stuck page.
 
 The contract with a task function: `func(*args, skip=frozenset_of_indices, watch=PageWatch)`
-calls `watch.begin(index, page)` (page has `.id` and `.title`) before each item it processes,
+calls `watch.begin(index, page)` (page has `.id` and `.title`) before each item it processes
+(and `watch.idle()` after the last, when it has more to do),
 leaves out the indices in `skip`, and returns an object with a `skipped` list, to which the
 pool appends (page id, title, reason, why) for every page the watchdog took out.
 """
@@ -43,6 +44,10 @@ class PageWatch:
         self.index.value, self.page_id.value = index, page.id
         self.title.value = page.title.encode("utf-8")[:500]
         self.started.value = time.monotonic()
+
+    def idle(self) -> None:
+        """Between pages: what the task does next (writing its results) is no page's time."""
+        self.started.value = 0.0
 
     def page(self) -> tuple[int, str]:
         return self.page_id.value, self.title.value.decode("utf-8", errors="replace")
@@ -212,6 +217,18 @@ class WatchedPool:
                 process.kill()
         self.tasks.cancel_join_thread()
         self.results.cancel_join_thread()
+
+
+def process_map(func: Callable[[Any], Any], jobs: list, workers: int) -> Iterator[Any]:
+    """func(job) for every job, in order, on `workers` processes (in this one when workers is
+    1). For tasks that need no watchdog: they parse no wikitext."""
+    if workers <= 1:
+        yield from map(func, jobs)
+        return
+    # forkserver: never fork a process whose threads (tqdm, tokenizers, arrow) hold locks.
+    with multiprocessing.get_context("forkserver").Pool(min(workers, max(1, len(jobs))),
+                                                        initializer=exit_with_parent) as pool:
+        yield from pool.imap(func, jobs)
 
 
 def ordered_map(func: Callable[..., Any], tasks: Iterable[tuple], workers: int,
