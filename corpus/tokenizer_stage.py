@@ -7,22 +7,28 @@ Three ways, chosen by the build options:
   - `--tokenizer DIR`: an existing LUKE tokenizer directory reused, so that several dumps or a
     continued run share word ids; it must carry this corpus's entity vocabulary;
   - otherwise a unigram sentencepiece model trained on the pages' text with
-    `--word-vocab-size` pieces (lowered with a warning when the text cannot support so many).
+    `--word-vocab-size` pieces (lowered with a warning when the text cannot support so many):
+    all of it when it fits sentencepiece's caps (1 M paragraphs, 100 M characters), else whole
+    pages drawn at random from the seed until a cap is reached (`sample_training_lines`).
 The manifest section records what the trainer and the examples stage need to know of it: its
 kind, its special ids, its size, its fingerprint, and the base model it came from.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from corpus import word_tokenizer as wt
 from corpus.options import StageContext
-from corpus.progress import item_progress
 from corpus.schema import ENTITY_VOCAB_DIR, ENTITY_VOCAB_FILE, PAGES_DIR, TOKENIZER_DIR
 
 PROBE_LINES = 2000   # paragraphs on which a base model's LUKE tokenizer is checked against it
+SAMPLE_BLOCK = 1000  # pages read from Arrow at a time
 
 
 def run(ctx: StageContext) -> dict:
@@ -31,31 +37,93 @@ def run(ctx: StageContext) -> dict:
     out_dir = ctx.out_dir / TOKENIZER_DIR
     vocab_path = ctx.out_dir / ENTITY_VOCAB_DIR / ENTITY_VOCAB_FILE
     entity_vocab = wt.read_entity_vocab(vocab_path)
-    base = None
+    base = sample = None
     if options.base_model is not None:
         from corpus.base_tokenizer import open_base_model, write_base_tokenizer_dir
 
         base = open_base_model(Path(options.base_model))
-        probes = (" ".join(line.split()) for line in _page_lines(ctx.out_dir / PAGES_DIR))
+        texts = _batched_texts(_page_texts(ctx.out_dir / PAGES_DIR))
+        probes = (" ".join(line.split()) for line in wt.training_lines(texts))
         write_base_tokenizer_dir(base, out_dir, entity_vocab, islice(probes, PROBE_LINES))
     elif options.tokenizer is not None:
         wt.check_same_entity_vocab(Path(options.tokenizer), entity_vocab, vocab_path)
         wt.copy_tokenizer_dir(Path(options.tokenizer), out_dir)
     else:
-        sp_model, _ = wt.train_sentencepiece(_page_lines(ctx.out_dir / PAGES_DIR),
-                                             options.word_vocab_size, seed=options.seed)
+        sample = sample_training_lines(_page_texts(ctx.out_dir / PAGES_DIR), options.seed)
+        sp_model, _ = wt.train_sentencepiece(sample.lines, options.word_vocab_size,
+                                             seed=options.seed)
         wt.write_tokenizer_dir(out_dir, sp_model, entity_vocab)
-    return manifest_section(out_dir, ctx, base)
+    section = manifest_section(out_dir, ctx, base)
+    if sample is not None:
+        section["counts"].update(training_pages=sample.pages, training_lines=len(sample.lines),
+                                 training_characters=sample.characters,
+                                 training_sample_capped=int(sample.capped))
+    return section
 
 
-def _page_lines(pages_dir: Path):
+@dataclass(frozen=True)
+class TrainingSample:
+    lines: list[str]        # paragraphs (cut to what sentencepiece takes), pages in row order
+    pages: int              # the pages they come from
+    characters: int
+    capped: bool            # the text had more: `lines` is a sample of whole pages
+
+
+def sample_training_lines(texts: pa.ChunkedArray, seed: int,
+                          max_lines: int = wt.SP_MAX_TRAINING_LINES,
+                          max_chars: int = wt.SP_MAX_TRAINING_CHARS) -> TrainingSample:
+    """What sentencepiece trains on: every page's paragraphs when they fit both caps, else the
+    paragraphs of whole pages drawn in a random order (from `seed`) until a cap is reached.
+
+    Only the pages drawn are read in Python: which pages fit is decided on the text column's
+    lengths (Arrow kernels), so the stage costs the same on a dump of any size past the caps.
+    The sample depends on the pages and the seed alone, never on the number of workers."""
+    import numpy as np
+
+    chars = pc.utf8_length(texts).to_numpy()
+    # an upper bound of each page's lines: paragraphs, plus the cuts of long ones
+    lines = (pc.count_substring(texts, "\n").to_numpy() + 1
+             + chars // wt.TRAINING_LINE_CHARS)
+    if chars.sum() <= max_chars and lines.sum() <= max_lines:
+        return TrainingSample(list(wt.training_lines(_batched_texts(texts))), len(texts),
+                              int(chars.sum()), capped=False)
+    order = np.random.default_rng(seed).permutation(len(texts))
+    taken: list[tuple[int, list[str]]] = []
+    line_count = char_count = 0
+    for start in range(0, len(order), SAMPLE_BLOCK):
+        rows = order[start:start + SAMPLE_BLOCK]
+        for row, text in zip(rows, texts.take(pa.array(rows)).to_pylist()):
+            page_lines, whole = [], True
+            for line in wt.training_lines([text]):
+                if line_count == max_lines or char_count + len(line) > max_chars:
+                    whole = False
+                    break
+                page_lines.append(line)
+                line_count, char_count = line_count + 1, char_count + len(line)
+            taken.append((int(row), page_lines))
+            if not whole:
+                return _sample(taken, char_count, capped=True)
+    return _sample(taken, char_count, capped=False)   # the bounds overestimated: all fit
+
+
+def _sample(taken: list[tuple[int, list[str]]], characters: int, capped: bool
+            ) -> TrainingSample:
+    taken.sort(key=lambda item: item[0])
+    return TrainingSample([line for _, lines in taken for line in lines], len(taken),
+                          characters, capped)
+
+
+def _page_texts(pages_dir: Path) -> pa.ChunkedArray:
+    """The pages' text column, memory-mapped."""
     import datasets
 
-    pages = datasets.load_from_disk(str(pages_dir)).select_columns(["text"])
-    batches = pages.iter(batch_size=1000)
-    for batch in item_progress(batches, "tokenizer (reading text)", unit="batch",
-                               total=-(-len(pages) // 1000)):
-        yield from wt.training_lines(batch["text"])
+    return datasets.load_from_disk(str(pages_dir)).data.column("text")
+
+
+def _batched_texts(texts: pa.ChunkedArray):
+    for chunk in texts.chunks:
+        for start in range(0, len(chunk), SAMPLE_BLOCK):
+            yield from chunk.slice(start, SAMPLE_BLOCK).to_pylist()
 
 
 def manifest_section(tokenizer_dir: Path, ctx: StageContext, base=None) -> dict:
