@@ -33,6 +33,7 @@ import hashlib
 import logging
 import shutil
 import signal
+import sys
 import threading
 import time
 from collections import Counter
@@ -253,7 +254,11 @@ class PagesCollector:
         self.parts_dir = parts_dir
         self.parts: list[PartFile] = []
         self.row_bytes: list[np.ndarray] = []
-        self.redirects: list[tuple[str, str]] = []     # in dump order; a later one wins
+        # redirects in dump order (a later one of the same title wins), as Arrow arrays: a
+        # Python tuple of two strings would cost ~200 bytes a redirect, 10 M of them in English
+        self.redirect_sources: list[pa.Array] = []
+        self.redirect_targets: list[pa.Array] = []
+        self.redirects = 0
         self.skip_reasons: Counter = Counter()
         self.malformed: Counter = Counter()
         self.skipped_pages: list[list] = []
@@ -273,7 +278,11 @@ class PagesCollector:
             self.parts.append(result.part)
             self.row_bytes.append(result.row_bytes)
             self.rows += result.part.rows
-        self.redirects.extend(result.redirects)
+        if result.redirects:
+            sources, targets = zip(*result.redirects)
+            self.redirect_sources.append(pa.array(sources, pa.string()))
+            self.redirect_targets.append(pa.array(targets, pa.string()))
+            self.redirects += len(sources)
         self.counts["other_namespace_pages"] += result.other_pages
         self.counts.update(result.quality)
         self.truncated |= result.truncated
@@ -388,7 +397,7 @@ def read_pages(dump: Path, index: Path | None, options, workers: int, parts_dir:
         parse_ctx = parse_context(dump_site, options)
         xml_bytes, truncation = _read_multistream(dump, index, parse_ctx, workers, collector)
     else:
-        log.warning(SINGLE_READER_NOTE.format(dump=dump))
+        print(f"luke-corpus: note: {SINGLE_READER_NOTE.format(dump=dump)}", file=sys.stderr)
         dump_site, parse_ctx, xml_bytes, truncation = _read_plain(dump, options, workers,
                                                                   collector)
     return DumpRead(collector, dump_site, parse_ctx, xml_bytes, truncation)
@@ -413,7 +422,7 @@ def _refuse_empty(collector: PagesCollector, dump: Path, truncation: str) -> Non
     if collector.rows:
         return
     raise DumpError(
-        f"{dump}: no article to keep: {len(collector.redirects)} redirects, "
+        f"{dump}: no article to keep: {collector.redirects} redirects, "
         f"{collector.counts['other_namespace_pages']} pages outside namespace 0, "
         f"{sum(collector.skip_reasons.values())} articles skipped by the parser "
         f"({dict(collector.skip_reasons) or 'none'}), {sum(collector.malformed.values())} "
@@ -486,9 +495,9 @@ def _read_multistream(dump: Path, index: Path, parse_ctx: ParseContext, workers:
 def finish_pages(collector: PagesCollector, out: Path, workers: int) -> dict:
     """Second pass: resolve the redirects, write redirects.tsv, resolve every link target in
     `workers` processes into DIR/pages; the stage's section without what describes the input."""
-    sources = pa.array([source for source, _ in collector.redirects], pa.string())
-    targets = pa.array([target for _, target in collector.redirects], pa.string())
-    redirects = resolve_redirect_table(sources, targets)
+    redirects = resolve_redirect_table(
+        pa.chunked_array(collector.redirect_sources, pa.string()).combine_chunks(),
+        pa.chunked_array(collector.redirect_targets, pa.string()).combine_chunks())
     write_redirects_tsv(redirects, out / REDIRECTS_FILE)
     link_counts, digests = resolve_all_links(collector.parts, np.concatenate(collector.row_bytes),
                                              redirects, out / PAGES_DIR, workers,

@@ -49,7 +49,8 @@ def run(ctx: StageContext) -> dict:
         wt.check_same_entity_vocab(Path(options.tokenizer), entity_vocab, vocab_path)
         wt.copy_tokenizer_dir(Path(options.tokenizer), out_dir)
     else:
-        sample = sample_training_lines(_page_texts(ctx.out_dir / PAGES_DIR), options.seed)
+        sample = sample_training_lines(_page_texts(ctx.out_dir / PAGES_DIR), options.seed,
+                                       wt.SP_MAX_TRAINING_LINES, wt.SP_MAX_TRAINING_CHARS)
         sp_model, _ = wt.train_sentencepiece(sample.lines, options.word_vocab_size,
                                              seed=options.seed)
         wt.write_tokenizer_dir(out_dir, sp_model, entity_vocab)
@@ -69,9 +70,8 @@ class TrainingSample:
     capped: bool            # the text had more: `lines` is a sample of whole pages
 
 
-def sample_training_lines(texts: pa.ChunkedArray, seed: int,
-                          max_lines: int = wt.SP_MAX_TRAINING_LINES,
-                          max_chars: int = wt.SP_MAX_TRAINING_CHARS) -> TrainingSample:
+def sample_training_lines(texts: pa.ChunkedArray, seed: int, max_lines: int, max_chars: int
+                          ) -> TrainingSample:
     """What sentencepiece trains on: every page's paragraphs when they fit both caps, else the
     paragraphs of whole pages drawn in a random order (from `seed`) until a cap is reached.
 
