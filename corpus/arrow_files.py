@@ -33,18 +33,20 @@ def data_file_name(index: int, count: int) -> str:
     return f"data-{index:05d}-of-{count:05d}.arrow"
 
 
-def write_table(path: Path, table: pa.Table, schema: pa.Schema, rows_per_batch: int) -> str:
+def write_table(path: Path, table: pa.Table, schema: pa.Schema, rows_per_batch: int,
+                digest: bool = True) -> str:
     """Write `table` as an Arrow IPC stream file at `path` (atomically: a crash leaves no file
     under that name), in batches of `rows_per_batch` rows, so that the bytes depend on the rows
-    alone and not on how they were gathered; returns the blake2b digest of those bytes."""
+    alone and not on how they were gathered; returns the blake2b digest of those bytes (or ""
+    without `digest`: a scratch file)."""
     table = table.cast(schema).combine_chunks()
     tmp = Path(path).with_name(Path(path).name + ".tmp")
     with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
         for batch in table.to_batches(max_chunksize=rows_per_batch):
             writer.write_batch(batch)
-    digest = file_digest(tmp)
+    written = file_digest(tmp) if digest else ""
     os.replace(tmp, path)
-    return digest
+    return written
 
 
 def file_digest(path: Path) -> str:

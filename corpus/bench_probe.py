@@ -14,8 +14,10 @@ command exits, and it reaps every one of them. Then:
     the workers are not its children, so none of theirs is in them);
   - the CPU seconds of everything are RUSAGE_CHILDREN of this parent, and the workers' are
     the difference;
-  - each worker's peak RSS (VmHWM) and peak unique memory (Private_* of smaps_rollup, sampled
-    every SAMPLE_SECONDS) are read from /proc while it runs.
+  - each worker's peak RSS (VmHWM) and peak memory of its own (Private_Dirty of smaps_rollup:
+    what it allocated or wrote; not the pages of files it maps nor those it shares with the
+    forkserver it was forked from, sampled every SAMPLE_SECONDS) are read from /proc while it
+    runs.
 The figures go to REPORT as JSON. Standard library only, Linux only.
 """
 
@@ -111,7 +113,7 @@ def _parents() -> dict[int, int]:
 
 
 def _memory(pid: int) -> tuple[int, int]:
-    """(peak RSS, unique memory now) of a process in bytes; zeros once it has ended."""
+    """(peak RSS, memory of its own now) of a process in bytes; zeros once it has ended."""
     hwm = unique = 0
     try:
         with open(f"/proc/{pid}/status") as status:
@@ -120,7 +122,7 @@ def _memory(pid: int) -> tuple[int, int]:
                     hwm = int(line.split()[1]) * 1024
         with open(f"/proc/{pid}/smaps_rollup") as rollup:
             for line in rollup:
-                if line.startswith(("Private_Clean:", "Private_Dirty:")):
+                if line.startswith("Private_Dirty:"):
                     unique += int(line.split()[1]) * 1024
     except (OSError, ValueError):
         pass

@@ -30,6 +30,7 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from corpus.reader import Corpus
 from corpus.stages import STAGE_NAMES
 from corpus.synthetic_dump import SyntheticDump, write_synthetic_dump
 
@@ -181,9 +182,11 @@ def measure_builds(dump: SyntheticDump, builds: dict[str, tuple[Path, Path]], ar
             stages[name][stage] = probe(command, code, out.with_name(f"{out.name}.{stage}.json"))
     runs = {}
     for name, (out, _) in builds.items():
-        manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))["stages"]
+        corpus = Corpus.open(out, needs=())
+        counts = {"pages": corpus.pages.counts, "entity_vocab": corpus.entity_vocab.counts,
+                  "tokenizer": corpus.tokenizer.counts, "examples": corpus.examples.counts}
         runs[name] = BuildRun(dump.articles, dump.redirects, dump.xml_bytes, dump.links,
-                              stages[name], {s: manifest[s].get("counts", {}) for s in STAGE_NAMES})
+                              stages[name], {s: dict(c) for s, c in counts.items()})
     return runs
 
 

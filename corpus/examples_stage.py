@@ -51,12 +51,12 @@ ENTITY_ID = "id"
 HISTOGRAM_BIN = 64           # tokens per bin of the length histogram
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ShardJob:
     """Everything a worker needs to build one shard (picklable, no open handles)."""
     split: str               # "examples" or "validation"
     index: int
-    rows: tuple[int, ...]    # row numbers in the pages dataset
+    rows: np.ndarray         # row numbers in the pages dataset (int64: millions of them in all)
     pages_dir: str
     tokenizer_dir: str
     locale: str
@@ -133,9 +133,9 @@ def plan_jobs(num_pages: int, validation_rows: list[int], pages_dir: Path,
                                              -(-len(train_rows) // MAX_PAGES_PER_SHARD))))
     common = dict(pages_dir=str(pages_dir), tokenizer_dir=str(tokenizer_dir), locale=locale,
                   limits=limits, parts_dir=str(parts_dir))
-    jobs = [ShardJob("examples", i, tuple(int(r) for r in chunk), **common)
+    jobs = [ShardJob("examples", i, chunk, **common)
             for i, chunk in enumerate(np.array_split(train_rows, shards))]
-    jobs.append(ShardJob("validation", 0, tuple(validation_rows), **common))
+    jobs.append(ShardJob("validation", 0, np.asarray(validation_rows, dtype=np.int64), **common))
     return jobs
 
 

@@ -71,14 +71,14 @@ ALARM_TIMEOUTS = True               # False leaves page_timeout to the watchdog 
 # Work per task. Each task writes one Arrow file, so a task is a few MB of pages: enough to
 # amortize the file and the pickling, small enough to keep every worker busy to the end.
 CHUNK_WIKITEXT_CHARS = 1 << 22      # plain dumps: wikitext handed to a worker per task
-TASK_COMPRESSED_BYTES = 1 << 21     # multistream dumps: bz2 streams read per task
+TASK_COMPRESSED_BYTES = 1 << 22     # multistream dumps: bz2 streams read per task
 MAX_SKIPPED_LISTED = 1000           # skipped pages named in the manifest (all are in the log)
 ROWS_PER_BATCH = 1000
 PARTS_DIR = ".pages-parts"          # the first pass's files, inside the stage's staging dir
 WORKER_PRELOAD = ("corpus.pages_stage", "corpus.wikitext")   # imported before forking
 SINGLE_READER_NOTE = (
     "{dump}: no multistream index, so one process reads and decompresses the whole dump and "
-    "the build cannot go faster than it (about 40 CPU-seconds per GB of XML) whatever "
+    "the pages stage cannot go faster than it (about a minute per GB of XML) whatever "
     "--workers is; for a large dump take the *-pages-articles-multistream.xml.bz2 file and its "
     "*-multistream-index.txt.bz2 from the same dump directory (or pass --index FILE)")
 
@@ -205,7 +205,7 @@ def write_part(result: ChunkResult, path: Path) -> None:
     columns = list(zip(*result.rows)) if result.rows else [[] for _ in PAGE_SCHEMA]
     table = pa.Table.from_arrays([pa.array(c, type=f.type) for c, f in zip(columns, PAGE_SCHEMA)],
                                  schema=PAGE_SCHEMA)
-    write_table(path, table, PAGE_SCHEMA, ROWS_PER_BATCH)
+    write_table(path, table, PAGE_SCHEMA, ROWS_PER_BATCH, digest=False)
     result.part = PartFile(str(path), table.num_rows)
     result.row_bytes = row_sizes(table)
     result.rows = []

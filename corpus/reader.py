@@ -42,6 +42,7 @@ class PagesInfo:
 class EntityVocabInfo:
     size: int                        # entity ids, the four specials included
     fingerprint: str
+    counts: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,9 @@ class TokenizerInfo:
     kind: str = "sentencepiece"      # sentencepiece (trained here) | xlmr | bpe (a base's)
     word_start_marker: str = "\u2581"  # the mark of a piece that starts a word
     base_model: Mapping[str, Any] | None = None   # path, model_type, tokenizer_fingerprint
+    # a trained tokenizer's sample: training_pages, training_lines, training_characters,
+    # training_sample_capped (1 when the pages held more than sentencepiece's caps)
+    counts: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -121,7 +125,8 @@ class Corpus:
                 counts=dict(stages["pages"].get("counts", {}))),
             entity_vocab=EntityVocabInfo(
                 size=int(section.get("entity_vocab", "size")),
-                fingerprint=str(section.get("entity_vocab", "fingerprint"))),
+                fingerprint=str(section.get("entity_vocab", "fingerprint")),
+                counts=dict(stages["entity_vocab"].get("counts", {}))),
             tokenizer=TokenizerInfo(
                 **{key: int(section.get("tokenizer", key)) for key in (
                     "vocab_size", "pad_token_id", "bos_token_id", "eos_token_id",
@@ -129,7 +134,8 @@ class Corpus:
                 fingerprint=str(section.get("tokenizer", "fingerprint")),
                 kind=str(section.get("tokenizer", "kind")),
                 word_start_marker=str(section.get("tokenizer", "word_start_marker")),
-                base_model=section.get("tokenizer", "base_model")),
+                base_model=section.get("tokenizer", "base_model"),
+                counts=dict(stages["tokenizer"].get("counts", {}))),
             examples=ExamplesInfo(
                 num_examples=int(section.get("examples", "num_examples")),
                 validation_examples=int(section.get("examples", "validation_examples")),

@@ -24,7 +24,8 @@ corpus/reader.py reads these keys (written by the stages named):
   stages.pages: options.dump, siteinfo.dbname, language, counts.articles, truncated
   stages.entity_vocab.size
   stages.tokenizer.vocab_size, .pad_token_id, .bos_token_id, .eos_token_id, .mask_token_id,
-                   .kind, .word_start_marker, .base_model
+                   .kind, .word_start_marker, .base_model, counts.training_* (the sample a
+                   trained tokenizer learnt from: pages, lines, characters, whether capped)
   stages.examples.num_examples, .validation_examples, .fingerprint, .locale,
                   .validation_page_ids, options (the packing limits)
 and every stage's fingerprint.

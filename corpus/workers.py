@@ -28,6 +28,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator
 
 WATCHDOG_GRACE = 5.0                # seconds past page_timeout before a stuck worker is killed
+CHECK_SECONDS = 0.2                 # how often the workers are checked (each check polls every
+                                    # worker: on every result, it cost the main process more
+                                    # than the results themselves with tens of workers)
 
 
 class PageWatch:
@@ -123,6 +126,7 @@ class WatchedPool:
         self.slots = [self._start_worker() for _ in range(workers)]
         self.pending: dict[int, _Task] = {}
         self.done: dict[int, Any] = {}
+        self.checked = 0.0                  # time.monotonic() of the last check
 
     def _start_worker(self) -> tuple:
         watch = PageWatch(self.mp)
@@ -163,7 +167,7 @@ class WatchedPool:
 
     def _receive(self) -> None:
         try:
-            task_id, result = self.results.get(timeout=0.2)
+            task_id, result = self.results.get(timeout=CHECK_SECONDS)
         except queue.Empty:
             self._check_workers()
             return
@@ -171,10 +175,11 @@ class WatchedPool:
             raise result.error
         if task_id in self.pending:          # else a duplicate of a task resent and finished
             self.done[task_id] = result
-        self._check_workers()
+        if time.monotonic() - self.checked >= CHECK_SECONDS:
+            self._check_workers()
 
     def _check_workers(self) -> None:
-        now = time.monotonic()
+        now = self.checked = time.monotonic()
         for number, (process, watch) in enumerate(self.slots):
             started = watch.started.value
             stuck = self.limit is not None and started and now - started > self.limit
