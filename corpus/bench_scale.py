@@ -27,6 +27,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -95,6 +96,7 @@ class ScaleReport:
     rates: dict[str, StageRates]
     serial_s_per_gb: float      # every stage's serial part per GB but the capped training
     tokenizer_training: dict[str, float]
+    tables: dict[str, float]    # the pages stage's title and redirect tables at English's size
     projection: dict[int, dict[str, float]]
     memory: dict[str, float]
     baseline: BuildRun | None = None
@@ -110,6 +112,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--baseline", type=Path, metavar="DIR",
                         help="with --scale: also build the N-article dump with the code of this "
                              "checkout (its corpus/ package) and print the ratios")
+    parser.add_argument("--tables-scale", type=float, default=1.0, metavar="F",
+                        help="with --scale: measure the pages stage's title and redirect tables "
+                             "at F times English Wikipedia's size (default: 1, about 10 GB of "
+                             "memory; the bench's test uses less)")
     parser.add_argument("--keep", type=Path, metavar="DIR",
                         help="with --scale: write the dumps and builds here and keep them "
                              "(default: a temporary directory)")
@@ -146,6 +152,7 @@ def measure(args, work: Path) -> ScaleReport:
         builds["baseline"] = (work / "build-baseline", args.baseline.resolve())
     measured = measure_builds(dump, builds, args)
     large, baseline = measured["large"], measured.get("baseline")
+    tables = measure_tables(code, args.tables_scale)
     rates = {stage: fit(small, large, stage) for stage in STAGE_NAMES}
     training = tokenizer_training(small, large)
     report = ScaleReport(
@@ -153,8 +160,9 @@ def measure(args, work: Path) -> ScaleReport:
         small=small, large=large, rates=rates,
         serial_s_per_gb=sum(r.serial_per_gb for s, r in rates.items() if s != "tokenizer"),
         tokenizer_training=training,
-        projection={cores: project(rates, training, cores) for cores in PROJECTED_CORES},
-        memory=project_memory(small, large, training), baseline=baseline,
+        tables=tables,
+        projection={cores: project(rates, training, tables, cores) for cores in PROJECTED_CORES},
+        memory=project_memory(large, training, tables), baseline=baseline,
         baseline_dir=str(args.baseline) if args.baseline else None)
     if not training["capped"]:
         report.notes.append(
@@ -247,13 +255,18 @@ def tokenizer_training(small: BuildRun, large: BuildRun) -> dict[str, float]:
             / (chars - small_chars) if chars > small_chars else 0.0}
 
 
-def project(rates: dict[str, StageRates], training: dict[str, float], cores: int
-            ) -> dict[str, float]:
-    """Seconds per stage for ENGLISH on `cores` cores (one runs the main process)."""
+def project(rates: dict[str, StageRates], training: dict[str, float], tables: dict[str, float],
+            cores: int) -> dict[str, float]:
+    """Seconds per stage for ENGLISH on `cores` cores (one runs the main process). The pages
+    stage's serial part adds its tables at English's size (measured on their own: the
+    synthetic dump has fewer titles per GB than English), the tokenizer's is its training at
+    its cap."""
     workers = max(1, cores - 1)
     seconds = {}
     for stage, rate in rates.items():
         serial = rate.serial_fixed + rate.serial_per_gb * ENGLISH.xml_gb
+        if stage == "pages":
+            serial += tables["cpu_seconds"]
         if stage == "tokenizer":
             serial = training["projected_seconds"]
         seconds[stage] = (serial + rate.parallel_fixed / max(1, workers)
@@ -262,23 +275,75 @@ def project(rates: dict[str, StageRates], training: dict[str, float], cores: int
     return seconds
 
 
-def project_memory(small: BuildRun, large: BuildRun, training: dict) -> dict[str, float]:
-    """Peak memory at ENGLISH's size: the pages stage's main process grows with its title and
-    redirect tables (bytes per title from the two builds), the tokenizer's with its capped
-    sample; workers' memory does not grow with the dump."""
-    titles = [b.counts["pages"].get("articles", 0) + b.redirects for b in (small, large)]
-    pages = [b.stages["pages"].main_peak_mb for b in (small, large)]
-    per_title = max(0.0, (pages[1] - pages[0]) * 1e6 / max(1, titles[1] - titles[0]))
-    english_titles = ENGLISH.articles + ENGLISH.redirects
+def project_memory(large: BuildRun, training: dict, tables: dict[str, float]
+                   ) -> dict[str, float]:
+    """Peak memory at ENGLISH's size: the pages stage's main process holds its title and
+    redirect tables (measured at English's size), the tokenizer's its capped sample; a
+    worker's own memory does not grow with the dump."""
     tokenizer = (large.stages["tokenizer"].main_peak_mb if training["capped"] else
                  large.stages["tokenizer"].main_peak_mb + training["peak_bytes_per_character"]
                  * (training["projected_characters"] - training["characters"]) / 1e6)
-    worker_unique = max(s.worker_unique_mb for s in large.stages.values())
-    return {"pages_main_bytes_per_title": per_title,
-            "pages_main_mb": pages[1] + per_title * (english_titles - titles[1]) / 1e6,
+    worker_own = max(s.worker_unique_mb for s in large.stages.values())
+    return {"pages_main_mb": max(large.stages["pages"].main_peak_mb, tables["peak_mb"]),
             "tokenizer_main_mb": tokenizer,
-            "worker_unique_mb": worker_unique,
-            "workers_63_gb": 63 * worker_unique / 1e3}
+            "worker_own_mb": worker_own,
+            "workers_63_gb": 63 * worker_own / 1e3}
+
+
+def measure_tables(code: Path, scale: float) -> dict[str, float]:
+    """CPU seconds and peak memory of the pages stage's table work (`english_tables`) at
+    `scale` times English's number of redirects and articles, in a process of its own."""
+    redirects, articles = int(ENGLISH.redirects * scale), int(ENGLISH.articles * scale)
+    with tempfile.TemporaryDirectory() as work:
+        script = (f"from corpus.bench_scale import english_tables; "
+                  f"print(english_tables({work!r}, {redirects}, {articles}))")
+        done = subprocess.run([sys.executable, "-c", script], cwd=work, capture_output=True,
+                              text=True, env={**os.environ, "PYTHONPATH": str(code)})
+    if done.returncode:
+        raise RuntimeError(f"the English-size tables failed: {done.stderr.strip()[-2000:]}")
+    figures = json.loads(done.stdout)
+    figures.update(redirects=redirects, articles=articles,
+                   peak_mb=figures["peak_kb"] / 1e3)
+    return figures
+
+
+def english_tables(work: str, redirects: int, articles: int) -> str:
+    """What the pages stage's main process does with its tables between the two passes
+    (pages_stage.finish_pages), on `redirects` redirects and `articles` article titles made up
+    here: resolve the chains, write redirects.tsv and the two lookup files. Prints the CPU
+    seconds of that work and the process's peak memory (kB) as JSON."""
+    import resource
+
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from corpus.link_resolution import write_redirect_index, write_title_index
+    from corpus.redirects import resolve_redirect_table, write_redirects_tsv
+
+    def titles(kind: str, count: int) -> pa.Array:       # "Article 123 (kind)", ~20 characters
+        numbers = pc.cast(pa.array(np.arange(count)), pa.string())
+        return pc.binary_join_element_wise(kind.split()[0], numbers, f"({kind})", " ")
+
+    rng = np.random.default_rng(0)
+    names = titles("Article title", articles)
+    sources = titles("Redirect alias", redirects)
+    # targets: mostly articles, some other redirects (chains), a few titles not in the dump
+    pool = pa.concat_arrays([names, sources, titles("Missing page", max(1, articles // 20))])
+    weights = rng.random(redirects)
+    picks = np.where(weights < 0.9, rng.integers(0, articles, redirects),
+                     np.where(weights < 0.98, articles + rng.integers(0, redirects, redirects),
+                              articles + redirects + rng.integers(0, max(1, articles // 20),
+                                                                  redirects)))
+    targets = pool.take(pa.array(picks))
+    started = time.process_time()
+    table = resolve_redirect_table(sources, targets)
+    write_redirects_tsv(table, Path(work) / "redirects.tsv")
+    write_redirect_index(table.sources, table.targets, Path(work) / "redirects.index")
+    write_title_index(names, Path(work) / "articles.index")
+    return json.dumps({"cpu_seconds": time.process_time() - started,
+                       "peak_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                       "longest_chain": table.longest_chain, "loops": table.loops})
 
 
 def format_report(report: ScaleReport, args) -> str:
@@ -320,12 +385,17 @@ def format_report(report: ScaleReport, args) -> str:
         lines.append(f"    {cores:<7}" + "".join(f"{seconds[s]:14.0f}" for s in
                                                    (*STAGE_NAMES, "total"))
                      + f"   ({seconds['total'] / 60:.1f} min)")
-    memory = report.memory
-    lines.append(f"  memory at English's size: pages main process {memory['pages_main_mb']:,.0f}"
-                 f" MB ({memory['pages_main_bytes_per_title']:.0f} bytes per article or redirect "
-                 f"title), tokenizer {memory['tokenizer_main_mb']:,.0f} MB (training on "
-                 f"{training['projected_characters'] / 1e6:.0f} M characters), each worker {memory['worker_unique_mb']:,.0f} MB of its own "
-                 f"(63 workers: {memory['workers_63_gb']:.1f} GB)")
+    tables, memory = report.tables, report.memory
+    lines.append(f"  the pages stage's tables alone at {tables['redirects'] / 1e6:.1f} M redirects "
+                 f"and {tables['articles'] / 1e6:.1f} M articles (English: x{args.tables_scale:g})"
+                 f": {tables['cpu_seconds']:.1f} CPU s in the main process, peak "
+                 f"{tables['peak_mb']:,.0f} MB (added to the pages stage's projection)")
+    lines.append(f"  memory at English's size: the pages stage's main process "
+                 f"{memory['pages_main_mb']:,.0f} MB, the tokenizer stage's "
+                 f"{memory['tokenizer_main_mb']:,.0f} MB (training on "
+                 f"{training['projected_characters'] / 1e6:.0f} M characters), a worker "
+                 f"{memory['worker_own_mb']:,.0f} MB of its own at most (63 workers: "
+                 f"{memory['workers_63_gb']:.1f} GB)")
     lines += [f"  note: {note}" for note in report.notes]
     return "\n".join(lines)
 

@@ -53,7 +53,8 @@ def test_a_larger_synthetic_dump_has_more_distinct_targets_and_words(tmp_path):
 @pytest.mark.slow
 def test_the_scale_benchmark_measures_every_stage_and_projects_them(tmp_path):
     done = subprocess.run([sys.executable, "-m", "corpus.cli", "bench", str(EN_DUMP), "--scale",
-                           "8", "--workers", "2", "--word-vocab-size", "300", "--json"],
+                           "8", "--workers", "2", "--word-vocab-size", "300",
+                           "--tables-scale", "0.001", "--json"],
                           capture_output=True, text=True, cwd=tmp_path,
                           env={"PYTHONPATH": str(ROOT), "LUKE_PROGRESS": "0",
                                "PATH": str(Path(sys.executable).parent)})
@@ -71,3 +72,6 @@ def test_the_scale_benchmark_measures_every_stage_and_projects_them(tmp_path):
         seconds = report["projection"][cores]
         assert seconds["total"] == sum(seconds[s] for s in STAGE_NAMES) > 0
     assert report["serial_s_per_gb"] >= 0 and report["memory"]["pages_main_mb"] > 0
+    tables = report["tables"]                   # 10,000 redirects, 7,000 articles
+    assert (tables["redirects"], tables["articles"]) == (10_000, 7_000)
+    assert tables["cpu_seconds"] > 0 and tables["peak_mb"] > 0
