@@ -1,6 +1,8 @@
-"""The pages stage: dump -> DIR/pages (clean text + link spans) and DIR/redirects.tsv.
+"""The pages stage: dumps -> DIR/pages (clean text + link spans) and DIR/redirects.tsv.
 
-Reading and parsing are split so that N worker processes do the expensive part (wikitext
+A build takes one dump per language (corpus/dump_languages.py); each is read on its own into a
+part that a rerun keeps, and the parts are joined at the end (corpus/pages_parts.py). For each
+dump, reading and parsing are split so that N worker processes do the expensive part (wikitext
 parsing) while pages stay in dump order, whatever N is:
   - a plain dump: this process reads pages and sends chunks of articles to the workers;
   - a multistream dump with its index: each worker reads and parses whole bz2 streams itself,
@@ -40,13 +42,17 @@ import pyarrow.compute as pc
 
 from corpus import languages
 from corpus.dump import MALFORMED_KINDS, DumpError, DumpReader, RawPage
-from corpus.multistream import find_index, read_header_site, read_stream_offsets, \
+from corpus.multistream import read_header_site, read_stream_offsets, \
     read_stream_pages, stream_ranges
+from corpus.dump_languages import DumpLanguage, dump_languages
+from corpus.manifest import file_fingerprint
 from corpus.options import StageContext
+from corpus.pages_parts import built_part, join_parts, remove_parts, summed_counts
 from corpus.progress import byte_progress, count_progress, progress_enabled
 from corpus.redirects import resolve_redirects, write_redirects_tsv
 from corpus.schema import PAGE_COLUMNS, PAGES_DIR, REDIRECTS_FILE
 from corpus.siteinfo import SiteInfo
+from corpus.stages import stage
 from corpus.workers import PageWatch, ordered_map
 
 log = logging.getLogger(__name__)
@@ -278,38 +284,44 @@ def plain_tasks(reader: DumpReader, collector: PagesCollector,
         yield chunk, parse_ctx
 
 
-def input_fingerprint(path: Path) -> dict[str, Any]:
-    """Identity of an input file: size and a hash of its first and last MiB (not its mtime, so
-    a copied or re-downloaded identical dump is the same input); mtime is recorded for reading."""
-    stat = Path(path).stat()
-    digest = hashlib.blake2b(digest_size=16)
-    digest.update(str(stat.st_size).encode())
-    with open(path, "rb") as f:
-        digest.update(f.read(1 << 20))
-        f.seek(max(0, stat.st_size - (1 << 20)))
-        digest.update(f.read(1 << 20))
-    return {"path": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
-            "digest": digest.hexdigest(),
-            "digest_of": "blake2b-128 of the size, the first MiB and the last MiB"}
-
-
 def run(ctx: StageContext) -> dict:
-    """Build DIR/pages and DIR/redirects.tsv; return the stage's manifest section."""
-    options, out = ctx.options, ctx.out_dir
-    dump = Path(options.dump)
+    """Build DIR/pages and DIR/redirects.tsv from every dump of the build, a part per dump
+    (corpus/pages_parts.py); return the stage's manifest section, languages listed."""
+    options = ctx.options
+    entries = dump_languages(options.dumps, options.index, options.language)
+    part_options = options.subset(tuple(o for o in stage("pages").options if o != "dumps"))
+    parts = []
+    for number, entry in enumerate(entries):
+        part, section = built_part(ctx.lasting_dir, number, entry, part_options,
+                                   lambda out: dump_pages(entry, ctx, out))
+        parts.append((entry, part, section))
+    languages = join_parts(parts, ctx.out_dir)
+    remove_parts(ctx.lasting_dir)
+    truncations = [entry["truncation"] for entry in languages if entry.get("truncation")]
+    return {"languages": languages, "counts": summed_counts(languages),
+            "truncated": any(entry["truncated"] for entry in languages),
+            "truncation": "; ".join(truncations),
+            "skipped_pages": [page for entry in languages
+                              for page in entry.pop("skipped_pages", [])][:MAX_SKIPPED_LISTED],
+            "fingerprint": _output_fingerprint(ctx.out_dir), "workers": ctx.workers}
+
+
+def dump_pages(entry: DumpLanguage, ctx: StageContext, out: Path) -> dict:
+    """Read one dump into out/pages and out/redirects.tsv; return its section."""
+    options = ctx.options
+    dump, index = entry.dump, entry.index
     started, cpu_started = time.perf_counter(), time.process_time()
-    index = options.index or find_index(dump)
     raw_path = out / "pages.unresolved.arrow"
     collector = PagesCollector(raw_path)
     try:
         if index:
             dump_site = read_header_site(dump)
-            parse_ctx = parse_context(dump_site, options)
+            parse_ctx = parse_context(dump_site, options, entry.language)
             xml_bytes, truncation = _read_multistream(dump, Path(index), parse_ctx, ctx,
                                                       collector)
         else:
             dump_site, parse_ctx, xml_bytes, truncation = _read_plain(dump, options, ctx,
-                                                                      collector)
+                                                                      collector, entry.language)
     finally:
         collector.close()
     _refuse_empty(collector, dump, truncation)
@@ -317,15 +329,15 @@ def run(ctx: StageContext) -> dict:
     section["counts"]["xml_bytes"] = xml_bytes
     site = parse_ctx.site
     section.update(
-        truncated=collector.truncated, truncation=truncation, language=site.language,
+        truncated=collector.truncated, truncation=truncation,
         siteinfo={"dbname": dump_site.dbname, "language": dump_site.language,
                   "case": dump_site.case, "from_dump": dump_site.from_dump,
                   "namespaces": dump_site.namespaces},
         language_rules={"language": site.language, "variant": parse_ctx.variant,
                         "link_trail": languages.link_trail_source(site.language),
                         "mediawiki": languages.mediawiki_version()},
-        input=input_fingerprint(dump), index=str(index) if index else None,
-        workers=ctx.workers, seconds=round(time.perf_counter() - started, 3),
+        input=file_fingerprint(dump), index=str(index) if index else None,
+        seconds=round(time.perf_counter() - started, 3),
         # Where the time went, robust to other load on the machine: CPU seconds of the parse
         # tasks (in the workers) and of this process (reading, writing, resolving links).
         cpu_seconds={"parse": round(collector.worker_cpu, 3),
@@ -333,13 +345,14 @@ def run(ctx: StageContext) -> dict:
     return section
 
 
-def parse_context(dump_site: SiteInfo, options) -> ParseContext:
-    """What the workers parse with: the dump's site in the language `--language` names (if
-    any), the `--variant` checked against that language. Raises ValueError for a variant the
-    language lacks; warns about a language MediaWiki does not know (English rules apply)."""
+def parse_context(dump_site: SiteInfo, options, language: str) -> ParseContext:
+    """What the workers parse with: the dump's site in `language` (its own, or the one
+    `--language` gives it), the `--variant` checked against that language. Raises ValueError
+    for a variant the language lacks; warns about a language MediaWiki does not know (English
+    rules apply)."""
     site = dump_site
-    if options.language:
-        site = dataclasses.replace(site, language=options.language)
+    if language != site.language:
+        site = dataclasses.replace(site, language=language)
     if not languages.is_known(site.language):
         log.warning("language %r is not one MediaWiki knows; its English rules apply (link "
                     "trail a-z, English namespace names)", site.language)
@@ -359,12 +372,13 @@ def _refuse_empty(collector: PagesCollector, dump: Path, truncation: str) -> Non
         f"malformed pages" + (f"; {truncation}" if truncation else ""))
 
 
-def _read_plain(dump: Path, options, ctx: StageContext, collector: PagesCollector):
+def _read_plain(dump: Path, options, ctx: StageContext, collector: PagesCollector,
+                language: str):
     reader = DumpReader(dump)
     made: list[ParseContext] = []
 
     def context_of(site: SiteInfo) -> ParseContext:
-        made.append(parse_context(site, options))
+        made.append(parse_context(site, options, language))
         return made[0]
 
     with byte_progress(reader.size, f"pages ({dump.name})") as bar:
@@ -432,8 +446,7 @@ def _finish(collector: PagesCollector, raw_path: Path, out: Path) -> dict:
               "malformed_pages": sum(collector.malformed.values()),
               **{f"malformed_{k}": collector.malformed[k] for k in MALFORMED_KINDS},
               **collector.counts, **link_counts}
-    return {"fingerprint": _output_fingerprint(out), "counts": counts,
-            "skipped_pages": collector.skipped_pages}
+    return {"counts": counts, "skipped_pages": collector.skipped_pages}
 
 
 def _resolve_links(raw_path: Path, final_path: Path, redirects: dict[str, str],

@@ -18,12 +18,13 @@ that shape.
 
 Byte-level BPE (a RoBERTa-family base model's `LukeTokenizer`: ByteLevel pre-tokenizer with
 GPT-2's split pattern, a BPE model, no normalizer) is cacheable too, keyed differently: the
-pattern's pre-tokens take a space only at their start (`' ?\p{L}+'`, ...) or in runs of
-whitespace that stop before the next word, so a space followed by a non-space character always
-begins a pre-token. In a text whose whitespace is single spaces (the build's collapsed
-sentences), the ids are the concatenation of the ids of its keys: the first word as it stands,
-then " " + w for each later word, each encoded alone. A text with any other whitespace (tabs,
-runs of spaces, where a whitespace pre-token can end inside a run) is encoded whole, uncached.
+pattern's pre-tokens take a space only at their start (` ?` before a run of letters, digits
+or punctuation) or in runs of whitespace that stop before the next word, so a space followed
+by a non-space character always begins a pre-token. In a text whose whitespace is single
+spaces (the build's collapsed sentences), the ids are the concatenation of the ids of its
+keys: the first word as it stands, then " " + w for each later word, each encoded alone. A
+text with any other whitespace (tabs, runs of spaces, where a whitespace pre-token can end
+inside a run) is encoded whole, uncached.
 Any other tokenizer is encoded text by text without the cache.
 Added tokens (`<s>`, `<mask>`, ...) are cut out of the text before all this; the examples
 stage drops every sentence holding their text (examples.keep_sentence), so that never matters.

@@ -113,9 +113,11 @@ def test_cache_and_backend_agree_on_every_piece_of_the_sample(en_corpus, tokeniz
 
     _, path = tokenizer_and_json
     view = CorpusView(en_corpus, "examples")
+    [english] = view.corpus.examples.languages
     pieces = [piece for row in range(len(view.pages))
-              for sentence in page_sentences(view.pages[row], view.locale, view.entity_vocab,
-                                             view.limits, Counter())
+              for sentence in page_sentences(view.pages[row], english.locale,
+                                             view.titles(english.language), view.limits,
+                                             Counter())
               for piece in split_at_mentions(sentence.text, sentence.mentions)[0]]
     cached, direct = WordEncoder.from_file(path), WordEncoder.from_file(path)
     direct.use_cache = False
