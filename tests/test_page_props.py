@@ -69,3 +69,16 @@ def test_missing_and_foreign_files_are_named(tmp_path):
     with pytest.raises(PagePropsError, match="page.sql: not a page_props dump"):
         read_wikidata_items(other)
 
+
+def test_bench_items_prints_its_figures(tmp_path, capsys):
+    """The benchmark runs end to end on tiny synthetic wikis (its figures are for the README,
+    not asserted: only that each is printed)."""
+    from corpus.cli import main
+
+    assert main(["bench-items", "--languages", "2", "--articles", "400", "--links", "5",
+                 "--workdir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "2 wikis of 400 articles and 5 links each" in out
+    assert "corpus.page_props" in out and "gunzip + lines (floor)" in out
+    assert "2 languages, items" in out and "1 language, titles" in out
+    assert "extrapolated: " in out       # at this size, most likely that it cannot
