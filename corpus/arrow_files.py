@@ -79,6 +79,21 @@ def write_dataset_dir(directory: Path, files: list[str], schema: pa.Schema,
     datasets.DatasetInfo(features=features).write_to_directory(str(directory))
 
 
+def join_datasets(sources: list[Path], out: Path, fingerprint: str) -> None:
+    """Make `out` one saved dataset of the rows of the saved datasets `sources`, in order, by
+    renaming their data files (nothing is copied; `sources` are left without them)."""
+    files = [Path(source) / entry["filename"] for source in sources
+             for entry in json.loads((Path(source) / STATE_FILE).read_text(
+                 encoding="utf-8"))["_data_files"]]
+    Path(out).mkdir(parents=True, exist_ok=True)
+    names = [data_file_name(number, len(files)) for number in range(len(files))]
+    for path, name in zip(files, names):
+        os.replace(path, Path(out) / name)
+    with pa.memory_map(str(Path(out) / names[0])) as source:
+        schema = pa.ipc.open_stream(source).schema
+    write_dataset_dir(out, names, schema, fingerprint)
+
+
 def combined_digest(digests: list[str]) -> str:
     """One digest of several files' digests, in order."""
     digest = hashlib.blake2b(digest_size=DIGEST_SIZE)

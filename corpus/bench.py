@@ -147,7 +147,7 @@ def measure(dump: Path, args: argparse.Namespace, tmp: Path) -> BenchReport:
 def measure_builds(report: BenchReport, dump: Path, args: argparse.Namespace, tmp: Path) -> None:
     measure_pages_stage(report, dump, args, tmp, "pages", "pages stage")
     if all(importlib.util.find_spec(m) is not None for m in LATER_STAGE_MODULES):
-        options = BuildOptions(dump=dump, out=tmp / "full", workers=args.workers,
+        options = BuildOptions(dumps=(dump,), out=tmp / "full", workers=args.workers,
                                word_vocab_size=args.word_vocab_size or 8000, partial_dump=True)
         try:
             measure_whole_build(report, options)
@@ -165,7 +165,7 @@ def measure_pages_stage(report: BenchReport, dump: Path, args: argparse.Namespac
     for round_ in range(args.rounds):     # rounds outside, so slow spells hit every count
         for workers in range(1, args.workers + 1):
             out = tmp / f"{prefix}-{workers}-{round_}"
-            options = BuildOptions(dump=dump, out=out, workers=workers, index=index)
+            options = BuildOptions(dumps=(dump,), out=out, workers=workers, index=index)
             best[workers] = min(timed(lambda: build(options, until="pages")),
                                 best.get(workers, float("inf")))
             shutil.rmtree(out, ignore_errors=True)

@@ -99,10 +99,13 @@ def examples_pass(encoder, view, pages):
     from corpus.examples_stage import PAGES_PER_CALL
     from corpus.examples import examples_from_pages
 
+    language = view.corpus.examples.languages[0]       # the pages are the first language's
     examples = []
     for start in range(0, len(pages), PAGES_PER_CALL):   # as the stage's workers batch them
-        examples += examples_from_pages(pages[start:start + PAGES_PER_CALL], encoder,
-                                        view.locale, view.entity_vocab, view.limits, Counter())
+        examples += examples_from_pages(
+            pages[start:start + PAGES_PER_CALL], encoder, language.locale,
+            view.titles(language.language), view.limits, Counter(),
+            view.corpus.entity_vocab.key_prefix(language.language))
     return examples
 
 

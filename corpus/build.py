@@ -34,7 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from corpus.dump import DumpError
-from corpus.manifest import ManifestError, empty_manifest, read_manifest, write_manifest
+from corpus.manifest import (ManifestError, empty_manifest, file_fingerprint, read_manifest,
+                             write_manifest)
 from corpus.options import BuildOptions, StageContext
 from corpus.schema import MANIFEST_FILE
 from corpus.stages import STAGE_NAMES, STAGES, downstream_of, stage, upstream_of
@@ -111,9 +112,10 @@ def _write_holder(fd: int, text: str) -> None:
 def _absolute(options: BuildOptions) -> BuildOptions:
     """Paths made absolute, so a rerun from another directory is recognized as the same build."""
     paths = {name: Path(getattr(options, name)).absolute()
-             for name in ("dump", "out", "index", "tokenizer", "base_model")
-             if getattr(options, name)}
-    return dataclasses.replace(options, **paths)
+             for name in ("out", "index", "tokenizer", "base_model") if getattr(options, name)}
+    lists = {name: tuple(Path(path).absolute() for path in getattr(options, name))
+             for name in ("dumps", "wikidata_ids")}
+    return dataclasses.replace(options, **paths, **lists)
 
 
 def _validate(options: BuildOptions, until: str | None) -> None:
@@ -133,15 +135,48 @@ def _validate(options: BuildOptions, until: str | None) -> None:
         problems.append(f"page timeout must be >= 0 seconds, not {options.page_timeout}")
     if options.tokenizer is not None and options.base_model is not None:
         problems.append("--tokenizer and --base-model both name a tokenizer: give one")
+    problems += _multilingual_problems(options)
     if problems:
         raise BuildError("; ".join(problems))
     if options.base_model is not None:      # refused now, not after the pages stage
         from corpus.base_tokenizer import open_base_model
         open_base_model(Path(options.base_model))
-    for name in ("dump", "index"):
-        path = getattr(options, name)
+    files = [("dump", p) for p in options.dumps] + [("index", options.index)] + [
+        ("page_props dump", p) for p in options.wikidata_ids]
+    for what, path in files:
         if path is not None and not Path(path).is_file():
-            raise DumpError(f"{path}: {name} not found (no such file)")
+            raise DumpError(f"{path}: {what} not found (no such file)")
+
+
+def _multilingual_problems(options: BuildOptions) -> list[str]:
+    """What cannot go with several dumps, or with Wikidata ids."""
+    problems = []
+    several = len(options.dumps) > 1
+    if not options.dumps:
+        problems.append("no dump given")
+    if len(set(options.dumps)) < len(options.dumps):
+        problems.append("a dump is given twice")
+    if several and options.index is not None:
+        problems.append("--index names one dump's index; with several dumps each index is "
+                        "found beside its dump")
+    if options.language and len(options.language) != len(options.dumps):
+        problems.append(f"--language needs one language per dump, in the order of the dumps: "
+                        f"{len(options.language)} for {len(options.dumps)} dumps")
+    if options.wikidata_ids and len(options.wikidata_ids) != len(options.dumps):
+        problems.append(f"--wikidata-ids needs one page_props dump per dump, in the same order: "
+                        f"{len(options.wikidata_ids)} for {len(options.dumps)} dumps")
+    if several and not options.wikidata_ids and not options.local_entities:
+        problems.append("several dumps need --wikidata-ids (one entity per Wikidata item "
+                        "across languages), or --local-entities for entities of each language "
+                        "alone")
+    if options.min_languages < 1:
+        problems.append(f"--min-languages must be >= 1, not {options.min_languages}")
+    if options.min_languages > 1 and not options.wikidata_ids:
+        problems.append("--min-languages counts the languages of a Wikidata item: give "
+                        "--wikidata-ids")
+    if not 0 < options.language_alpha <= 1:
+        problems.append(f"--language-alpha must lie in (0, 1], not {options.language_alpha}")
+    return problems
 
 
 def _refuse_foreign(out: Path, overwrite: bool) -> None:
@@ -190,15 +225,27 @@ def _difference(manifest: dict[str, Any], options: BuildOptions) -> str:
             if section.get("options", {}).get(option) != value:
                 return f"stage {name}: {option} was {section.get('options', {}).get(option)!r}, " \
                        f"now {value!r}"
-    pages = manifest["stages"].get("pages")
-    if pages and pages.get("input", {}).get("digest") != _input_digest(options):
-        return f"the dump {options.dump} changed since it was read"
+        changed = _changed_input(name, section, options)
+        if changed:
+            return f"{changed} changed since stage {name} read it"
     return ""
 
 
-def _input_digest(options: BuildOptions) -> str:
-    from corpus.pages_stage import input_fingerprint
-    return input_fingerprint(Path(options.dump))["digest"]
+def input_digests(name: str, options: BuildOptions) -> dict[str, list[str]]:
+    """The content digests of the files a stage reads (its Stage.inputs), by option."""
+    return {option: [file_fingerprint(Path(path))["digest"] for path in getattr(options, option)]
+            for option in stage(name).inputs}
+
+
+def _changed_input(name: str, section: dict[str, Any], options: BuildOptions) -> str:
+    """The first input file of the stage whose content differs from what it read, or ''."""
+    recorded = section.get("input_digests", {})
+    for option, digests in input_digests(name, options).items():
+        for path, now, then in zip(getattr(options, option), digests,
+                                   recorded.get(option, [None] * len(digests))):
+            if now != then:
+                return str(path)
+    return ""
 
 
 def _upstream(name: str, manifest: dict[str, Any]) -> dict[str, str]:
@@ -214,9 +261,7 @@ def _is_current(name: str, manifest: dict[str, Any], options: BuildOptions, out:
     same = (section.get("options") == options.subset(stage(name).options)
             and section.get("upstream") == _upstream(name, manifest)
             and all((out / output).exists() for output in section.get("outputs", ())))
-    if same and name == "pages":
-        same = section.get("input", {}).get("digest") == _input_digest(options)
-    return same
+    return same and not _changed_input(name, section, options)
 
 
 def _run_stage(name: str, manifest: dict[str, Any], options: BuildOptions, out: Path
@@ -232,13 +277,14 @@ def _run_stage(name: str, manifest: dict[str, Any], options: BuildOptions, out: 
         _remove(out / output)              # stale now; nothing may look finished until replaced
     staging = _make_staging(spec.outputs, name, out)
     try:
-        ctx = StageContext(options=dataclasses.replace(options, out=staging),
+        ctx = StageContext(options=dataclasses.replace(options, out=staging), build_dir=out,
                            manifest=manifest["stages"], workers=options.workers)
         section = dict(module.run(ctx))
         outputs = _move_outputs(staging, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     section.update(options=options.subset(spec.options),
+                   input_digests=input_digests(name, options),
                    upstream=_upstream(name, manifest), outputs=outputs,
                    finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     section.setdefault("fingerprint", _section_digest(section))

@@ -1,7 +1,8 @@
 """`luke-corpus`: build a LUKE pretraining corpus from a Wikipedia dump, inspect it, benchmark it.
 
-  luke-corpus build DUMP --out DIR [--workers N] [--entity-vocab-size K] [--partial-dump] ...
-  luke-corpus inspect | bench | bench-tokenize ...   (their modules add their own arguments)
+  luke-corpus build DUMP [DUMP ...] --out DIR [--workers N] [--entity-vocab-size K] ...
+  luke-corpus inspect | bench | bench-tokenize | bench-items ...   (their modules add their
+  own arguments)
 
 Every BuildOptions field has one flag here, generated from one table so that help text and
 defaults cannot drift apart. Errors are one line on stderr and a non-zero exit: 1 for bad input
@@ -27,6 +28,8 @@ LAZY_COMMANDS = {
     "inspect": ("corpus.inspect", "show what a corpus build holds"),
     "bench": ("corpus.bench", "measure corpus build speed against baselines"),
     "bench-tokenize": ("corpus.bench_tokenize", "measure tokenizer/examples speed"),
+    "bench-items": ("corpus.bench_items", "measure the Wikidata-item entity vocabulary: "
+                                          "page_props reading, the stage's memory"),
 }
 
 # What an interrupted build keeps (corpus/build.py): finished stages; nothing of the unfinished
@@ -36,17 +39,28 @@ INTERRUPTED_BUILD = ("luke-corpus: interrupted; finished stages are kept and the
                      "left no output that looks complete; rerun the same command to go on "
                      "(the examples stage resumes from the shards it had finished)")
 
-# (field, metavar, help) for every BuildOptions field besides dump and out; bools are switches.
+# (field, metavar, help) for every BuildOptions field besides dumps and out; bools are switches,
+# tuples take one value per dump.
 BUILD_FLAGS = (
     ("workers", "N", "worker processes for parsing (and for reading a multistream dump)"),
     ("index", "FILE", "multistream index (offset:page_id:title); found beside the dump if omitted"),
     ("partial_dump", None, "the dump is a fragment: every resolved link target may enter the "
                            "entity vocabulary, not only the articles present in it"),
+    ("wikidata_ids", "SQL", "one *-page_props.sql.gz per dump, in the order of the dumps: one "
+                            "entity per Wikidata item across the languages, keyed "
+                            "'<lang>:<title>' (needed with several dumps)"),
+    ("min_languages", "N", "with --wikidata-ids, keep the items that have an article in at "
+                           "least N of the languages"),
+    ("local_entities", None, "with --wikidata-ids, keep link targets that have no item as "
+                             "entities of their language alone (without it they are left out)"),
     ("entity_vocab_size", "K", "entity vocabulary size, the 4 special entities included"),
     ("min_link_count", "C", "least number of links for a title to enter the entity vocabulary"),
     ("allow_truncated", None, "go on with the pages of a truncated dump (exit 0)"),
     ("page_timeout", "SECONDS", "parsing time per page before the page is skipped (0: no limit)"),
     ("word_vocab_size", "V", "word (sentencepiece) vocabulary size"),
+    ("language_alpha", "A", "several languages: each language's share of the tokenizer's "
+                            "training text is proportional to its size to the power A, so a "
+                            "small language is not drowned (mLUKE's 0.7)"),
     ("tokenizer", "DIR", "reuse this tokenizer directory instead of training one"),
     ("base_model", "DIR", "use the tokenizer of this encoder (a save_pretrained directory of a "
                           "RoBERTa- or XLM-R-family model) instead of training one, so that a "
@@ -61,7 +75,8 @@ BUILD_FLAGS = (
     ("validation_pages", "P", "pages held out for the validation set"),
     ("language", "LANG", "the wiki's language, a MediaWiki code such as en, de, zh, ja: its "
                          "link trail, namespace aliases and variants, and the sentence "
-                         "splitter's locale (default: from the dump's siteinfo)"),
+                         "splitter's locale; one per dump, in their order (default: from "
+                         "each dump's siteinfo)"),
     ("variant", "VARIANT", "on a wiki whose language has variants (zh, sr, kk ...), the one "
                            "-{...}- markup shows, e.g. zh-hans, zh-tw (default: the language "
                            "itself: the text as its authors wrote it)"),
@@ -71,12 +86,17 @@ BUILD_FLAGS = (
 
 def _add_build_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = {f.name: f for f in dataclasses.fields(BuildOptions)}
-    parser.add_argument("dump", type=Path, help="*-pages-articles[-multistream].xml.bz2 or .xml")
+    parser.add_argument("dumps", type=Path, nargs="+", metavar="DUMP",
+                        help="*-pages-articles[-multistream].xml.bz2 or .xml; several (one per "
+                             "language) build one multilingual corpus")
     parser.add_argument("--out", type=Path, required=True, help="output directory")
     for name, metavar, text in BUILD_FLAGS:
         flag, default = "--" + name.replace("_", "-"), defaults[name].default
         if metavar is None:
             parser.add_argument(flag, action="store_true", help=text)
+        elif isinstance(default, tuple):
+            parser.add_argument(flag, type=str if name == "language" else Path, nargs="+",
+                                default=default, metavar=metavar, help=text)
         else:
             kind = Path if name in ("index", "tokenizer", "base_model") else type(default) \
                 if default is not None else str
@@ -89,7 +109,9 @@ def _add_build_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _options_from(args: argparse.Namespace) -> BuildOptions:
     names = [name for name, _, _ in BUILD_FLAGS]
-    return BuildOptions(dump=args.dump, out=args.out, **{n: getattr(args, n) for n in names})
+    values = {n: tuple(v) if isinstance(v, list) else v for n, v in vars(args).items()
+              if n in names}
+    return BuildOptions(dumps=tuple(args.dumps), out=args.out, **values)
 
 
 def _run_build(args: argparse.Namespace) -> int:

@@ -197,13 +197,15 @@ class _PageHandler:
         if not self._site_fields and not self._namespaces:
             self.site = SiteInfo.default()
             if self._lang:
-                self.site = dataclasses.replace(self.site, language=self._lang)
+                self.site = dataclasses.replace(self.site, language=self._lang,
+                                                language_from_dump=True)
             return
         dbname = self._site_fields.get("dbname", "")
-        language = language_of_dbname(dbname) or self._lang or "en"
-        self.site = SiteInfo(dbname=dbname, language=language,
+        language = language_of_dbname(dbname) or self._lang
+        self.site = SiteInfo(dbname=dbname, language=language or "en",
                              case=self._site_fields.get("case", "first-letter"),
-                             namespaces=dict(self._namespaces), from_dump=True)
+                             namespaces=dict(self._namespaces), from_dump=True,
+                             language_from_dump=language is not None)
 
 
 def _integer(value: str | None) -> int | None:

@@ -8,17 +8,24 @@ description to learn from); `partial_dump` is for a fragment of a dump, whose li
 mostly absent from it: then every resolved target is a candidate. Counting runs on the Arrow
 columns (pyarrow's hash kernels), not in a Python loop, so a full English dump's 160M links are
 counted in seconds to minutes.
+
+That is the vocabulary of a build of one wiki, keyed by title. A build of several wikis, or one
+given Wikidata ids (`--wikidata-ids`), has one entity per Wikidata item across its languages,
+keyed `<lang>:<title>` as mLUKE's (corpus/entity_items.py); the manifest says which (`keys`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from corpus.entity_items import (Entity, check_props, item_entities, language_tables,
+                                 read_props)
 from corpus.options import StageContext
 from corpus.schema import (ENTITY_COUNTS_FILE, ENTITY_SPECIALS, ENTITY_VOCAB_DIR,
                            ENTITY_VOCAB_FILE, PAGES_DIR)
@@ -73,17 +80,78 @@ def run(ctx: StageContext) -> dict:
 
     options = ctx.options
     pages = datasets.load_from_disk(str(ctx.out_dir / PAGES_DIR))
+    languages = ctx.manifest["pages"]["languages"]
+    vocab_dir = ctx.out_dir / ENTITY_VOCAB_DIR
+    if len(languages) == 1 and not options.wikidata_ids:
+        section = _title_vocab(pages, languages[0]["language"], options, vocab_dir)
+    else:
+        section = _item_vocab(pages.data.table, languages, options, vocab_dir)
+    section["fingerprint"] = _files_digest([vocab_dir / ENTITY_VOCAB_FILE,
+                                            vocab_dir / ENTITY_COUNTS_FILE])
+    return section
+
+
+def _title_vocab(pages, language: str, options, vocab_dir: Path) -> dict:
+    """One wiki without Wikidata ids: one entity per title, keyed by the title."""
     counts = count_link_targets(pages)
     articles = None if options.partial_dump else pages.data.column("title").combine_chunks()
     entities = top_entities(counts, options.entity_vocab_size, options.min_link_count, articles)
-    language = ctx.manifest.get("pages", {}).get("language", "en")
-    vocab_dir = ctx.out_dir / ENTITY_VOCAB_DIR
     write_vocab(entities, language, vocab_dir)
     links = int(pc.sum(counts.column("count")).as_py() or 0)
     in_vocab = sum(count for _, count in entities)
     size = len(ENTITY_SPECIALS) + len(entities)
-    return {"fingerprint": _files_digest([vocab_dir / ENTITY_VOCAB_FILE,
-                                          vocab_dir / ENTITY_COUNTS_FILE]),
-            "size": size,
+    return {"size": size, "keys": "title",
             "counts": {"size": size, "titles": len(entities), "links": links,
                        "links_in_vocab": in_vocab, "distinct_targets": counts.num_rows}}
+
+
+def _item_vocab(table, languages: list[dict], options, vocab_dir: Path) -> dict:
+    """Several wikis, or Wikidata ids: one entity per item, keyed `<lang>:<title>`
+    (corpus/entity_items.py)."""
+    per_language, figures = [], {}
+    props_files = options.wikidata_ids or (None,) * len(languages)
+    for entry, props_path in zip(languages, props_files):
+        props, seconds = read_props(props_path) if props_path else (None, 0.0)
+        links, articles = language_tables(table, entry, props)
+        figures[entry["language"]] = {
+            "links": int(pc.sum(links.column("count")).as_py() or 0),
+            **(check_props(props, props_path, entry, articles) if props else {}),
+            "page_props_seconds": round(seconds, 3)}
+        per_language.append((entry["language"], links, articles))
+    entities = item_entities(per_language, options.entity_vocab_size, options.min_link_count,
+                             options.min_languages, options.local_entities or
+                             not options.wikidata_ids, options.partial_dump)
+    write_keyed_vocab(entities, vocab_dir)
+    size = len(ENTITY_SPECIALS) + len(entities)
+    items = sum(entity.item is not None for entity in entities)
+    return {"size": size, "keys": "language:title",
+            "languages": figures,
+            "counts": {"size": size, "items": items, "local_entities": len(entities) - items,
+                       "keys": sum(len(entity.keys) for entity in entities),
+                       "links": sum(f["links"] for f in figures.values()),
+                       "links_in_vocab": sum(entity.count for entity in entities)}}
+
+
+def write_keyed_vocab(entities: list[Entity], vocab_dir: Path) -> None:
+    """entity_vocab.json with a `<lang>:<title>` key per language of each entity (mLUKE's
+    format: several keys may share an id; the specials bare) and counts.jsonl with every
+    (title, language) pair and the item of each id. Both are written entity by entity: a
+    vocabulary of a million entities is never held a second time as Python dicts."""
+    vocab_dir.mkdir(parents=True, exist_ok=True)
+    specials = [([(None, name)], 0, None) for name in ENTITY_SPECIALS]
+    keyed = ((entity.keys, entity.count, entity.item) for entity in entities)
+    with open(vocab_dir / ENTITY_VOCAB_FILE, "w", encoding="utf-8") as vocab, \
+            open(vocab_dir / ENTITY_COUNTS_FILE, "w", encoding="utf-8") as counts:
+        vocab.write("{")
+        separator = "\n"
+        for entity_id, (keys, count, item) in enumerate(itertools.chain(specials, keyed)):
+            for language, title in keys:
+                key = title if language is None else f"{language}:{title}"
+                vocab.write(f"{separator}{json.dumps(key, ensure_ascii=False)}: {entity_id}")
+                separator = ",\n"
+            counts.write(json.dumps({"id": entity_id,
+                                     "entities": [[title, language] for language, title in keys],
+                                     "count": count,
+                                     "item": None if item is None else f"Q{item}"},
+                                    ensure_ascii=False) + "\n")
+        vocab.write("\n}")

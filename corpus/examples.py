@@ -275,11 +275,19 @@ def make_example(page_id: int, pack: Sequence[Sentence], encoder: WordEncoder,
 
 def examples_from_pages(pages: Sequence[dict], encoder: WordEncoder, locale: str,
                         entity_vocab: dict[str, int], limits: Limits,
-                        counts: Counter) -> list[Example]:
-    """All examples of the pages, in page order (tokenized in one backend call)."""
+                        counts: Counter, key_prefix: str = "") -> list[Example]:
+    """All examples of the pages, in page order (tokenized in one backend call).
+    `entity_vocab` maps the pages' link targets to entity ids; `key_prefix` is what comes
+    before a title in the entity vocabulary's keys (`en:` in a build of several languages),
+    so that each mention's title is its key in entity_vocab.json."""
     with cyclic_gc_paused():
         per_page = [page_sentences(p, locale, entity_vocab, limits, counts,
                                    encoder.sentence_prefix) for p in pages]
+        if key_prefix:
+            for sentence in (s for sentences in per_page for s in sentences):
+                sentence.mentions = [m if m.title == UNK_TITLE else
+                                     m._replace(title=key_prefix + m.title)
+                                     for m in sentence.mentions]
         encode_sentences(encoder, [s for sentences in per_page for s in sentences])
         examples = []
         for page, sentences in zip(pages, per_page):

@@ -56,12 +56,14 @@ class ShardJob:
     """Everything a worker needs to build one shard (picklable, no open handles)."""
     split: str               # "examples" or "validation"
     index: int
-    rows: np.ndarray         # row numbers in the pages dataset (int64: millions of them in all)
+    rows: np.ndarray         # row numbers in the pages dataset, of one language (int64)
     pages_dir: str
     tokenizer_dir: str
     locale: str
     limits: Limits
     parts_dir: str
+    language: str = ""       # the language of its pages
+    key_prefix: str = ""     # before a title in the entity vocabulary's keys ("en:" or "")
 
     @property
     def name(self) -> str:
@@ -77,17 +79,22 @@ def run(ctx: StageContext) -> dict:
     tokenizer_dir = ctx.out_dir / TOKENIZER_DIR
     limits = options.limits()
     limits.check()
-    locale = resolve_locale(ctx)
     pages = datasets.load_from_disk(str(pages_dir))
-    validation_rows = choose_validation_rows(len(pages), options.validation_pages, options.seed)
+    keys = ctx.manifest["entity_vocab"].get("keys", "title")
     parts_dir = parts_dir_of(pages_dir)
-    jobs = plan_jobs(len(pages), validation_rows, pages_dir, tokenizer_dir, locale, limits,
-                     parts_dir)
+    languages = [LanguagePlan(entry["language"], entry["language"],
+                              range(*entry["rows"]),
+                              f"{entry['language']}:" if keys == "language:title" else "")
+                 for entry in ctx.manifest["pages"]["languages"]]
+    held_out = {plan.language: choose_validation_rows(len(plan.rows), options.validation_pages,
+                                                      options.seed, plan.rows.start)
+                for plan in languages}
+    jobs = plan_jobs(languages, held_out, pages_dir, tokenizer_dir, limits, parts_dir)
     plan_key = _plan_key(jobs, tokenizer_fingerprint(tokenizer_dir), ctx.manifest)
     results = run_jobs(jobs, plan_key, parts_dir, ctx.workers)
-    section = {"locale": locale,
-               "validation_page_ids": sorted(pages.select(validation_rows)["id"]),
-               **summarize(results, limits)}
+    section = summarize(jobs, results, limits)
+    for entry in section["languages"]:
+        entry["validation_page_ids"] = sorted(pages.select(held_out[entry["language"]])["id"])
     for split, out_name in (("examples", EXAMPLES_DIR), ("validation", VALIDATION_DIR)):
         split_results = [(job, r) for job, r in zip(jobs, results) if job.split == split]
         join_parts(split_results, ctx.out_dir / out_name, section["fingerprint"])
@@ -95,23 +102,22 @@ def run(ctx: StageContext) -> dict:
     return section
 
 
-def resolve_locale(ctx: StageContext) -> str:
-    """--language, else the wiki's language from the pages stage's siteinfo, else the dump's."""
-    if ctx.options.language:
-        return ctx.options.language
-    pages = ctx.manifest.get("pages", {})
-    language = pages.get("siteinfo", {}).get("language") or pages.get("language")
-    if language:
-        return language
-    from corpus.dump import read_siteinfo
-    return read_siteinfo(Path(ctx.options.dump)).language
+@dataclass(frozen=True)
+class LanguagePlan:
+    """What the stage needs of one language: its pages' rows and how to read them."""
+    language: str
+    locale: str              # the sentence splitter's: the language's code
+    rows: range              # its rows in the pages dataset
+    key_prefix: str          # before a title in the entity vocabulary's keys
 
 
-def choose_validation_rows(num_pages: int, count: int, seed: int) -> list[int]:
-    """Rows of the held-out pages: `count` drawn without replacement from `seed`, sorted."""
-    count = min(count, num_pages)
+def choose_validation_rows(num_pages: int, count: int, seed: int, first: int = 0) -> list[int]:
+    """Rows of the held-out pages (of a language whose rows start at `first`): `count` drawn
+    without replacement from `seed`, sorted. A language keeps at least one page for training
+    (a small language of a multilingual build would otherwise be held out whole)."""
+    count = min(count, max(num_pages - 1, 0))
     rng = np.random.default_rng(seed)
-    return sorted(int(r) for r in rng.choice(num_pages, size=count, replace=False))
+    return sorted(first + int(r) for r in rng.choice(num_pages, size=count, replace=False))
 
 
 def parts_dir_of(pages_dir: Path) -> Path:
@@ -120,30 +126,35 @@ def parts_dir_of(pages_dir: Path) -> Path:
     return Path(os.path.realpath(pages_dir)).parent / PARTS_DIR
 
 
-def plan_jobs(num_pages: int, validation_rows: list[int], pages_dir: Path,
-              tokenizer_dir: Path, locale: str, limits: Limits, parts_dir: Path
-              ) -> list[ShardJob]:
-    """Shards of consecutive training rows, then the validation rows. The shards depend on the
-    number of pages only (not on --workers), so the fingerprint does not either; up to
-    MAX_SHARDS of them keep workers balanced on a small dump, and MAX_PAGES_PER_SHARD bounds
-    the work lost by an interruption on a large one."""
-    train_rows = np.setdiff1d(np.arange(num_pages, dtype=np.int64),
-                              np.asarray(validation_rows, dtype=np.int64))
-    shards = max(1, min(len(train_rows), max(MAX_SHARDS,
-                                             -(-len(train_rows) // MAX_PAGES_PER_SHARD))))
-    common = dict(pages_dir=str(pages_dir), tokenizer_dir=str(tokenizer_dir), locale=locale,
-                  limits=limits, parts_dir=str(parts_dir))
-    jobs = [ShardJob("examples", i, chunk, **common)
-            for i, chunk in enumerate(np.array_split(train_rows, shards))]
-    jobs.append(ShardJob("validation", 0, np.asarray(validation_rows, dtype=np.int64), **common))
-    return jobs
+def plan_jobs(languages: list[LanguagePlan], held_out: dict[str, list[int]], pages_dir: Path,
+              tokenizer_dir: Path, limits: Limits, parts_dir: Path) -> list[ShardJob]:
+    """Shards of consecutive training rows, language after language, then each language's
+    validation rows; a shard holds one language. The shards depend on the number of pages
+    only (not on --workers), so the fingerprint does not either; up to MAX_SHARDS of them per
+    language keep workers balanced on a small dump, and MAX_PAGES_PER_SHARD bounds the work
+    lost by an interruption on a large one."""
+    common = dict(pages_dir=str(pages_dir), tokenizer_dir=str(tokenizer_dir), limits=limits,
+                  parts_dir=str(parts_dir))
+    train, validation = [], []
+    for plan in languages:
+        own = dict(common, locale=plan.locale, language=plan.language,
+                   key_prefix=plan.key_prefix)
+        excluded = np.asarray(held_out[plan.language], dtype=np.int64)
+        rows = np.setdiff1d(np.arange(plan.rows.start, plan.rows.stop, dtype=np.int64),
+                            excluded)
+        shards = max(1, min(len(rows), max(MAX_SHARDS, -(-len(rows) // MAX_PAGES_PER_SHARD))))
+        train += [ShardJob("examples", len(train) + i, chunk, **own)
+                  for i, chunk in enumerate(np.array_split(rows, shards))]
+        validation.append(ShardJob("validation", len(validation), excluded, **own))
+    return train + validation
 
 
 def _plan_key(jobs: list[ShardJob], tokenizer_digest: str, upstream: dict) -> str:
     """A digest of what the parts depend on; parts made under another key are discarded."""
     digest = hashlib.sha256()
     for job in jobs:        # the rows as bytes: a JSON text of millions of row numbers is slow
-        digest.update(json.dumps([job.name, job.locale, asdict(job.limits)]).encode())
+        digest.update(json.dumps([job.name, job.locale, job.key_prefix,
+                                  asdict(job.limits)]).encode())
         digest.update(np.asarray(job.rows, dtype=np.int64).tobytes())
     digest.update(json.dumps({"tokenizer": tokenizer_digest,
                               "pages": upstream.get("pages", {}).get("fingerprint"),
@@ -203,9 +214,9 @@ def build_shard(job: ShardJob) -> dict:
         for start in range(0, len(job.rows), PAGES_PER_CALL):
             batch = pages.take(job.rows[start:start + PAGES_PER_CALL])
             rows = {column: [] for column in EXAMPLE_COLUMNS}
-            for example in examples_from_pages(batch.to_pylist(), encoder, job.locale,
-                                               batch_entity_vocab(batch, entities), job.limits,
-                                               counts):
+            vocab = batch_entity_vocab(batch, entities, job.key_prefix)
+            for example in examples_from_pages(batch.to_pylist(), encoder, job.locale, vocab,
+                                               job.limits, counts, job.key_prefix):
                 for column, value in example.row().items():
                     rows[column].append(value)
                 lengths[(len(example.word_ids) - 1) // HISTOGRAM_BIN] += 1
@@ -220,12 +231,15 @@ def build_shard(job: ShardJob) -> dict:
     return result
 
 
-def batch_entity_vocab(batch: pa.Table, entities: TitleIndex) -> dict[str, int]:
-    """The entity ids of the link targets of a batch of pages that are in the vocabulary: a
-    dict of a few thousand titles at most, where a dict of the whole vocabulary would cost
-    every worker ~100 MB (500,000 titles)."""
+def batch_entity_vocab(batch: pa.Table, entities: TitleIndex, key_prefix: str = ""
+                       ) -> dict[str, int]:
+    """title -> entity id for the link targets of a batch of pages that are in the vocabulary
+    (as `key_prefix` + title: the keys of one language in a build of several): a dict of a
+    few thousand titles at most, where a dict of the whole vocabulary would cost every worker
+    ~100 MB (500,000 titles)."""
     targets = pc.unique(pc.list_flatten(batch.column("link_target")))
-    rows = entities.find(targets)
+    keys = pc.binary_join_element_wise(key_prefix, targets, "") if key_prefix else targets
+    rows = entities.find(keys)
     found = rows >= 0
     ids = entities.column(ENTITY_ID).to_numpy()[rows[found]]
     return dict(zip(targets.filter(pa.array(found)).to_pylist(), ids.tolist()))
@@ -286,6 +300,15 @@ def _entity_index(tokenizer_dir: str, parts_dir: str) -> TitleIndex:
     return TitleIndex.open(path)
 
 
+def titles_of_language(vocab: dict[str, int], key_prefix: str) -> dict[str, int]:
+    """title -> entity id for the keys of one language (`en:Tokyo` -> `Tokyo` with key prefix
+    "en:"); a vocabulary keyed by bare titles as it is."""
+    if not key_prefix:
+        return vocab
+    return {key[len(key_prefix):]: entity_id for key, entity_id in vocab.items()
+            if key.startswith(key_prefix)}
+
+
 @functools.lru_cache(maxsize=2)
 def _pages(pages_dir: str):
     """The pages dataset as one memory-mapped Arrow table (the files `datasets` saved)."""
@@ -319,29 +342,43 @@ def table_digest(table: pa.Table) -> str:
     return digest.hexdigest()
 
 
-def summarize(results: list[dict], limits: Limits) -> dict:
-    """The manifest figures: sizes, counts (dropped items included), histogram, fingerprint."""
-    train = [r for r in results[:-1]]
-    validation = results[-1]
+def summarize(jobs: list[ShardJob], results: list[dict], limits: Limits) -> dict:
+    """The manifest figures: sizes, counts (dropped items included), histogram, fingerprint;
+    and per language its row ranges in both splits (the jobs are in row order) and counts."""
     counts: Counter = Counter()
-    lengths: Counter = Counter()
-    for result in results:
-        counts.update(result["counts"])
-    for result in train:
-        lengths.update({int(k): v for k, v in result["lengths"].items()})
     train_counts: Counter = Counter()
-    for result in train:
-        train_counts.update(result["counts"])
+    lengths: Counter = Counter()
+    for job, result in zip(jobs, results):
+        counts.update(result["counts"])
+        if job.split == "examples":
+            train_counts.update(result["counts"])
+            lengths.update({int(k): v for k, v in result["lengths"].items()})
     fingerprint = hashlib.sha256("".join(r["digest"] for r in results).encode()).hexdigest()
+    languages: dict[str, dict] = {}
+    ends = {"examples": 0, "validation": 0}
+    for job, result in zip(jobs, results):
+        entry = languages.setdefault(job.language, {
+            "language": job.language, "locale": job.locale, "rows": None,
+            "validation_rows": None, "counts": Counter()})
+        # Every language has at least one job of each split (plan_jobs), the first of them
+        # where its range of that split starts.
+        span = "rows" if job.split == "examples" else "validation_rows"
+        if entry[span] is None:
+            entry[span] = [ends[job.split]] * 2
+        ends[job.split] += result["counts"].get("examples", 0)
+        entry[span][1] = ends[job.split]
+        entry["counts"].update(result["counts"])
     return {
         "fingerprint": fingerprint,
-        "num_examples": train_counts["examples"],
-        "validation_examples": validation["counts"].get("examples", 0),
+        "num_examples": ends["examples"],
+        "validation_examples": ends["validation"],
         "tokens": train_counts["tokens"],
         "entities": train_counts["entities"],
         "max_seq_length": limits.max_seq_length,
         "max_entities": limits.max_entities,
         "max_mention_length": limits.max_mention_length,
+        "languages": [{**e, "counts": {k: int(v) for k, v in sorted(e["counts"].items())}}
+                      for e in languages.values()],
         "length_histogram": {f"{b * HISTOGRAM_BIN + 1}-{(b + 1) * HISTOGRAM_BIN}": lengths[b]
                              for b in sorted(lengths)},
         "counts": {key: int(value) for key, value in sorted(counts.items())},

@@ -105,6 +105,7 @@ class CorpusView:
             corpus = Corpus.open(directory, needs=("pages", "tokenizer", split_name))
         except CorpusError as error:
             raise InspectError(str(error)) from None
+        self.corpus, self.split_name = corpus, split_name
         self.dataset = datasets.load_from_disk(str(corpus.split_dir(split_name)))
         self.pages = datasets.load_from_disk(str(corpus.pages_dir))
         self.row_of_page = {page_id: row for row, page_id in enumerate(self.pages["id"])}
@@ -112,28 +113,45 @@ class CorpusView:
         self.encoder = WordEncoder(self.tokenizer)
         self.entity_vocab = dict(self.tokenizer.entity_vocab)
         self.limits = corpus.examples.limits
-        self.locale = corpus.examples.locale
         self.directory, self.split = directory, split
         self._derived: dict[int, list[Example]] = {}
+        self._titles: dict[str, dict[str, int]] = {}
+
+    def language_of(self, row: int):
+        """The LanguageExamples (corpus.reader) whose rows of this split hold `row`."""
+        for entry in self.corpus.examples.languages:
+            start, end = entry.rows if self.split_name == "train" else entry.validation_rows
+            if start <= row < end:
+                return entry
+        raise InspectError(f"{self.directory}/{self.split} row {row}: no language's rows hold it")
+
+    def titles(self, language: str) -> dict[str, int]:
+        """Entity ids of one language's link targets (its keys without the language prefix)."""
+        if language not in self._titles:
+            from corpus.examples_stage import titles_of_language
+            self._titles[language] = titles_of_language(
+                self.entity_vocab, self.corpus.entity_vocab.key_prefix(language))
+        return self._titles[language]
 
     def example(self, row: int) -> Example:
         """The stored example of `row`, with its text (re-derived and matched on ids)."""
         stored = self.dataset[row]
         page_id = stored["page_id"]
-        for example in self._page_examples(page_id):
+        for example in self._page_examples(page_id, self.language_of(row)):
             if example.row() == stored:
                 return example
         raise InspectError(f"{self.directory}/{self.split} row {row} (page {page_id}): no "
                            f"example derived from the page has these ids; the pages, tokenizer "
                            f"or code changed since the build")
 
-    def _page_examples(self, page_id: int) -> list[Example]:
+    def _page_examples(self, page_id: int, language) -> list[Example]:
         if page_id not in self._derived:
             if page_id not in self.row_of_page:
                 raise InspectError(f"{self.directory}: page {page_id} is not in pages/")
             page = self.pages[self.row_of_page[page_id]]
-            self._derived[page_id] = examples_from_pages([page], self.encoder, self.locale,
-                                                         self.entity_vocab, self.limits, Counter())
+            self._derived[page_id] = examples_from_pages(
+                [page], self.encoder, language.locale, self.titles(language.language),
+                self.limits, Counter(), self.corpus.entity_vocab.key_prefix(language.language))
         return self._derived[page_id]
 
     def round_trips(self, example: Example) -> bool:

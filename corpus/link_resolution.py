@@ -33,6 +33,7 @@ from corpus.title_index import TitleIndex
 TARGET_FILE_BYTES = 64 << 20     # text per output file: a job's memory, and what a worker holds
 ROWS_PER_BATCH = 1000
 TARGET_COLUMN = "link_target"
+ID_COLUMN = "id"
 FINAL_TARGET = "final"           # the redirect index's column of final targets
 
 
@@ -51,6 +52,7 @@ class LinkJob:
     redirects: str               # TitleIndex file: redirect sources, FINAL_TARGET column
     articles: str                # TitleIndex file: the dump's article titles
     schema: pa.Schema
+    id_offset: int = 0           # added to every page id (a dump's place among several)
 
 
 @dataclass
@@ -73,7 +75,8 @@ def write_title_index(titles: pa.Array, path: Path) -> Path:
 
 
 def plan_link_jobs(parts: list[PartFile], row_bytes: np.ndarray, out_dir: Path,
-                   redirects: Path, articles: Path, schema: pa.Schema) -> list[LinkJob]:
+                   redirects: Path, articles: Path, schema: pa.Schema, id_offset: int = 0
+                   ) -> list[LinkJob]:
     """The jobs writing `out_dir`'s data files from the parts' rows: ranges of consecutive rows
     of about TARGET_FILE_BYTES each (`row_bytes` gives each row's size, in row order)."""
     total = int(sum(part.rows for part in parts))
@@ -89,7 +92,7 @@ def plan_link_jobs(parts: list[PartFile], row_bytes: np.ndarray, out_dir: Path,
                 slices.append((part.path, int(first - part_starts[index]),
                                int(stop - part_starts[index])))
         jobs.append(LinkJob(tuple(slices), str(out_dir / data_file_name(number, len(cuts) - 1)),
-                            str(redirects), str(articles), schema))
+                            str(redirects), str(articles), schema, id_offset))
     return jobs
 
 
@@ -107,7 +110,8 @@ def _cuts(row_bytes: np.ndarray) -> list[int]:
 
 
 def resolve_links(job: LinkJob) -> LinkResult:
-    """Worker task: the job's rows with every link target resolved, written to its file."""
+    """Worker task: the job's rows with every link target resolved (and their ids offset),
+    written to its file."""
     table = pa.concat_tables(read_table(Path(path)).slice(first, end - first)
                              for path, first, end in job.slices)
     targets = table.column(TARGET_COLUMN).combine_chunks()
@@ -116,6 +120,9 @@ def resolve_links(job: LinkJob) -> LinkResult:
         TitleIndex.open(Path(job.articles)))
     column = pa.ListArray.from_arrays(_zero_based(targets.offsets), resolved)
     table = table.set_column(table.schema.get_field_index(TARGET_COLUMN), TARGET_COLUMN, column)
+    if job.id_offset:
+        ids = pc.add(table.column(ID_COLUMN), pa.scalar(job.id_offset, pa.int64()))
+        table = table.set_column(table.schema.get_field_index(ID_COLUMN), ID_COLUMN, ids)
     digest = write_table(Path(job.out_file), table, job.schema, ROWS_PER_BATCH)
     return LinkResult(table.num_rows, len(resolved), missing, missing_titles, digest)
 

@@ -7,6 +7,7 @@ manifest and a crash never leaves a section pointing at missing output.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -62,3 +63,18 @@ def write_manifest(out_dir: Path, manifest: dict[str, Any]) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def file_fingerprint(path: Path) -> dict[str, Any]:
+    """Identity of an input file: size and a hash of its first and last MiB (not its mtime, so
+    a copied or re-downloaded identical dump is the same input); mtime is recorded for reading."""
+    stat = Path(path).stat()
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(str(stat.st_size).encode())
+    with open(path, "rb") as f:
+        digest.update(f.read(1 << 20))
+        f.seek(max(0, stat.st_size - (1 << 20)))
+        digest.update(f.read(1 << 20))
+    return {"path": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
+            "digest": digest.hexdigest(),
+            "digest_of": "blake2b-128 of the size, the first MiB and the last MiB"}

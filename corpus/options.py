@@ -41,11 +41,15 @@ class Limits:
 
 @dataclass(frozen=True)
 class BuildOptions:
-    dump: Path
+    dumps: tuple[Path, ...]              # one dump per language (corpus/dump_languages.py)
     out: Path
     workers: int = 1
     index: Path | None = None            # multistream index; found beside the dump if None
     partial_dump: bool = False           # vocabulary candidates: every resolved link target
+    wikidata_ids: tuple[Path, ...] = ()  # one *-page_props.sql.gz per dump: one entity per item
+    min_languages: int = 1               # items kept: those with articles in this many languages
+    local_entities: bool = False         # with wikidata_ids: targets without an item stay, as
+                                         # entities of their language alone
     entity_vocab_size: int = 500_000     # specials included
     min_link_count: int = 1
     allow_truncated: bool = False
@@ -53,14 +57,16 @@ class BuildOptions:
     word_vocab_size: int = 32_000
     tokenizer: Path | None = None        # reuse an existing tokenizer directory
     base_model: Path | None = None       # the tokenizer of this encoder's directory
+    language_alpha: float = 0.7          # several languages: the tokenizer's training text has
+                                         # each language's share of text raised to this power
     max_seq_length: int = 512            # <s> and </s> included
     max_entities: int = 128
     max_mention_length: int = 30
     min_sentence_tokens: int = 5
     unk_entities: str = "keep"           # keep | drop
     validation_pages: int = 0
-    language: str | None = None          # the wiki's language (parsing rules, sentence
-                                         # splitting); from siteinfo if None
+    language: tuple[str, ...] = ()       # each dump's language (parsing rules, sentence
+                                         # splitting), in their order; from siteinfo if ()
     variant: str | None = None           # variant `-{...}-` markup is shown in; the language
     seed: int = 0
 
@@ -72,7 +78,15 @@ class BuildOptions:
     def subset(self, names: tuple[str, ...]) -> dict[str, Any]:
         """The named options as JSON-ready values, for the manifest and skip decisions."""
         values = dataclasses.asdict(self)
-        return {n: (str(values[n]) if isinstance(values[n], Path) else values[n]) for n in names}
+        return {name: _json_ready(values[name]) for name in names}
+
+
+def _json_ready(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, tuple):
+        return [_json_ready(item) for item in value]
+    return value
 
 
 @dataclass
@@ -81,7 +95,15 @@ class StageContext:
     manifest: dict[str, Any]             # sections of the stages already finished (read-only)
     workers: int = 1
     extra: dict[str, Any] = field(default_factory=dict)
+    build_dir: Path | None = None        # DIR itself: where work kept across runs may lie
 
     @property
     def out_dir(self) -> Path:
+        """Where the stage writes its outputs (DIR's staging directory for it)."""
         return self.options.out
+
+    @property
+    def lasting_dir(self) -> Path:
+        """Where a stage keeps work that must outlive an interrupted run (its staging
+        directory is removed then): DIR, or the output directory when run on its own."""
+        return self.build_dir or self.out_dir

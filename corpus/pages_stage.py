@@ -1,6 +1,9 @@
-"""The pages stage: dump -> DIR/pages (clean text + link spans) and DIR/redirects.tsv.
+"""The pages stage: dumps -> DIR/pages (clean text + link spans) and DIR/redirects.tsv.
 
-Two passes of worker processes, so that nothing per page or per link runs in this process:
+A build takes one dump per language (corpus/dump_languages.py); each is read on its own into a
+part that a rerun keeps, and the parts are joined at the end by renaming their files
+(corpus/pages_parts.py). Each dump is read in two passes of worker processes, so that nothing
+per page or per link runs in this process:
   1. read and parse: N workers turn articles into rows and each writes its task's rows as an
      Arrow file (with link targets as the wikitext names them); with a multistream dump and
      its index each worker also reads and decompresses its own bz2 streams, while a plain dump
@@ -29,7 +32,6 @@ plans besides them.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 import shutil
 import signal
@@ -39,7 +41,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -51,13 +53,18 @@ from corpus.arrow_files import (combined_digest, dataset_schema, file_digest, re
 from corpus.dump import MALFORMED_KINDS, DumpError, DumpReader, RawPage
 from corpus.link_resolution import (PartFile, plan_link_jobs, resolve_links, row_sizes,
                                     write_redirect_index, write_title_index)
-from corpus.multistream import find_index, read_header_site, read_stream_offsets, \
+from corpus.multistream import read_header_site, read_stream_offsets, \
     read_stream_pages, stream_ranges
+from corpus.dump_languages import DumpLanguage, dump_languages
+from corpus.manifest import file_fingerprint
 from corpus.options import StageContext
+from corpus.pages_parts import (built_part, join_parts, joined_fingerprint, remove_parts,
+                                summed_counts)
 from corpus.progress import byte_progress, count_progress
 from corpus.redirects import RedirectTable, resolve_redirect_table, write_redirects_tsv
-from corpus.schema import PAGE_COLUMNS, PAGES_DIR, REDIRECTS_FILE
+from corpus.schema import PAGE_COLUMNS, PAGE_ID_STRIDE, PAGES_DIR, REDIRECTS_FILE
 from corpus.siteinfo import SiteInfo
+from corpus.stages import stage
 from corpus.workers import PageWatch, ordered_map, process_map
 
 log = logging.getLogger(__name__)
@@ -74,7 +81,7 @@ CHUNK_WIKITEXT_CHARS = 1 << 22      # plain dumps: wikitext handed to a worker p
 TASK_COMPRESSED_BYTES = 1 << 22     # multistream dumps: bz2 streams read per task
 MAX_SKIPPED_LISTED = 1000           # skipped pages named in the manifest (all are in the log)
 ROWS_PER_BATCH = 1000
-PARTS_DIR = ".pages-parts"          # the first pass's files, inside the stage's staging dir
+FIRST_PASS_DIR = ".first-pass"      # the first pass's files, inside the dump's part
 WORKER_PRELOAD = ("corpus.pages_stage", "corpus.wikitext")   # imported before forking
 SINGLE_READER_NOTE = (
     "{dump}: no multistream index, so one process reads and decompresses the whole dump and "
@@ -327,48 +334,55 @@ def plain_tasks(reader: DumpReader, collector: PagesCollector,
         yield chunk, parse_ctx, collector.next_part()
 
 
-def input_fingerprint(path: Path) -> dict[str, Any]:
-    """Identity of an input file: size and a hash of its first and last MiB (not its mtime, so
-    a copied or re-downloaded identical dump is the same input); mtime is recorded for reading."""
-    stat = Path(path).stat()
-    digest = hashlib.blake2b(digest_size=16)
-    digest.update(str(stat.st_size).encode())
-    with open(path, "rb") as f:
-        digest.update(f.read(1 << 20))
-        f.seek(max(0, stat.st_size - (1 << 20)))
-        digest.update(f.read(1 << 20))
-    return {"path": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
-            "digest": digest.hexdigest(),
-            "digest_of": "blake2b-128 of the size, the first MiB and the last MiB"}
-
-
 def run(ctx: StageContext) -> dict:
-    """Build DIR/pages and DIR/redirects.tsv; return the stage's manifest section."""
-    options, out = ctx.options, ctx.out_dir
-    dump = Path(options.dump)
+    """Build DIR/pages and DIR/redirects.tsv from every dump of the build, a part per dump
+    (corpus/pages_parts.py); return the stage's manifest section, languages listed."""
+    options = ctx.options
+    entries = dump_languages(options.dumps, options.index, options.language)
+    part_options = options.subset(tuple(o for o in stage("pages").options if o != "dumps"))
+    parts = []
+    for number, entry in enumerate(entries):
+        part, section = built_part(ctx.lasting_dir, number, entry, part_options,
+                                   lambda out: dump_pages(entry, ctx, out,
+                                                          number * PAGE_ID_STRIDE))
+        parts.append((entry, part, section))
+    languages = join_parts(parts, ctx.out_dir)
+    remove_parts(ctx.lasting_dir)
+    truncations = [entry["truncation"] for entry in languages if entry.get("truncation")]
+    return {"languages": languages, "counts": summed_counts(languages),
+            "truncated": any(entry["truncated"] for entry in languages),
+            "truncation": "; ".join(truncations),
+            "skipped_pages": [page for entry in languages
+                              for page in entry.pop("skipped_pages", [])][:MAX_SKIPPED_LISTED],
+            "fingerprint": joined_fingerprint(languages), "workers": ctx.workers}
+
+
+def dump_pages(entry: DumpLanguage, ctx: StageContext, out: Path, id_offset: int = 0) -> dict:
+    """Read one dump into out/pages and out/redirects.tsv, its page ids plus `id_offset`;
+    return its section."""
+    options = ctx.options
+    dump, index = entry.dump, entry.index
     started, cpu_started = time.perf_counter(), time.process_time()
-    index = options.index or find_index(dump)
-    parts_dir = out / PARTS_DIR
-    parts_dir.mkdir(parents=True, exist_ok=True)
+    first_pass = out / FIRST_PASS_DIR
+    first_pass.mkdir(parents=True, exist_ok=True)
     try:
-        read = read_pages(dump, Path(index) if index else None, options, ctx.workers,
-                          parts_dir)
+        read = read_pages(dump, index, options, ctx.workers, first_pass, entry.language)
         _refuse_empty(read.collector, dump, read.truncation)
-        section = finish_pages(read.collector, out, ctx.workers)
+        section = finish_pages(read.collector, out, ctx.workers, id_offset)
     finally:
-        shutil.rmtree(parts_dir, ignore_errors=True)
+        shutil.rmtree(first_pass, ignore_errors=True)
     collector, site, dump_site = read.collector, read.parse_ctx.site, read.dump_site
     section["counts"]["xml_bytes"] = read.xml_bytes
     section.update(
-        truncated=collector.truncated, truncation=read.truncation, language=site.language,
+        truncated=collector.truncated, truncation=read.truncation,
         siteinfo={"dbname": dump_site.dbname, "language": dump_site.language,
                   "case": dump_site.case, "from_dump": dump_site.from_dump,
                   "namespaces": dump_site.namespaces},
         language_rules={"language": site.language, "variant": read.parse_ctx.variant,
                         "link_trail": languages.link_trail_source(site.language),
                         "mediawiki": languages.mediawiki_version()},
-        input=input_fingerprint(dump), index=str(index) if index else None,
-        workers=ctx.workers, seconds=round(time.perf_counter() - started, 3),
+        input=file_fingerprint(dump), index=str(index) if index else None,
+        seconds=round(time.perf_counter() - started, 3),
         # Where the time went, robust to other load on the machine: CPU seconds of the parse
         # tasks (in the workers) and of this process (reading a plain dump, collecting,
         # resolving redirects, planning).
@@ -387,29 +401,31 @@ class DumpRead:
     truncation: str
 
 
-def read_pages(dump: Path, index: Path | None, options, workers: int, parts_dir: Path
-               ) -> DumpRead:
-    """First pass over one dump: its articles parsed by `workers` processes into Arrow files in
-    `parts_dir` (link targets unresolved), its redirects and counts collected here."""
+def read_pages(dump: Path, index: Path | None, options, workers: int, parts_dir: Path,
+               language: str) -> DumpRead:
+    """First pass over one dump of `language`: its articles parsed by `workers` processes into
+    Arrow files in `parts_dir` (link targets unresolved), its redirects and counts collected
+    here."""
     collector = PagesCollector(parts_dir)
     if index:
         dump_site = read_header_site(dump)
-        parse_ctx = parse_context(dump_site, options)
+        parse_ctx = parse_context(dump_site, options, language)
         xml_bytes, truncation = _read_multistream(dump, index, parse_ctx, workers, collector)
     else:
         print(f"luke-corpus: note: {SINGLE_READER_NOTE.format(dump=dump)}", file=sys.stderr)
         dump_site, parse_ctx, xml_bytes, truncation = _read_plain(dump, options, workers,
-                                                                  collector)
+                                                                  collector, language)
     return DumpRead(collector, dump_site, parse_ctx, xml_bytes, truncation)
 
 
-def parse_context(dump_site: SiteInfo, options) -> ParseContext:
-    """What the workers parse with: the dump's site in the language `--language` names (if
-    any), the `--variant` checked against that language. Raises ValueError for a variant the
-    language lacks; warns about a language MediaWiki does not know (English rules apply)."""
+def parse_context(dump_site: SiteInfo, options, language: str) -> ParseContext:
+    """What the workers parse with: the dump's site in `language` (its own, or the one
+    `--language` gives it), the `--variant` checked against that language. Raises ValueError
+    for a variant the language lacks; warns about a language MediaWiki does not know (English
+    rules apply)."""
     site = dump_site
-    if options.language:
-        site = dataclasses.replace(site, language=options.language)
+    if language != site.language:
+        site = dataclasses.replace(site, language=language)
     if not languages.is_known(site.language):
         log.warning("language %r is not one MediaWiki knows; its English rules apply (link "
                     "trail a-z, English namespace names)", site.language)
@@ -429,12 +445,12 @@ def _refuse_empty(collector: PagesCollector, dump: Path, truncation: str) -> Non
         f"malformed pages" + (f"; {truncation}" if truncation else ""))
 
 
-def _read_plain(dump: Path, options, workers: int, collector: PagesCollector):
+def _read_plain(dump: Path, options, workers: int, collector: PagesCollector, language: str):
     reader = DumpReader(dump)
     made: list[ParseContext] = []
 
     def context_of(site: SiteInfo) -> ParseContext:
-        made.append(parse_context(site, options))
+        made.append(parse_context(site, options, language))
         return made[0]
 
     with byte_progress(reader.size, f"pages ({dump.name})") as bar:
@@ -492,16 +508,18 @@ def _read_multistream(dump: Path, index: Path, parse_ctx: ParseContext, workers:
     return xml_bytes, truncation
 
 
-def finish_pages(collector: PagesCollector, out: Path, workers: int) -> dict:
+def finish_pages(collector: PagesCollector, out: Path, workers: int, id_offset: int = 0
+                 ) -> dict:
     """Second pass: resolve the redirects, write redirects.tsv, resolve every link target in
-    `workers` processes into DIR/pages; the stage's section without what describes the input."""
+    `workers` processes into DIR/pages (page ids plus `id_offset`); the stage's section without
+    what describes the input, its fingerprint that of the files written."""
     redirects = resolve_redirect_table(
         pa.chunked_array(collector.redirect_sources, pa.string()).combine_chunks(),
         pa.chunked_array(collector.redirect_targets, pa.string()).combine_chunks())
     write_redirects_tsv(redirects, out / REDIRECTS_FILE)
     link_counts, digests = resolve_all_links(collector.parts, np.concatenate(collector.row_bytes),
                                              redirects, out / PAGES_DIR, workers,
-                                             collector.parts_dir)
+                                             collector.parts_dir, id_offset)
     counts = {"articles": collector.rows,
               "redirects": len(redirects.sources), "redirect_loops": redirects.loops,
               "redirects_in_loops": redirects.in_loops,
@@ -517,10 +535,11 @@ def finish_pages(collector: PagesCollector, out: Path, workers: int) -> dict:
 
 
 def resolve_all_links(parts: list[PartFile], row_bytes: np.ndarray, redirects: RedirectTable,
-                      pages_dir: Path, workers: int, scratch: Path
+                      pages_dir: Path, workers: int, scratch: Path, id_offset: int = 0
                       ) -> tuple[dict[str, int], list[str]]:
     """Write `pages_dir`, a saved dataset of the parts' rows with every link target resolved
-    through `redirects` (in `workers` processes); (link counts, the files' digests)."""
+    through `redirects` and `id_offset` added to every page id (in `workers` processes);
+    (link counts, the files' digests)."""
     pages_dir.mkdir(parents=True, exist_ok=True)
     redirect_index = write_redirect_index(redirects.sources, redirects.targets,
                                           scratch / "redirects.index")
@@ -528,7 +547,8 @@ def resolve_all_links(parts: list[PartFile], row_bytes: np.ndarray, redirects: R
                                for p in parts]) if parts else pa.array([], pa.string())
     article_index = write_title_index(titles, scratch / "articles.index")
     schema = dataset_schema(PAGE_SCHEMA)
-    jobs = plan_link_jobs(parts, row_bytes, pages_dir, redirect_index, article_index, schema)
+    jobs = plan_link_jobs(parts, row_bytes, pages_dir, redirect_index, article_index, schema,
+                          id_offset)
     links = missing = 0
     missing_titles, digests = [], []
     with count_progress(int(len(row_bytes)), "pages (resolve links)") as bar:

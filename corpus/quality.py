@@ -1,7 +1,7 @@
 """`luke-corpus inspect DIR --stats`: figures that tell at a glance whether a corpus is sane.
 
-One record per language of the build (a build holds one wiki today; the report is a list so
-that several can stand side by side), from the manifest's counts and a pass over the text:
+One record per language of the build (its rows of the pages and of the examples, as the
+typed reader corpus.reader gives them), from the manifest's counts and a pass over the text:
   - links per article: article links kept in DIR/pages, divided by the articles;
   - spans on their anchor: the share of the article links the parser found whose span is
     exactly the anchor as the page shows it (label or target, plus the letters the language's
@@ -20,9 +20,8 @@ import json
 import re
 from pathlib import Path
 
-from corpus.manifest import read_manifest
 from corpus.progress import count_progress
-from corpus.schema import EXAMPLES_DIR, PAGES_DIR
+from corpus.reader import Corpus, CorpusError
 
 # What should never be left in clean text: (name, regular expression counted).
 MARKUP = (
@@ -43,42 +42,47 @@ class StatsError(Exception):
 
 def corpus_stats(directory: Path) -> dict:
     """{"languages": [one record per language of the build]} (see the module docstring)."""
-    manifest = read_manifest(directory)
-    pages = (manifest or {}).get("stages", {}).get("pages")
-    if pages is None:
-        raise StatsError(f"{directory}: no finished pages stage in its manifest (run "
-                         f"luke-corpus build first)")
-    counts = pages["counts"]
-    rules = pages.get("language_rules", {})
-    record = {
-        "language": rules.get("language") or pages.get("language"),
-        "variant": rules.get("variant"),
-        "link_trail": rules.get("link_trail"),
-        "articles": counts["articles"],
-        "links": counts["links"],
-        "links_per_article": _ratio(counts["links"], counts["articles"]),
-        "link_spans_on_anchor": _ratio(counts.get("link_spans_on_anchor"),
-                                       counts.get("link_spans_made")),
-        "link_spans_trailed": _ratio(counts.get("link_spans_trailed"),
-                                     counts.get("link_spans_made")),
-        "malformed_pages": counts.get("malformed_pages", 0),
-        "skipped_pages": counts.get("skipped", 0),
-        **_markup(directory / PAGES_DIR),
-        **_sequences(directory, manifest),
-    }
-    return {"languages": [record]}
+    import datasets
+
+    try:
+        corpus = Corpus.open(directory, needs=("pages",))
+    except CorpusError as error:
+        raise StatsError(str(error)) from None
+    pages = datasets.load_from_disk(str(corpus.pages_dir)).data.table
+    examples = None
+    if corpus.examples is not None and corpus.split_dir("train").exists():
+        examples = datasets.load_from_disk(str(corpus.split_dir("train"))).data.table
+    records = []
+    for index, language in enumerate(corpus.pages.languages):
+        counts, rules = language.counts, language.rules
+        records.append({
+            "language": language.language,
+            "variant": rules.get("variant"),
+            "link_trail": rules.get("link_trail"),
+            "articles": language.articles,
+            "links": counts["links"],
+            "links_per_article": _ratio(counts["links"], language.articles),
+            "link_spans_on_anchor": _ratio(counts.get("link_spans_on_anchor"),
+                                           counts.get("link_spans_made")),
+            "link_spans_trailed": _ratio(counts.get("link_spans_trailed"),
+                                         counts.get("link_spans_made")),
+            "malformed_pages": counts.get("malformed_pages", 0),
+            "skipped_pages": counts.get("skipped", 0),
+            **_markup(pages.slice(language.rows[0], language.articles)),
+            **_sequences(examples, corpus.examples.languages[index]
+                         if examples is not None else None),
+        })
+    return {"languages": records}
 
 
 def _ratio(part: int | None, whole: int | None) -> float | None:
     return None if part is None or not whole else part / whole
 
 
-def _markup(pages_dir: Path) -> dict:
+def _markup(table) -> dict:
     """Clean-text size and markup leftovers, counted batch by batch (Arrow, memory-mapped)."""
-    import datasets
     import pyarrow.compute as pc
 
-    table = datasets.load_from_disk(str(pages_dir)).data.table
     found = dict.fromkeys((name for name, _ in MARKUP), 0)
     text_bytes = 0
     with count_progress(table.num_rows, "markup left") as bar:
@@ -93,14 +97,13 @@ def _markup(pages_dir: Path) -> dict:
             "markup": found}
 
 
-def _sequences(directory: Path, manifest: dict) -> dict:
-    """Mentions and words per training sequence, when the examples stage is built."""
-    if "examples" not in manifest["stages"]:
-        return {"sequences": None, "mentions_per_sequence": None, "words_per_sequence": None}
-    import datasets
+def _sequences(examples, language) -> dict:
+    """Mentions and words per training sequence of one language (None without examples)."""
     import pyarrow.compute as pc
 
-    table = datasets.load_from_disk(str(directory / EXAMPLES_DIR)).data.table
+    if examples is None:
+        return {"sequences": None, "mentions_per_sequence": None, "words_per_sequence": None}
+    table = examples.slice(language.rows[0], language.num_examples)
     mentions = pc.sum(pc.list_value_length(table.column("entity_ids"))).as_py() or 0
     words = pc.sum(pc.list_value_length(table.column("word_ids"))).as_py() or 0
     return {"sequences": table.num_rows,

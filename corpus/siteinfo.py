@@ -30,6 +30,7 @@ class SiteInfo:
     case: str = "first-letter"           # "first-letter" or "case-sensitive"
     namespaces: dict[int, str] = field(default_factory=dict)  # local names from <siteinfo>
     from_dump: bool = False              # False: defaults used because siteinfo was absent
+    language_from_dump: bool = False     # the language came from the dump (dbname, xml:lang)
 
     @classmethod
     def default(cls) -> "SiteInfo":

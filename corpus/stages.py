@@ -22,15 +22,19 @@ class Stage:
     outputs: tuple[str, ...]       # what it writes in DIR; a rerun replaces these
     options: tuple[str, ...]       # BuildOptions fields its output depends on (upstream
                                    # outputs are tracked by their fingerprints instead)
+    inputs: tuple[str, ...] = ()   # those options that name input files: their contents are
+                                   # fingerprinted too, so a changed file redoes the stage
 
 
 STAGES: tuple[Stage, ...] = (
     Stage("pages", "corpus.pages_stage", (PAGES_DIR, REDIRECTS_FILE),
-          ("dump", "index", "allow_truncated", "page_timeout", "language", "variant")),
+          ("dumps", "index", "allow_truncated", "page_timeout", "language", "variant"),
+          inputs=("dumps",)),
     Stage("entity_vocab", "corpus.entity_vocab", (ENTITY_VOCAB_DIR,),
-          ("partial_dump", "entity_vocab_size", "min_link_count")),
+          ("partial_dump", "entity_vocab_size", "min_link_count", "wikidata_ids",
+           "min_languages", "local_entities"), inputs=("wikidata_ids",)),
     Stage("tokenizer", "corpus.tokenizer_stage", (TOKENIZER_DIR,),
-          ("word_vocab_size", "tokenizer", "base_model", "seed")),
+          ("word_vocab_size", "tokenizer", "base_model", "language_alpha", "seed")),
     Stage("examples", "corpus.examples_stage", (EXAMPLES_DIR, VALIDATION_DIR),
           ("max_seq_length", "max_entities", "max_mention_length", "min_sentence_tokens",
            "unk_entities", "validation_pages", "language", "seed")),

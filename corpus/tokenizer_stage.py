@@ -9,7 +9,9 @@ Three ways, chosen by the build options:
   - otherwise a unigram sentencepiece model trained on the pages' text with
     `--word-vocab-size` pieces (lowered with a warning when the text cannot support so many):
     all of it when it fits sentencepiece's caps (1 M paragraphs, 100 M characters), else whole
-    pages drawn at random from the seed until a cap is reached (`sample_training_lines`).
+    pages drawn at random from the seed until a cap is reached (`sample_training_lines`); in a
+    build of several languages, each language's share of the caps is proportional to its
+    paragraphs to the power `--language-alpha` (`balanced_sample`).
 The manifest section records what the trainer and the examples stage need to know of it: its
 kind, its special ids, its size, its fingerprint, and the base model it came from.
 """
@@ -38,19 +40,26 @@ def run(ctx: StageContext) -> dict:
     vocab_path = ctx.out_dir / ENTITY_VOCAB_DIR / ENTITY_VOCAB_FILE
     entity_vocab = wt.read_entity_vocab(vocab_path)
     base = sample = None
+    shares: dict[str, dict[str, int]] = {}
     if options.base_model is not None:
         from corpus.base_tokenizer import open_base_model, write_base_tokenizer_dir
 
         base = open_base_model(Path(options.base_model))
-        texts = _batched_texts(_page_texts(ctx.out_dir / PAGES_DIR))
+        texts = _batched_texts(page_texts(ctx.out_dir / PAGES_DIR))
         probes = (" ".join(line.split()) for line in wt.training_lines(texts))
         write_base_tokenizer_dir(base, out_dir, entity_vocab, islice(probes, PROBE_LINES))
     elif options.tokenizer is not None:
         wt.check_same_entity_vocab(Path(options.tokenizer), entity_vocab, vocab_path)
         wt.copy_tokenizer_dir(Path(options.tokenizer), out_dir)
     else:
-        sample = sample_training_lines(_page_texts(ctx.out_dir / PAGES_DIR), options.seed,
-                                       wt.SP_MAX_TRAINING_LINES, wt.SP_MAX_TRAINING_CHARS)
+        texts = page_texts(ctx.out_dir / PAGES_DIR)
+        languages = ctx.manifest["pages"]["languages"]
+        if len(languages) == 1:
+            sample = sample_training_lines(texts, options.seed, wt.SP_MAX_TRAINING_LINES,
+                                           wt.SP_MAX_TRAINING_CHARS)
+        else:
+            sample, shares = balanced_sample(texts, languages, options.language_alpha,
+                                             options.seed)
         sp_model, _ = wt.train_sentencepiece(sample.lines, options.word_vocab_size,
                                              seed=options.seed)
         wt.write_tokenizer_dir(out_dir, sp_model, entity_vocab)
@@ -59,6 +68,8 @@ def run(ctx: StageContext) -> dict:
         section["counts"].update(training_pages=sample.pages, training_lines=len(sample.lines),
                                  training_characters=sample.characters,
                                  training_sample_capped=int(sample.capped))
+    if shares:
+        section["training_lines"] = shares
     return section
 
 
@@ -106,6 +117,69 @@ def sample_training_lines(texts: pa.ChunkedArray, seed: int, max_lines: int, max
     return _sample(taken, char_count, capped=False)   # the bounds overestimated: all fit
 
 
+def balanced_sample(texts: pa.ChunkedArray, languages: list[dict], alpha: float, seed: int
+                    ) -> tuple[TrainingSample, dict[str, dict[str, int]]]:
+    """The training sample of several languages (`languages`: the pages stage's entries, each
+    with its row range): each language's share of the caps, in lines and in characters,
+    proportional to its number of paragraphs to the power `alpha` (below 1, small languages
+    gain on large ones, as mLUKE sampled its languages), the lines' shares filling
+    min(line cap, paragraphs) exactly. A language with more text than its share gives whole pages
+    (`sample_training_lines`, from `seed` and its position); one with less repeats its lines,
+    drawn with replacement, so that it keeps its weight. Returns the sample and, per language,
+    its paragraphs and the lines it gave."""
+    import numpy as np
+
+    parts = [texts.slice(start, end - start) for start, end in (e["rows"] for e in languages)]
+    sizes = np.array([paragraphs(part) for part in parts], dtype=np.float64)
+    weights = sizes ** alpha
+    line_quotas = quotas(weights, min(wt.SP_MAX_TRAINING_LINES, int(sizes.sum())))
+    # characters are only a cap (sentencepiece's memory): each language's share of it
+    char_quotas = quotas(weights, wt.SP_MAX_TRAINING_CHARS)
+    lines: list[str] = []
+    shares, pages, characters, capped = {}, 0, 0, False
+    for number, (entry, part) in enumerate(zip(languages, parts)):
+        sample = sample_training_lines(part, seed + number, line_quotas[number],
+                                       char_quotas[number])
+        chosen = sample.lines if sample.capped else _repeated(
+            sample.lines, line_quotas[number], char_quotas[number],
+            np.random.default_rng([seed, number]))
+        lines += chosen
+        pages, capped = pages + sample.pages, capped or sample.capped
+        characters += sum(map(len, chosen))
+        shares[entry["language"]] = {"paragraphs": int(sizes[number]), "lines": len(chosen)}
+    return TrainingSample(lines, pages, characters, capped), shares
+
+
+def quotas(weights, total: int) -> list[int]:
+    """`total` split in proportion to `weights` into integers that add up to it exactly (the
+    largest remainders get the units rounding left over)."""
+    import numpy as np
+
+    exact = total * weights / weights.sum()
+    whole = np.floor(exact).astype(int)
+    for index in np.argsort(-(exact - whole), kind="stable")[:total - int(whole.sum())]:
+        whole[index] += 1
+    return [int(q) for q in whole]
+
+
+def _repeated(lines: list[str], wanted_lines: int, wanted_chars: int, rng) -> list[str]:
+    """`lines` and lines of theirs drawn with replacement by `rng`, up to `wanted_lines` lines
+    and `wanted_chars` characters."""
+    import numpy as np
+
+    if not lines or len(lines) >= wanted_lines:
+        return lines
+    extra = [lines[i] for i in rng.integers(0, len(lines), size=wanted_lines - len(lines))]
+    room = wanted_chars - sum(map(len, lines))
+    fits = int(np.searchsorted(np.cumsum([len(line) for line in extra]), room, side="right"))
+    return lines + extra[:fits]
+
+
+def paragraphs(texts: pa.ChunkedArray) -> int:
+    """About how many training lines the pages hold (their paragraphs; Arrow, no Python loop)."""
+    return int(pc.sum(pc.count_substring(texts, "\n")).as_py() or 0) + len(texts)
+
+
 def _sample(taken: list[tuple[int, list[str]]], characters: int, capped: bool
             ) -> TrainingSample:
     taken.sort(key=lambda item: item[0])
@@ -113,7 +187,7 @@ def _sample(taken: list[tuple[int, list[str]]], characters: int, capped: bool
                           characters, capped)
 
 
-def _page_texts(pages_dir: Path) -> pa.ChunkedArray:
+def page_texts(pages_dir: Path) -> pa.ChunkedArray:
     """The pages' text column, memory-mapped."""
     import datasets
 
@@ -152,5 +226,6 @@ def manifest_section(tokenizer_dir: Path, ctx: StageContext, base=None) -> dict:
             "path": str(base.directory), "model_type": base.model_type,
             "tokenizer_fingerprint": base_tokenizer_fingerprint(base.directory)},
         "counts": {"vocab_size": len(tokenizer), "word_vocab_size": word_vocab_size,
-                   "entity_vocab_size": len(tokenizer.entity_vocab)},
+                   # ids, not keys: several keys may share an id (one per language)
+                   "entity_vocab_size": len(set(tokenizer.entity_vocab.values()))},
     }

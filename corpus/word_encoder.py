@@ -14,7 +14,18 @@ prepends one "▁" unless the text already starts with it, and splits before eve
 pre-tokens of a text are exactly "▁" + w for each space-separated word w (a leading space
 standing in for the prepended "▁"), the replacements never span a space, and the ids of a text
 are the concatenation of the ids of `" " + w` for its words. `cacheable` checks the backend has
-that shape; any other tokenizer is encoded text by text without the cache.
+that shape.
+
+Byte-level BPE (a RoBERTa-family base model's `LukeTokenizer`: ByteLevel pre-tokenizer with
+GPT-2's split pattern, a BPE model, no normalizer) is cacheable too, keyed differently: the
+pattern's pre-tokens take a space only at their start (` ?` before a run of letters, digits
+or punctuation) or in runs of whitespace that stop before the next word, so a space followed
+by a non-space character always begins a pre-token. In a text whose whitespace is single
+spaces (the build's collapsed sentences), the ids are the concatenation of the ids of its
+keys: the first word as it stands, then " " + w for each later word, each encoded alone. A
+text with any other whitespace (tabs, runs of spaces, where a whitespace pre-token can end
+inside a run) is encoded whole, uncached.
+Any other tokenizer is encoded text by text without the cache.
 Added tokens (`<s>`, `<mask>`, ...) are cut out of the text before all this; the examples
 stage drops every sentence holding their text (examples.keep_sentence), so that never matters.
 """
@@ -39,13 +50,24 @@ MAX_NEW_WORD_SHARE = 0.25
 WORDS_PER_TEXT = 200
 
 
-def cacheable(tokenizer_json: dict) -> bool:
-    """Whether ids are the concatenation of per-word ids for this backend (module docstring)."""
+def cacheable(tokenizer_json: dict) -> str | None:
+    """How ids may be cached per word for this backend (module docstring): "metaspace",
+    "byte_level", or None when they may not."""
+    if not _replacements_within_words(tokenizer_json.get("normalizer")):
+        return None
     pre = tokenizer_json.get("pre_tokenizer") or {}
-    if not (pre.get("type") == "Metaspace" and pre.get("replacement") == METASPACE
-            and pre.get("split") is True and pre.get("prepend_scheme") == "always"):
-        return False
-    normalizer = tokenizer_json.get("normalizer")
+    model = (tokenizer_json.get("model") or {}).get("type")
+    if (pre.get("type") == "Metaspace" and pre.get("replacement") == METASPACE
+            and pre.get("split") is True and pre.get("prepend_scheme") == "always"
+            and model == "Unigram"):
+        return "metaspace"
+    if pre.get("type") == "ByteLevel" and pre.get("use_regex", True) and model == "BPE":
+        return "byte_level"
+    return None
+
+
+def _replacements_within_words(normalizer: dict | None) -> bool:
+    """Whether the normalizer only replaces strings that hold no space (or there is none)."""
     steps = [] if normalizer is None else (normalizer.get("normalizers", [])
                                            if normalizer.get("type") == "Sequence"
                                            else [normalizer])
@@ -53,7 +75,7 @@ def cacheable(tokenizer_json: dict) -> bool:
         pattern = (step.get("pattern") or {}).get("String")
         if step.get("type") != "Replace" or pattern is None or " " in pattern + step["content"]:
             return False
-    return (tokenizer_json.get("model") or {}).get("type") == "Unigram"
+    return True
 
 
 def _has_pre_tokenizer(config: dict, kind: str) -> bool:
@@ -81,6 +103,18 @@ def words(text: str) -> list[str]:
         return []
     parts = text.split(" ")
     return parts[1:] if text[0] == " " else parts
+
+
+def byte_level_keys(text: str) -> list[str]:
+    """The cache keys of a text for byte-level BPE: its first word as it stands, then each
+    later word with the space before it."""
+    parts = text.split(" ")
+    keys = [" " + part for part in parts[1:]]
+    return keys if not parts[0] else [parts[0], *keys]
+
+
+# Whitespace a byte-level key split cannot take: anything but single spaces.
+_IRREGULAR_SPACE = re.compile(r"[^\S ]|  ")
 
 
 def ids_per_word(encoding, words: int) -> list[tuple[int, ...]] | None:
@@ -131,7 +165,8 @@ class WordEncoder:
         special = sorted(special_tokens, key=len, reverse=True) + ([] if byte_level
                                                                    else [METASPACE])
         self.special_text = re.compile("|".join(re.escape(s) for s in special))
-        self.use_cache = cacheable(config)
+        self.cache_mode = cacheable(config)
+        self.use_cache = self.cache_mode is not None
         # Byte-level BPE reads a space as part of the word after it ("Ġword"): a sentence is
         # tokenized, and stored, with its leading space, so that the ids of sentences joined
         # in an example are the ids of each sentence one after the other. Metaspace puts the
@@ -160,7 +195,7 @@ class WordEncoder:
             next_ids = iter(self._backend_ids(texts)).__next__
             ids_of = lambda text: next_ids()   # the texts come back in the order sent
         else:
-            ids_of = self._cached_ids(new)
+            ids_of = self._cached_ids(new, texts)
         out = []
         for group in groups:
             ids: list[int] = []
@@ -174,13 +209,20 @@ class WordEncoder:
                 del self.word_ids[word]
         return out
 
+    def _keys(self, texts: list[str]) -> list[str]:
+        """The cache keys of every text, in order (module docstring)."""
+        if self.cache_mode == "metaspace":
+            # One split of everything: a set difference in C rather than a loop per word. A ""
+            # among them (from a leading space) is encoded needlessly but harmlessly.
+            return " ".join(texts).split(" ")
+        return [key for text in texts if not _IRREGULAR_SPACE.search(text)
+                for key in byte_level_keys(text)]
+
     def _new_words(self, texts: list[str]) -> list[str] | None:
         """The words of `texts` not in the cache, or None when so many are new that encoding
         them into the cache would cost more than encoding the texts (a cold start, or a
         language written without spaces, where a "word" is a whole phrase)."""
-        # One split of everything: a set difference in C rather than a loop per word. A ""
-        # among them (from a leading space) is encoded needlessly but harmlessly.
-        running = " ".join(texts).split(" ")
+        running = self._keys(texts)
         new = set(running).difference(self.word_ids)
         self.words_looked_up += len(running)
         if len(new) > MAX_NEW_WORD_SHARE * len(running):
@@ -193,12 +235,22 @@ class WordEncoder:
             return None
         return list(new)
 
-    def _cached_ids(self, new: list[str]):
+    def _cached_ids(self, new: list[str], texts: list[str]):
         """Encode the new words in one backend call, into the cache; a function from a text to
-        its ids by the cache."""
+        its ids by the cache (byte-level texts with other whitespace than single spaces are
+        encoded whole, in one more call)."""
         self._encode_into_cache(new)
         get = self.word_ids.__getitem__
-        return lambda text: chain.from_iterable(map(get, words(text)))
+        if self.cache_mode == "metaspace":
+            return lambda text: chain.from_iterable(map(get, words(text)))
+        irregular = [text for text in texts if _IRREGULAR_SPACE.search(text)]
+        whole = dict(zip(irregular, self._backend_ids(irregular))) if irregular else {}
+
+        def ids_of(text: str):
+            if text in whole:
+                return whole[text]
+            return chain.from_iterable(map(get, byte_level_keys(text))) if text else ()
+        return ids_of
 
     def _encode_into_cache(self, new: list[str]) -> None:
         """Put the ids of each new word into the cache.
@@ -212,6 +264,10 @@ class WordEncoder:
         if not new:
             return
         cache = self.word_ids
+        if self.cache_mode == "byte_level":     # a key is its own text; see the docstring
+            cache.update(zip(new, map(tuple, self._backend_ids(new))))
+            self.words_encoded += len(new)
+            return
         alone = [w for w in new if not w or self.special_text.search(w)]
         joinable = [w for w in new if w and not self.special_text.search(w)]
         chunks = [joinable[i:i + WORDS_PER_TEXT] for i in range(0, len(joinable), WORDS_PER_TEXT)]

@@ -22,7 +22,7 @@ import torch
 
 from pretrain.config import RunConfig, load_config, luke_config
 from corpus.reader import Corpus
-from pretrain.data import StepSampler, TrainBatches
+from pretrain.data import TrainBatches, training_sampler
 from pretrain.metrics import read_metrics
 from pretrain.train import build_model, param_groups, train
 
@@ -56,8 +56,9 @@ def bench_plain(config: RunConfig, corpus_dir: Path, steps: int, warmup: int) ->
     optimizer = torch.optim.AdamW(param_groups(model, config.optim.weight_decay),
                                   lr=config.optim.lr, betas=config.optim.betas, eps=config.optim.eps)
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(config.train.precision)
-    sampler = StepSampler(corpus.examples.num_examples, config.train.global_batch_size,
-                          config.train.micro_batch_size, 1, 0, config.train.seed)
+    sampler = training_sampler(corpus, config.train.global_batch_size,
+                               config.train.micro_batch_size, 1, 0, config.train.seed,
+                               config.data.language_alpha)
     stream = TrainBatches(corpus, "train", sampler, config.masking, config.train.seed).iter_from(0)
     seconds = sequences = tokens = waited = 0.0
     last, wait_before = time.perf_counter(), 0.0

@@ -55,7 +55,11 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
-    eval_batches: int = 16                 # validation micro-batches per evaluation (0: all)
+    eval_batches: int = 16                 # validation micro-batches per evaluation and per
+                                           # language of the corpus (0: all)
+    language_alpha: float = 0.7            # several languages: each drawn with probability
+                                           # proportional to its examples ** alpha (1: as
+                                           # they come, 0: evenly); one language: unused
 
 
 @dataclass
@@ -268,6 +272,9 @@ def check_config(config: RunConfig) -> None:
     for key, value in (("optim.weight_decay", o.weight_decay), ("optim.grad_clip", o.grad_clip)):
         if value < 0:
             raise ConfigError(f"{key} must not be negative, got {value}")
+    if not 0 <= config.data.language_alpha <= 1:
+        raise ConfigError(f"data.language_alpha must lie in [0, 1], got "
+                          f"{config.data.language_alpha}")
     if not all(0 <= beta < 1 for beta in o.betas):
         raise ConfigError(f"optim.betas must lie in [0, 1), got {o.betas}")
     for key in ("hidden_dropout_prob", "attention_probs_dropout_prob"):

@@ -3,9 +3,10 @@
 - The corpus build is read through its one typed reader, `corpus.reader.Corpus.open(DIR)`,
   which refuses a build that is unfinished or of another schema version, naming what lacks.
 - `StepSampler` gives the examples of each global step: the global order is a permutation of
-  the examples per epoch, a pure function of (seed, epoch), so the data position of a run is
-  just its step. Each rank takes a disjoint contiguous slice of the step's global batch and
-  splits it into micro-batches for gradient accumulation.
+  the examples per epoch (in a build of several languages, a mix that draws languages by
+  size**alpha, pretrain/language_mix.py), a pure function of (seed, epoch), so the data
+  position of a run is just its step. Each rank takes a disjoint contiguous slice of the
+  step's global batch and splits it into micro-batches for gradient accumulation.
 - `TrainBatches` reads only this rank's rows from the memory-mapped Arrow dataset, masks them
   (rng keyed on seed, step, rank, micro-batch), collates them, and prefetches whole steps in a
   background thread through a bounded queue; it counts the seconds the consumer waited.
@@ -27,6 +28,7 @@ import numpy as np
 from corpus import schema
 from corpus.reader import Corpus, CorpusError
 from pretrain.collate import MaskedExample, collate
+from pretrain.language_mix import LanguageMix
 from pretrain.masking import (MaskingConfig, eval_masking_rng, mask_entities, mask_words,
                               masking_rng)
 
@@ -77,7 +79,11 @@ class StepSampler:
     """Which examples this rank reads at each global step; a pure function of its arguments."""
 
     def __init__(self, num_examples: int, global_batch_size: int, micro_batch_size: int,
-                 world_size: int, rank: int, seed: int):
+                 world_size: int, rank: int, seed: int,
+                 languages: tuple[tuple[int, int], ...] = (), language_alpha: float = 1.0):
+        """`languages`: the [start, end) rows of each language of the split, drawn with
+        probability proportional to size ** `language_alpha` (none or one: a plain
+        permutation)."""
         if num_examples <= 0:
             raise ValueError(f"the split has {num_examples} examples: nothing to train on")
         if micro_batch_size <= 0 or world_size <= 0:
@@ -96,6 +102,8 @@ class StepSampler:
         self.world_size = world_size
         self.rank = rank
         self.seed = seed
+        self.mix = LanguageMix.of(list(languages), language_alpha, seed) \
+            if len(languages) > 1 else None
         self.accumulation = global_batch_size // (micro_batch_size * world_size)
         self.rank_batch_size = global_batch_size // world_size
         self._permutations: dict[int, np.ndarray] = {}
@@ -109,8 +117,11 @@ class StepSampler:
         """The order of all examples in `epoch`; the two most recent epochs are kept."""
         with self._lock:
             if epoch not in self._permutations:
-                seq = np.random.SeedSequence(self.seed, spawn_key=(0, epoch))
-                order = np.random.default_rng(seq).permutation(self.num_examples)
+                if self.mix is not None:
+                    order = self.mix.epoch_order(epoch)
+                else:
+                    seq = np.random.SeedSequence(self.seed, spawn_key=(0, epoch))
+                    order = np.random.default_rng(seq).permutation(self.num_examples)
                 # int32 halves the memory of a 10M-example order held by every rank.
                 self._permutations[epoch] = order.astype(
                     np.int32 if self.num_examples < 2**31 else np.int64)
@@ -134,6 +145,17 @@ class StepSampler:
             here = epochs == epoch
             indices[here] = self.permutation(int(epoch))[offsets[here]]
         return indices.reshape(self.accumulation, self.micro_batch_size).tolist()
+
+
+def training_sampler(corpus: Corpus, global_batch_size: int, micro_batch_size: int,
+                     world_size: int, rank: int, seed: int, language_alpha: float
+                     ) -> StepSampler:
+    """The StepSampler of the corpus's training split, its languages mixed by
+    `language_alpha`."""
+    return StepSampler(corpus.examples.num_examples, global_batch_size, micro_batch_size,
+                       world_size, rank, seed,
+                       languages=tuple(language.rows for language in corpus.examples.languages),
+                       language_alpha=language_alpha)
 
 
 # ---------------------------------------------------------------- rows, masking, batches
@@ -226,17 +248,22 @@ class TrainBatches:
         """(step, micro-batches) for step, step + 1, ... forever, built ahead in a thread."""
         return Prefetcher(self, step)
 
-    def eval_batches(self, micro_batch_size: int, limit: int | None = None) -> Iterator[dict]:
-        """This rank's share of the validation split's first `limit` micro-batches (all of them
-        when None or 0), dealt round-robin over ranks, with the same masks at every call. A rank
-        may get no batch at all when the split is small: sum the counts across ranks."""
+    def eval_batches(self, micro_batch_size: int, limit: int | None = None,
+                     rows: tuple[int, int] | None = None, language: int = 0
+                     ) -> Iterator[dict]:
+        """This rank's share of the first `limit` micro-batches (all of them when None or 0) of
+        the validation split's `rows` ([start, end); all rows when None; the rows of the
+        corpus's language number `language`), dealt round-robin over ranks, with the same
+        masks at every call. A rank may get no batch at all when the rows are few: sum the
+        counts across ranks."""
         if self._validation is None:
             self._validation = open_split(self.corpus, "validation")
-        total = len(self._validation)
-        starts = range(0, total, micro_batch_size)[:limit or None]
-        for b in itertools.islice(starts, self.sampler.rank, None, self.sampler.world_size):
-            indices = list(range(b, min(b + micro_batch_size, total)))
-            rng = eval_masking_rng(self.seed, b // micro_batch_size)
+        first, end = rows if rows is not None else (0, len(self._validation))
+        starts = range(first, end, micro_batch_size)[:limit or None]
+        for number, b in itertools.islice(enumerate(starts), self.sampler.rank, None,
+                                          self.sampler.world_size):
+            indices = list(range(b, min(b + micro_batch_size, end)))
+            rng = eval_masking_rng(self.seed, number, language)
             yield self.collate_rows(read_rows(self._validation, indices), rng)
 
 

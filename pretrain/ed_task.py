@@ -2,7 +2,8 @@
 scored, their candidate entities, and the most-frequent-target (prior) baseline.
 
 A mention dictionary is counted from the links of the TRAINING pages only (every page but the
-build's validation pages): anchor text -> link target -> how many links. Anchor texts are
+build's validation pages): anchor text -> link target -> how many links, one dictionary per
+language of the build. Anchor texts are
 compared whitespace-collapsed, as the examples' texts are. For each mention of the validation
 examples, its candidates are the targets of its anchor text that are in the entity vocabulary,
 the most linked first (ties: the lower entity id, i.e. the more linked overall); the first one is
@@ -138,17 +139,25 @@ def build_ed_task(corpus: Corpus) -> EDTask:
                           "(rebuild it with --validation-pages N)")
     view = CorpusView(corpus.directory, "validation")
     rows = item_progress(range(len(view.dataset)), "validation examples", unit="example")
-    examples = [view.example(row) for row in rows]
-    wanted = {anchor_key(e.text[m.start:m.end]) for e in examples for m in e.mentions}
-    targets, pages_read, links = count_anchor_targets(
-        iter_pages(view.pages), set(corpus.examples.validation_page_ids), wanted)
-    task = EDTask([], validation_mentions=sum(len(e.mentions) for e in examples),
+    examples = [(view.language_of(row).language, view.example(row)) for row in rows]
+    # One dictionary per language: an anchor text means other things in other languages.
+    targets: dict[str, dict[str, Counter]] = {}
+    pages_read = links = 0
+    for language in corpus.pages.languages:
+        wanted = {anchor_key(e.text[m.start:m.end]) for lang, e in examples
+                  if lang == language.language for m in e.mentions}
+        targets[language.language], read, looked_up = count_anchor_targets(
+            iter_pages(view.pages.select(range(*language.rows))),
+            set(corpus.examples.validation_page_ids), wanted)
+        pages_read, links = pages_read + read, links + looked_up
+    task = EDTask([], validation_mentions=sum(len(e.mentions) for _, e in examples),
                   training_pages=pages_read, dictionary_links=links)
-    for example in examples:
+    for language, example in examples:
         scored = []
         for slot, mention in enumerate(example.mentions):
             anchor = anchor_key(example.text[mention.start:mention.end])
-            candidates = ranked_candidates(targets.get(anchor, Counter()), view.entity_vocab)
+            candidates = ranked_candidates(targets[language].get(anchor, Counter()),
+                                           view.titles(language))
             reason = exclusion_reason(mention.title, mention.entity_id, candidates)
             if reason:
                 task.excluded[reason] += 1

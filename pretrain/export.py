@@ -270,8 +270,10 @@ def _check_entity_vocab(path: Path, source: Path, config) -> None:
     absent = [name for name in schema.ENTITY_SPECIALS if name not in vocab]
     if absent:
         raise ExportError(f"{source / schema.ENTITY_VOCAB_FILE}: lacks {', '.join(absent)}")
-    if len(vocab) != config.entity_vocab_size:
-        raise ExportError(f"{source / schema.ENTITY_VOCAB_FILE}: {len(vocab)} entities, the model "
+    # Ids, not keys: in mLUKE's format several keys ("en:Tokyo", "ja:東京") share one id.
+    entities = len(set(vocab.values()))
+    if entities != config.entity_vocab_size:
+        raise ExportError(f"{source / schema.ENTITY_VOCAB_FILE}: {entities} entities, the model "
                           f"has {config.entity_vocab_size}: the run trained on another corpus")
 
 

@@ -49,9 +49,11 @@ def masking_rng(seed: int, step: int, rank: int, micro: int) -> np.random.Genera
         np.random.SeedSequence(seed, spawn_key=(_TRAIN_STREAM, step, rank, micro)))
 
 
-def eval_masking_rng(seed: int, batch_index: int) -> np.random.Generator:
-    """The generator for validation batch `batch_index`: the same masks at every evaluation."""
-    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(_EVAL_STREAM, batch_index)))
+def eval_masking_rng(seed: int, batch_index: int, language: int = 0) -> np.random.Generator:
+    """The generator for validation batch `batch_index` of the corpus's language number
+    `language`: the same masks at every evaluation."""
+    return np.random.default_rng(
+        np.random.SeedSequence(seed, spawn_key=(_EVAL_STREAM, language, batch_index)))
 
 
 def num_to_predict(n: int, prob: float) -> int:

@@ -1,7 +1,8 @@
 """What a run reports: RUN/metrics.jsonl, a progress bar with ETA, TensorBoard where installed.
 
 Only rank 0 writes. metrics.jsonl holds one JSON object per optimizer step (`"kind": "train"`)
-and one per evaluation (`"kind": "validation"`); `luke-train plot` and the resume tests read it.
+and one per evaluation (`"kind": "validation"`, with a "languages" object of the same fields
+per language in a corpus of several); `luke-train plot` and the resume tests read it.
 A resumed run first drops the lines past its checkpoint's step, so the file reads as the
 history of one run that never stopped.
 """
@@ -44,6 +45,20 @@ def tensorboard_writer(run: Path):
     return SummaryWriter(str(Path(run) / "tensorboard"))
 
 
+def scalar_fields(record: dict[str, Any]) -> dict[str, float]:
+    """The record's numbers by name, those of its per-language part ("languages": {"en":
+    {...}}) named "en/word_accuracy" and so on; the step is not one of them."""
+    found = {}
+    for key, value in record.items():
+        if key == "languages":
+            for language, fields in value.items():
+                found.update({f"{language}/{name}": number for name, number in
+                              scalar_fields(fields).items()})
+        elif isinstance(value, (int, float)) and key != "step":
+            found[key] = value
+    return found
+
+
 class MetricsLog:
     """The run's metrics sinks; a no-op on ranks other than 0."""
 
@@ -63,9 +78,10 @@ class MetricsLog:
             return
         self.file.write(json.dumps(record) + "\n")
         self.file.flush()
+        scalars = scalar_fields(record)
         if self.tensorboard is not None:
-            for key, value in record.items():
-                if isinstance(value, (int, float)) and key != "step" and math.isfinite(value):
+            for key, value in scalars.items():
+                if math.isfinite(value):
                     self.tensorboard.add_scalar(f"{record['kind']}/{key}", value, record["step"])
         if record["kind"] == "train":
             self.bar.update(1)
@@ -73,7 +89,7 @@ class MetricsLog:
                                  tok_s=f"{record['tokens_per_s']:.0f}")
         else:
             self.bar.write(f"step {record['step']}: " + ", ".join(
-                f"{k} {v:.4f}" for k, v in record.items() if isinstance(v, float)))
+                f"{k} {v:.4f}" for k, v in scalars.items() if isinstance(v, float)))
 
     def message(self, text: str) -> None:
         if self.active:

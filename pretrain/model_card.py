@@ -17,6 +17,7 @@ from pathlib import Path
 
 from corpus.reader import Corpus
 from pretrain import run_layout
+from pretrain.metrics import scalar_fields
 
 SHAPE_KEYS = ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
               "entity_emb_size", "vocab_size", "entity_vocab_size", "max_position_embeddings",
@@ -48,20 +49,28 @@ def _read_json(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
-def _data_section(corpus: Corpus) -> str:
-    pages = corpus.pages
-    dump = pages.dump.name
-    wiki_text = (f"wiki `{pages.dbname}`, " if pages.dbname
-                 else f"language `{pages.language}`, " if pages.language else "")
+def _dump_line(language) -> str:
+    """`- Wikipedia dump: ...` for one language of the build (corpus.reader.LanguagePages)."""
+    dump = language.dump.name
+    wiki_text = (f"wiki `{language.dbname}`, " if language.dbname
+                 else f"language `{language.language}`, " if language.language else "")
     date = DUMP_DATE.search(dump)
     date_text = (f"{date.group(1)[:4]}-{date.group(1)[4:6]}-{date.group(1)[6:]}" if date
                  else "not stated in the dump's file name")
+    return f"- Wikipedia dump: `{dump}` ({wiki_text}dump date {date_text})"
+
+
+def _data_section(corpus: Corpus) -> str:
+    languages = corpus.pages.languages
+    several = (f" ({len(languages)} languages: "
+               f"{', '.join(language.language for language in languages)}; entities keyed "
+               f"`<lang>:<title>`)" if len(languages) > 1 else "")
     lines = [
         "## Data\n",
-        f"- Wikipedia dump: `{dump}` ({wiki_text}dump date {date_text})",
+        *(_dump_line(language) for language in languages),
         f"- Corpus build: `{corpus.directory}`: {corpus.examples.num_examples} training "
         f"sequences of up to {corpus.examples.limits.max_seq_length} tokens, "
-        f"{corpus.entity_vocab.size} entities in the vocabulary",
+        f"{corpus.entity_vocab.size} entities in the vocabulary{several}",
         "- Text and links from Wikipedia, by Wikipedia contributors, licensed under "
         "[CC BY-SA 4.0](https://creativecommons.org/licenses/by-sa/4.0/) "
         "(older revisions CC BY-SA 3.0). Models and data derived from it must give the same "
@@ -110,8 +119,7 @@ def _training_section(run: Path, step: int) -> str:
     last = _last_lines_up_to(run, step)
     train, validation = last.get("train", {}), last.get("validation", {})
     losses = ", ".join(f"{k} {_format(train[k])}" for k in LOSS_KEYS if k in train) or "not logged"
-    accuracies = ", ".join(f"{k} {_format(v)}" for k, v in validation.items()
-                           if k not in ("step", "kind") and isinstance(v, (int, float)))
+    accuracies = ", ".join(f"{k} {_format(v)}" for k, v in scalar_fields(validation).items())
     settings = {section: config.get(section) for section in ("train", "optim") if section in config}
     return "\n".join([
         "## Training\n",

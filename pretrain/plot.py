@@ -2,8 +2,9 @@
 
 One figure, one panel per quantity (total, word and entity losses, validation accuracies,
 learning rate, tokens/s, and the entity-disambiguation accuracy with its prior baseline dashed
-when the run logged it) against step, one line per run so runs can be compared. Drawn with
-matplotlib's Agg backend: no display needed.
+when the run logged it) against step, one line per run so runs can be compared; a run on a
+corpus of several languages adds one thinner line per language to the validation panels.
+Drawn with matplotlib's Agg backend: no display needed.
 """
 
 from __future__ import annotations
@@ -34,11 +35,20 @@ class PlotError(ValueError):
     pass
 
 
-def series(records: list[dict], kind: str, key: str) -> tuple[list[int], list[float]]:
-    """(steps, values) of one quantity, skipping lines that lack it (or hold null)."""
-    points = [(r["step"], r[key]) for r in records
-              if r.get("kind") == kind and r.get(key) is not None]
+def series(records: list[dict], kind: str, key: str, language: str | None = None
+           ) -> tuple[list[int], list[float]]:
+    """(steps, values) of one quantity (of one language's part of the records, when given),
+    skipping lines that lack it (or hold null)."""
+    fields = [(r["step"], r if language is None else r.get("languages", {}).get(language, {}))
+              for r in records if r.get("kind") == kind]
+    points = [(step, found[key]) for step, found in fields if found.get(key) is not None]
     return [p[0] for p in points], [p[1] for p in points]
+
+
+def languages_of(records: list[dict]) -> list[str]:
+    """The languages that the run's validation lines report apart, in first-seen order."""
+    return list(dict.fromkeys(language for r in records
+                              for language in r.get("languages", {})))
 
 
 def plot_runs(runs: list[Path]):
@@ -61,9 +71,15 @@ def plot_runs(runs: list[Path]):
             steps, values = series(records, kind, key)
             line, = ax.plot(steps, values, label=name, marker="o" if kind != "train" else None,
                             markersize=3)
+            if kind == "validation":
+                for language in languages_of(records):
+                    ax.plot(*series(records, kind, key, language), linewidth=0.8,
+                            marker=".", markersize=2, label=f"{name} {language}")
             if key in BASELINES:
                 ax.plot(*series(records, kind, BASELINES[key]), linestyle="--",
                         color=line.get_color(), label=f"_{name} {BASELINES[key]}")
+        if kind == "validation" and any(map(languages_of, histories.values())):
+            ax.legend(fontsize="x-small")
         ax.set_title(title)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)

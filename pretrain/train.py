@@ -27,7 +27,7 @@ import torch.distributed as dist
 from corpus.reader import Corpus
 from pretrain import checkpoint, run_layout
 from pretrain.config import RunConfig, config_dict, config_hash, luke_config, with_fixed_shape
-from pretrain.data import StepSampler, TrainBatches
+from pretrain.data import TrainBatches, training_sampler
 from pretrain.ds_config import derive_ds_config, total_steps
 from pretrain.init_weights import (InitSource, check_fits_corpus, freeze_word_side,
                                    initial_weights, load_initial_weights, open_init_source)
@@ -232,25 +232,51 @@ def eval_plan(examples: int, micro: int, world: int, max_batches: int) -> tuple[
 
 @torch.no_grad()
 def evaluate(engine, batches: TrainBatches, config: RunConfig, corpus: Corpus) -> dict:
-    """Word and entity prediction accuracy (and loss) on the validation split."""
-    micro, n_batches = eval_plan(corpus.examples.validation_examples,
-                                 config.train.micro_batch_size, dist.get_world_size(),
-                                 config.data.eval_batches)
-    if n_batches == 0:
-        return {}
+    """Word and entity prediction accuracy (and loss) on the validation split, pooled over
+    its languages, and per language under "languages" in a build of several. Each language
+    gets up to data.eval_batches micro-batches of its own rows."""
+    languages = corpus.examples.languages
+    # Per language: word right/total, entity right/total, summed loss, batches.
+    counts = torch.zeros(len(languages), 6, dtype=torch.float64)
     engine.eval()
-    counts = torch.zeros(5, dtype=torch.float64)  # word right/total, entity right/total, loss
-    for batch in batches.eval_batches(micro, n_batches):
-        inputs = {k: v.to(engine.device) for k, v in batch.items() if k != "page_ids"}
-        out = engine(**inputs)
-        counts[:2] += prediction_counts(out.logits, inputs["labels"])
-        counts[2:4] += prediction_counts(out.entity_logits, inputs["entity_labels"])
-        counts[4] += out.loss.double().item()
+    for number, language in enumerate(languages):
+        micro, n_batches = eval_plan(language.validation_examples,
+                                     config.train.micro_batch_size, dist.get_world_size(),
+                                     config.data.eval_batches)
+        counts[number, 5] = n_batches
+        if n_batches == 0:      # a language without validation examples (or too few)
+            continue
+        for batch in batches.eval_batches(micro, n_batches, language.validation_rows, number):
+            inputs = {k: v.to(engine.device) for k, v in batch.items() if k != "page_ids"}
+            out = engine(**inputs)
+            counts[number, :2] += prediction_counts(out.logits, inputs["labels"])
+            counts[number, 2:4] += prediction_counts(out.entity_logits, inputs["entity_labels"])
+            counts[number, 4] += out.loss.double().item()
     engine.train()
-    dist.all_reduce(counts)
-    return {"word_accuracy": (counts[0] / counts[1]).item(),
-            "entity_accuracy": (counts[2] / counts[3]).item(),
-            "loss": (counts[4] / n_batches).item()}
+    counts[:, :5] = all_reduced(counts[:, :5])
+    if counts[:, 5].sum() == 0:
+        return {}
+    result = accuracy_fields(counts.sum(0))
+    if len(languages) > 1:
+        result["languages"] = {language.language: accuracy_fields(counts[number])
+                               for number, language in enumerate(languages)
+                               if counts[number, 5] > 0}
+    return result
+
+
+def all_reduced(tensor: torch.Tensor) -> torch.Tensor:
+    tensor = tensor.contiguous()
+    dist.all_reduce(tensor)
+    return tensor
+
+
+def accuracy_fields(counts: torch.Tensor) -> dict:
+    """The metrics line's fields from [word right, word total, entity right, entity total,
+    summed loss, batches]; an accuracy without any labelled position is None."""
+    ratio = lambda part, whole: (part / whole).item() if whole > 0 else None  # noqa: E731
+    return {"word_accuracy": ratio(counts[0], counts[1]),
+            "entity_accuracy": ratio(counts[2], counts[3]),
+            "loss": ratio(counts[4], counts[5])}
 
 
 def shared_ed_task(corpus: Corpus, rank: int):
@@ -343,8 +369,9 @@ def train(config: RunConfig, corpus_dir: Path, run: Path, resume: bool,
         checkpoint.load_checkpoint(engine, run, start, rank)
     else:
         torch.manual_seed(seed + 1 + rank)  # dropout: a different stream per rank
-    sampler = StepSampler(corpus.examples.num_examples, config.train.global_batch_size,
-                          config.train.micro_batch_size, world, rank, seed)
+    sampler = training_sampler(corpus, config.train.global_batch_size,
+                               config.train.micro_batch_size, world, rank, seed,
+                               config.data.language_alpha)
     batches = TrainBatches(corpus, "train", sampler, config.masking, seed)
     ed_task = shared_ed_task(corpus, rank) if config.train.eval_ed_every else None
     log = MetricsLog(run, rank, start, steps)

@@ -34,7 +34,7 @@ TINY_RUN_STEPS = 10
 def build_corpus(dump: Path, out: Path, **overrides) -> Path:
     from corpus.build import build
 
-    build(BuildOptions(dump=dump, out=out, **{**TEST_BUILD, **overrides}))
+    build(BuildOptions(dumps=(dump,), out=out, **{**TEST_BUILD, **overrides}))
     return out
 
 

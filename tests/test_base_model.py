@@ -337,23 +337,43 @@ def test_stage2_starts_from_stage1_with_a_fresh_optimizer(stage1, roberta_corpus
     assert config["init_from"]["kind"] == "run" and config["train"]["trainable"] == "all"
 
 
+README_MARK = "<!-- recipe: tiny base model -->"
+
+
+def readme_recipe() -> str:
+    """The bash block of the README that follows README_MARK."""
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    block = text.split(README_MARK, 1)[1].split("```bash\n", 1)[1].split("```", 1)[0]
+    return block
+
+
 @pytest.mark.slow
-def test_xlmr_stage1_single_process_and_export(tiny_xlmr, xlmr_corpus, sample_lines, tmp_path):
+@pytest.mark.parametrize("family", ["roberta", "xlm-roberta"])
+def test_the_readme_recipe_runs_as_written(family, tmp_path, sample_lines):
+    """The README's tiny-encoder block, word for word, with FAMILY and the work directory
+    set: both stages and the export, then what each promises."""
+    import os
+    import subprocess
+    import sys
+
     from transformers import AutoTokenizer, LukeForMaskedLM
 
-    from pretrain.export import export_run
-
-    run = tmp_path / "run"
-    result = run_command(single_command(train_args(
-        xlmr_corpus, run, "--max-steps", "4", "--init-from", str(tiny_xlmr), *STAGE1)))
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert word_side_equals_base(run, tiny_xlmr) == []
-    out = export_run(run, tmp_path / "hf")
-    tokenizer = AutoTokenizer.from_pretrained(str(out))
-    assert type(tokenizer).__name__ == "MLukeTokenizer"
-    lines = [" ".join(line.split()) for line in sample_lines[:8]]
-    lines = [line for line in lines if 0 not in tokenizer(line)["input_ids"][1:]][:4]
-    batch, expected = base_logits(tiny_xlmr, lines)
-    got = word_logits(LukeForMaskedLM.from_pretrained(str(out)).eval(), batch,
-                      expected.shape[-1])
-    assert (got - expected).abs().max().item() < 1e-5
+    script = readme_recipe()
+    assert "FAMILY=roberta" in script and "W=/tmp/luke-from-$FAMILY" in script
+    script = script.replace("FAMILY=roberta", f"FAMILY={family}").replace(
+        "W=/tmp/luke-from-$FAMILY", f"W={tmp_path}/w")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "LUKE_PROGRESS": "0",
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    done = subprocess.run(["bash", "-euo", "pipefail", "-c", script], capture_output=True,
+                          text=True, cwd=Path(__file__).resolve().parents[1], env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    work = tmp_path / "w"
+    assert word_side_equals_base(work / "stage1", work / "encoder") == []
+    tokenizer = AutoTokenizer.from_pretrained(str(work / "hf"))
+    assert type(tokenizer).__name__ == ("LukeTokenizer" if family == "roberta"
+                                        else "MLukeTokenizer")
+    config = json.loads((work / "stage2" / "config.json").read_text())
+    assert config["init_from"]["kind"] == "run"
+    assert config["init_from"]["base_model"] == str((work / "encoder").resolve())
+    model = LukeForMaskedLM.from_pretrained(str(work / "hf"))
+    assert model.config.vocab_size == len(tokenizer)

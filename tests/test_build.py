@@ -86,7 +86,7 @@ def test_other_options_are_refused_unless_overwrite(tmp_path, capsys):
            "100); pass --overwrite" in err
 
     code, err = run_cli(capsys, "build", BG_DUMP, "--out", out, "--until", "pages")
-    assert code == 1 and "dump was" in err and manifest_of(out)["stages"] == first
+    assert code == 1 and "dumps was" in err and manifest_of(out)["stages"] == first
 
     code, err = run_cli(capsys, "build", EN_DUMP, "--out", out, "--until", "entity_vocab",
                         "--entity-vocab-size", "100", "--overwrite")
@@ -110,7 +110,7 @@ def test_a_changed_dump_file_is_a_different_build(tmp_path, capsys):
     assert run_cli(capsys, "build", dump, "--out", out, "--until", "pages")[0] == 0
     write_dump(dump, [dict(title="A", text="[[C]] and more", page_id=1)])
     code, err = run_cli(capsys, "build", dump, "--out", out, "--until", "pages")
-    assert code == 1 and "changed since it was read" in err
+    assert code == 1 and "changed since stage pages read it" in err
     assert run_cli(capsys, "build", dump, "--out", out, "--until", "pages", "--overwrite")[0] == 0
     pages = datasets.load_from_disk(str(out / "pages"))
     assert pages[0]["link_target"] == ["C"]
@@ -136,7 +136,7 @@ def test_a_chinese_dump_in_its_language_and_variant(tmp_path, capsys):
     dump.write_text(ZH_DUMP, encoding="utf-8")
     out = tmp_path / "o"
     assert run_cli(capsys, "build", dump, "--out", out, "--until", "pages")[0] == 0
-    section = manifest_of(out)["stages"]["pages"]
+    section = manifest_of(out)["stages"]["pages"]["languages"][0]
     assert section["language_rules"] == {"language": "zh", "variant": "zh",
                                          "link_trail": "/^()(.*)$/sD",
                                          "mediawiki": languages.mediawiki_version()}
@@ -174,7 +174,7 @@ def test_language_option_overrides_the_dumps_for_the_parsing_rules(tmp_path, cap
         page = datasets.load_from_disk(str(out / "pages"))[0]
         spans[language] = [page["text"][s:e] for s, e in zip(page["link_start"],
                                                            page["link_end"])]
-        assert manifest_of(out)["stages"]["pages"]["options"]["language"] == language
+        assert manifest_of(out)["stages"]["pages"]["options"]["language"] == [language]
     assert spans == {"de": ["Mutterärzte"], "en": ["Mutter"], "xx": ["Mutter"]}
     assert "language 'xx' is not one MediaWiki knows; its English rules apply" in caplog.text
 
@@ -192,14 +192,14 @@ def test_an_unknown_variant_is_one_line_naming_the_choices(tmp_path, capsys):
 
 def test_same_pages_with_one_and_two_workers_and_from_multistream(tmp_path, monkeypatch):
     monkeypatch.setattr(pages_stage, "CHUNK_WIKITEXT_CHARS", 1)    # one task per article
-    one = build(BuildOptions(dump=EN_DUMP, out=tmp_path / "one", workers=1), until="pages")
-    two = build(BuildOptions(dump=EN_DUMP, out=tmp_path / "two", workers=2), until="pages")
+    one = build(BuildOptions(dumps=(EN_DUMP,), out=tmp_path / "one", workers=1), until="pages")
+    two = build(BuildOptions(dumps=(EN_DUMP,), out=tmp_path / "two", workers=2), until="pages")
     multi_dump, index = write_multistream(EN_DUMP, tmp_path)
-    multi = build(BuildOptions(dump=multi_dump, out=tmp_path / "multi", workers=2),
+    multi = build(BuildOptions(dumps=(multi_dump,), out=tmp_path / "multi", workers=2),
                   until="pages")
     prints = [m["stages"]["pages"]["fingerprint"] for m in (one, two, multi)]
     assert prints[0] == prints[1] == prints[2]
-    assert multi["stages"]["pages"]["index"] == str(index)        # found beside the dump
+    assert multi["stages"]["pages"]["languages"][0]["index"] == str(index)   # beside the dump
     rows = [datasets.load_from_disk(str(tmp_path / d / "pages")).to_list()
             for d in ("one", "multi")]
     assert rows[0] == rows[1] and len(rows[0]) == 5
@@ -211,11 +211,11 @@ def test_the_pages_files_depend_on_the_pages_alone(tmp_path, monkeypatch):
     """However the first pass cuts its tasks, the second writes the same files: here one stream
     per task and files of a few pages each, against the default cut."""
     multi_dump, _ = write_multistream(EN_DUMP, tmp_path)
-    whole = build(BuildOptions(dump=multi_dump, out=tmp_path / "whole", workers=2),
+    whole = build(BuildOptions(dumps=(multi_dump,), out=tmp_path / "whole", workers=2),
                   until="pages")
     monkeypatch.setattr(pages_stage, "TASK_COMPRESSED_BYTES", 1)
     monkeypatch.setattr(corpus.link_resolution, "TARGET_FILE_BYTES", 50_000)
-    cut = build(BuildOptions(dump=multi_dump, out=tmp_path / "cut", workers=2), until="pages")
+    cut = build(BuildOptions(dumps=(multi_dump,), out=tmp_path / "cut", workers=2), until="pages")
     files = sorted(p.name for p in (tmp_path / "cut" / "pages").glob("*.arrow"))
     assert len(files) >= 3 and files[0] == f"data-00000-of-{len(files):05d}.arrow"
     rows = [datasets.load_from_disk(str(tmp_path / d / "pages")).to_list()
@@ -238,10 +238,10 @@ def test_a_dump_without_an_index_says_first_that_one_process_bounds_it(tmp_path,
 
 
 def test_bulgarian_sample_keeps_only_the_article(tmp_path):
-    manifest = build(BuildOptions(dump=BG_DUMP, out=tmp_path / "bg"), until="pages")
+    manifest = build(BuildOptions(dumps=(BG_DUMP,), out=tmp_path / "bg"), until="pages")
     pages = datasets.load_from_disk(str(tmp_path / "bg" / "pages"))
     assert pages["title"] == ["Григориански календар"] and pages["id"] == [558]
-    section = manifest["stages"]["pages"]
+    section = manifest["stages"]["pages"]["languages"][0]
     assert section["counts"]["other_namespace_pages"] == 2 and section["language"] == "bg"
     assert section["siteinfo"]["dbname"] == "bgwiki"
     text = pages[0]["text"]
@@ -283,7 +283,7 @@ def slow_page_dump(tmp_path):
 
 def test_a_page_over_the_time_limit_is_skipped_counted_and_named(tmp_path, caplog):
     caplog.set_level(logging.WARNING)
-    manifest = build(BuildOptions(dump=slow_page_dump(tmp_path), out=tmp_path / "o",
+    manifest = build(BuildOptions(dumps=(slow_page_dump(tmp_path),), out=tmp_path / "o",
                                   page_timeout=0.1), until="pages")
     section = manifest["stages"]["pages"]
     assert section["counts"]["skipped_timeout"] == 1 and section["counts"]["articles"] == 2
@@ -309,7 +309,7 @@ def test_watchdog_kills_a_worker_stuck_where_the_alarm_cannot_reach(tmp_path, mo
     monkeypatch.setattr(corpus.workers, "WATCHDOG_GRACE", 0.05)
     monkeypatch.setattr(pages_stage, "CHUNK_WIKITEXT_CHARS", 1)
     caplog.set_level(logging.WARNING)
-    manifest = build(BuildOptions(dump=slow_page_dump(tmp_path), out=tmp_path / "o", workers=2,
+    manifest = build(BuildOptions(dumps=(slow_page_dump(tmp_path),), out=tmp_path / "o", workers=2,
                                   page_timeout=0.1), until="pages")
     counts = manifest["stages"]["pages"]["counts"]
     assert counts["articles"] == 2 and counts["skipped_timeout"] == 1
@@ -457,7 +457,7 @@ def test_truncated_multistream_keeps_the_complete_streams(tmp_path, capsys):
 # --- the command line -------------------------------------------------------------------------
 
 def test_every_build_option_has_a_flag_with_help(capsys):
-    fields = {f.name for f in dataclasses.fields(BuildOptions)} - {"dump", "out"}
+    fields = {f.name for f in dataclasses.fields(BuildOptions)} - {"dumps", "out"}
     assert {name for name, _, _ in BUILD_FLAGS} == fields
     with pytest.raises(SystemExit) as done:
         main(["build", "--help"])

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from corpus.options import Limits
-from corpus.reader import Corpus, EntityVocabInfo, ExamplesInfo, PagesInfo, TokenizerInfo
+from corpus.reader import (Corpus, EntityVocabInfo, ExamplesInfo, LanguageExamples,
+                           LanguagePages, PagesInfo, TokenizerInfo)
 from pretrain.cli import launch_command, overrides_from, train_parser
 from pretrain.config import (ConfigError, config_dict, config_from_dict, config_hash,
                              load_config, luke_config)
@@ -24,13 +25,16 @@ def reference_corpus() -> Corpus:
     """A corpus of the sizes of LUKE's released vocabularies (what a model's shape needs)."""
     return Corpus(
         directory=Path("reference"),
-        pages=PagesInfo(dump=Path("enwiki"), dbname="enwiki", language="en", articles=0,
+        pages=PagesInfo(languages=(LanguagePages(language="en", dump=Path("enwiki"),
+                                                 dbname="enwiki", rows=(0, 0), id_offset=0),),
                         truncated=False, fingerprint=""),
         entity_vocab=EntityVocabInfo(size=500_000, fingerprint=""),
         tokenizer=TokenizerInfo(vocab_size=50267, pad_token_id=1, bos_token_id=0,
                                 eos_token_id=2, mask_token_id=50264, fingerprint=""),
         examples=ExamplesInfo(num_examples=0, validation_examples=0, fingerprint="",
-                              limits=Limits(), locale="en"))
+                              limits=Limits(), languages=(LanguageExamples(
+                                  language="en", locale="en", rows=(0, 0),
+                                  validation_rows=(0, 0)),)))
 
 
 def test_shipped_configs_exist():

@@ -45,16 +45,21 @@ def page_xml(title: str, text: str, page_id: int, ns: int = 0, redirect: str | N
             f"    </revision>\n  </page>\n")
 
 
-def dump_xml(pages: list[dict], siteinfo: bool = True) -> str:
-    """A complete dump document; each page a dict of page_xml's arguments."""
-    head = '<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/" xml:lang="en">\n'
+def dump_xml(pages: list[dict], siteinfo: bool = True, dbname: str = "enwiki") -> str:
+    """A complete dump document of wiki `dbname` (its siteinfo English's but for the dbname);
+    each page a dict of page_xml's arguments."""
+    language = language_of_dbname(dbname)
+    head = ('<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/" '
+            f'xml:lang="{language}">\n')
     body = "".join(page_xml(**p) for p in pages)
-    return head + (EN_SITEINFO if siteinfo else "") + body + "</mediawiki>\n"
+    site = EN_SITEINFO.replace("<dbname>enwiki</dbname>", f"<dbname>{dbname}</dbname>")
+    return head + (site if siteinfo else "") + body + "</mediawiki>\n"
 
 
-def write_dump(path: Path, pages: list[dict], siteinfo: bool = True) -> Path:
+def write_dump(path: Path, pages: list[dict], siteinfo: bool = True, dbname: str = "enwiki"
+               ) -> Path:
     """A tiny dump file; bz2-compressed when the name ends in .bz2."""
-    data = dump_xml(pages, siteinfo).encode("utf-8")
+    data = dump_xml(pages, siteinfo, dbname).encode("utf-8")
     path.write_bytes(bz2.compress(data) if path.suffix == ".bz2" else data)
     return path
 

@@ -54,7 +54,7 @@ def read_vocab(out) -> tuple[dict, list[dict]]:
 
 
 def test_default_vocabulary_holds_articles_by_resolved_count(linked_dump, tmp_path):
-    manifest = build(BuildOptions(dump=linked_dump, out=tmp_path / "o"), until="entity_vocab")
+    manifest = build(BuildOptions(dumps=(linked_dump,), out=tmp_path / "o"), until="entity_vocab")
     vocab, counts = read_vocab(tmp_path / "o")
     # Paris 2 + 2 via the redirect Lutetia = 4, France 3, Seine 2; Europe (3) is no article.
     assert vocab == {**SPECIALS, "Paris": 4, "France": 5, "Seine": 6}
@@ -64,7 +64,7 @@ def test_default_vocabulary_holds_articles_by_resolved_count(linked_dump, tmp_pa
 
 
 def test_partial_dump_and_min_link_count(linked_dump, tmp_path):
-    build(BuildOptions(dump=linked_dump, out=tmp_path / "o", partial_dump=True,
+    build(BuildOptions(dumps=(linked_dump,), out=tmp_path / "o", partial_dump=True,
                        min_link_count=3), until="entity_vocab")
     vocab, _ = read_vocab(tmp_path / "o")
     assert vocab == {**SPECIALS, "Paris": 4, "Europe": 5, "France": 6}
@@ -72,7 +72,7 @@ def test_partial_dump_and_min_link_count(linked_dump, tmp_path):
 
 def test_vocabulary_is_deterministic_and_dense(tmp_path):
     """The real English sample, built twice (1 and 2 workers): identical files, ids 0..n-1."""
-    options = dict(dump=EN_DUMP, partial_dump=True, entity_vocab_size=200)
+    options = dict(dumps=(EN_DUMP,), partial_dump=True, entity_vocab_size=200)
     first = build(BuildOptions(out=tmp_path / "a", workers=1, **options), until="entity_vocab")
     second = build(BuildOptions(out=tmp_path / "b", workers=2, **options), until="entity_vocab")
     for name in ("entity_vocab.json", "counts.jsonl"):

@@ -115,7 +115,10 @@ def test_manifest_counts_match_the_data(en_corpus):
     assert section["tokens"] == sum(len(w) for w in train["word_ids"])
     assert section["entities"] == sum(len(e) for e in train["entity_ids"])
     assert sum(section["length_histogram"].values()) == len(train)
-    assert section["locale"] == "en"
+    [language] = section["languages"]
+    assert (language["language"], language["locale"]) == ("en", "en")
+    assert language["rows"] == [0, len(train)]
+    assert language["validation_rows"] == [0, len(validation)]
     counts = section["counts"]
     assert counts["examples"] == len(train) + len(validation)
     assert counts["sentences_too_short"] > 0   # headings and fragments of the real articles
@@ -128,13 +131,15 @@ def test_validation_shares_no_page_with_training(en_corpus):
     validation_pages = set(datasets.load_from_disk(str(en_corpus / VALIDATION_DIR))["page_id"])
     assert validation_pages and train_pages
     assert not train_pages & validation_pages
-    assert validation_pages <= set(section["validation_page_ids"])
-    assert len(section["validation_page_ids"]) == TEST_BUILD["validation_pages"]
-    assert not train_pages & set(section["validation_page_ids"])
+    [language] = section["languages"]
+    assert validation_pages <= set(language["validation_page_ids"])
+    assert len(language["validation_page_ids"]) == TEST_BUILD["validation_pages"]
+    assert not train_pages & set(language["validation_page_ids"])
 
 
 def test_bulgarian_locale_comes_from_the_dump_siteinfo(bg_corpus):
-    assert manifest_of(bg_corpus)["examples"]["locale"] == "bg"
+    [language] = manifest_of(bg_corpus)["examples"]["languages"]
+    assert (language["language"], language["locale"]) == ("bg", "bg")
 
 
 # --- the pure functions on pages that exercise each way a mention can sit in its text ---
@@ -265,7 +270,7 @@ def test_sentence_split_counts_utf16_and_never_cuts_a_mention():
 # --- the stage: workers, resume ---
 
 def stage_context(corpus: Path, workers: int) -> StageContext:
-    options = BuildOptions(dump=EN_DUMP, out=corpus, **{**TEST_BUILD, "workers": workers})
+    options = BuildOptions(dumps=(EN_DUMP,), out=corpus, **{**TEST_BUILD, "workers": workers})
     return StageContext(options=options, manifest=manifest_of(corpus), workers=workers)
 
 
@@ -329,8 +334,9 @@ def test_a_worker_builds_a_shard_without_datasets_transformers_or_torch(en_corpu
     script = ("import sys; from pathlib import Path; from corpus import examples_stage as es; "
               "from corpus.examples import Limits; "
               f"d = Path({str(en_corpus)!r}); "
-              "rows = es._pages(str(d / 'pages')).num_rows; "
-              "jobs = es.plan_jobs(rows, [], d / 'pages', d / 'tokenizer', 'en', Limits(), "
+              "rows = range(es._pages(str(d / 'pages')).num_rows); "
+              "plan = es.LanguagePlan('en', 'en', rows, ''); "
+              "jobs = es.plan_jobs([plan], {'en': []}, d / 'pages', d / 'tokenizer', Limits(), "
               f"Path({str(tmp_path)!r})); "
               "result = es.build_shard(jobs[0]); "
               "print(result['counts']['examples'] > 0, "

@@ -379,9 +379,9 @@ def test_model_card_names_a_full_dumps_wiki_and_date(en_corpus_copy, tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     manifest = read_manifest(en_corpus_copy)
-    pages = manifest["stages"]["pages"]
-    pages["options"]["dump"] = "/data/enwiki-20240601-pages-articles-multistream.xml.bz2"
-    pages["siteinfo"]["dbname"] = "enwiki"
+    [english] = manifest["stages"]["pages"]["languages"]
+    english["dump"] = "/data/enwiki-20240601-pages-articles-multistream.xml.bz2"
+    english["siteinfo"]["dbname"] = "enwiki"
     write_manifest(en_corpus_copy, manifest)
     card = render_model_card(run, 7, Corpus.open(en_corpus_copy), LukeConfig())
     assert "`enwiki-20240601-pages-articles-multistream.xml.bz2` (wiki `enwiki`, dump date " \

@@ -137,5 +137,5 @@ def test_stats_count_markup_left_in_the_text(en_corpus_copy, capsys):
 def test_stats_of_a_directory_without_pages_is_one_clear_line(tmp_path, capsys):
     assert main(["inspect", str(tmp_path), "--stats"]) == 1
     assert capsys.readouterr().err.strip() == (
-        f"luke-corpus: error: {tmp_path}: no finished pages stage in its manifest (run "
-        f"luke-corpus build first)")
+        f"luke-corpus: error: {tmp_path}: not a finished corpus build: manifest.json is "
+        f"missing (run `luke-corpus build` to completion)")

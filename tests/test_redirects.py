@@ -53,7 +53,7 @@ def test_pages_stage_resolves_links_through_redirect_chains(tmp_path):
         dict(title="Category:Cities", text="[[New York City]]", page_id=8, ns=14),
     ])
     out = tmp_path / "out"
-    manifest = build(BuildOptions(dump=dump, out=out), until="pages")
+    manifest = build(BuildOptions(dumps=(dump,), out=out), until="pages")
     assert read_redirects_tsv(out / "redirects.tsv") == {
         "Big Apple": "New York City", "NYC": "New York City"}    # normalized, #Name dropped
     pages = datasets.load_from_disk(str(out / "pages"))

@@ -9,7 +9,8 @@ import pyarrow as pa
 from corpus import title_index
 from corpus.title_index import TitleIndex
 
-TITLES = ["Estonia", "Tallinn", "Lennart Meri", "東京", "Ελλάδα", "", "Tallinn (disambiguation)"]
+TITLES = ["Estonia", "Tallinn", "Lennart Meri", "東京", "Ελλάδα", "",
+          "Tallinn (disambiguation)"]
 
 
 def test_every_title_is_found_at_its_own_row_and_others_are_not(tmp_path):

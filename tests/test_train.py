@@ -117,10 +117,12 @@ def test_config_records_the_command_and_each_resume(runs):
 
 
 def fake_run_with_checkpoint(source, target):
-    """A run dir holding only the newest checkpoint's trainer state (enough to be refused)."""
+    """A run dir holding only its config record and the newest checkpoint's trainer state
+    (enough to be refused)."""
     step = run_layout.latest_step(source)
     directory = run_layout.checkpoint_dir(target, step)
     directory.mkdir(parents=True)
+    shutil.copy(source / run_layout.CONFIG_FILE, target / run_layout.CONFIG_FILE)
     shutil.copy(run_layout.checkpoint_dir(source, step) / run_layout.TRAINER_STATE_FILE, directory)
     (target / run_layout.CHECKPOINTS_DIR / run_layout.LATEST_FILE).write_text(f"{step}\n")
     return target

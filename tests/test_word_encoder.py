@@ -113,9 +113,11 @@ def test_cache_and_backend_agree_on_every_piece_of_the_sample(en_corpus, tokeniz
 
     _, path = tokenizer_and_json
     view = CorpusView(en_corpus, "examples")
+    [english] = view.corpus.examples.languages
     pieces = [piece for row in range(len(view.pages))
-              for sentence in page_sentences(view.pages[row], view.locale, view.entity_vocab,
-                                             view.limits, Counter())
+              for sentence in page_sentences(view.pages[row], english.locale,
+                                             view.titles(english.language), view.limits,
+                                             Counter())
               for piece in split_at_mentions(sentence.text, sentence.mentions)[0]]
     cached, direct = WordEncoder.from_file(path), WordEncoder.from_file(path)
     direct.use_cache = False
@@ -139,3 +141,34 @@ def test_new_words_encoded_many_per_text_equal_one_by_one(tokenizer_and_json, mo
     [encoding] = encoder.backend.encode_batch([" ".join(joined)], add_special_tokens=False)
     assert word_encoder.ids_per_word(encoding, len(joined)) is not None   # the joined path ran
     assert word_encoder.ids_per_word(encoding, len(joined) + 1) is None   # a miscount is caught
+
+
+# ------------------------------------------------------------------------ byte-level BPE
+
+@pytest.fixture(scope="module")
+def byte_level_tokenizer(roberta_corpus):
+    directory = roberta_corpus / TOKENIZER_DIR
+    return load_tokenizer(directory), directory / "tokenizer.json"
+
+
+def test_byte_level_bpe_is_cached_by_keys_that_carry_their_space(byte_level_tokenizer):
+    from corpus.word_encoder import byte_level_keys
+
+    _, path = byte_level_tokenizer
+    assert cacheable(json.loads(path.read_text())) == "byte_level"
+    assert byte_level_keys(" Paris is") == [" Paris", " is"]
+    assert byte_level_keys("Paris's x") == ["Paris's", " x"]
+
+
+def test_byte_level_cached_ids_equal_transformers(byte_level_tokenizer, sample_lines):
+    """LukeTokenizer's ids on the awkward texts (runs of spaces and tabs go to the backend
+    whole) and on every clean sentence of the sample with the build's leading space, cold and
+    then from the cache."""
+    tokenizer, path = byte_level_tokenizer
+    texts = AWKWARD + ["Paris's", "'s", " 'tis the", "x \t y", "a\tb  c"] + [
+        " " + " ".join(line.split()) for line in sample_lines]
+    expected = [transformers_ids(tokenizer, text) for text in texts]
+    encoder = WordEncoder.from_file(path)
+    assert encoder.cache_mode == "byte_level" and encoder.sentence_prefix == " "
+    assert encoder.encode(texts) == expected
+    assert encoder.words_encoded > 0 and encoder.encode(texts) == expected

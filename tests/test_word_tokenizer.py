@@ -81,7 +81,7 @@ def test_reused_tokenizer_from_same_vocabulary_keeps_ids(en_corpus, tmp_path):
 
     out = shutil.copytree(en_corpus, tmp_path / "copy")
     shutil.rmtree(out / TOKENIZER_DIR)
-    options = BuildOptions(dump=EN_DUMP, out=out, tokenizer=en_corpus / TOKENIZER_DIR)
+    options = BuildOptions(dumps=(EN_DUMP,), out=out, tokenizer=en_corpus / TOKENIZER_DIR)
     section = tokenizer_stage.run(StageContext(options=options, manifest={}))
     original = json.loads((en_corpus / MANIFEST_FILE).read_text())["stages"]["tokenizer"]
     assert section["reused"] and section["fingerprint"] == original["fingerprint"]
