@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from corpus import word_tokenizer as wt
+from corpus.language_shares import quotas
 from corpus.options import StageContext
 from corpus.schema import ENTITY_VOCAB_DIR, ENTITY_VOCAB_FILE, PAGES_DIR, TOKENIZER_DIR
 
@@ -131,10 +132,9 @@ def balanced_sample(texts: pa.ChunkedArray, languages: list[dict], alpha: float,
 
     parts = [texts.slice(start, end - start) for start, end in (e["rows"] for e in languages)]
     sizes = np.array([paragraphs(part) for part in parts], dtype=np.float64)
-    weights = sizes ** alpha
-    line_quotas = quotas(weights, min(wt.SP_MAX_TRAINING_LINES, int(sizes.sum())))
+    line_quotas = quotas(sizes, alpha, min(wt.SP_MAX_TRAINING_LINES, int(sizes.sum()))).tolist()
     # characters are only a cap (sentencepiece's memory): each language's share of it
-    char_quotas = quotas(weights, wt.SP_MAX_TRAINING_CHARS)
+    char_quotas = quotas(sizes, alpha, wt.SP_MAX_TRAINING_CHARS).tolist()
     lines: list[str] = []
     shares, pages, characters, capped = {}, 0, 0, False
     for number, (entry, part) in enumerate(zip(languages, parts)):
@@ -148,18 +148,6 @@ def balanced_sample(texts: pa.ChunkedArray, languages: list[dict], alpha: float,
         characters += sum(map(len, chosen))
         shares[entry["language"]] = {"paragraphs": int(sizes[number]), "lines": len(chosen)}
     return TrainingSample(lines, pages, characters, capped), shares
-
-
-def quotas(weights, total: int) -> list[int]:
-    """`total` split in proportion to `weights` into integers that add up to it exactly (the
-    largest remainders get the units rounding left over)."""
-    import numpy as np
-
-    exact = total * weights / weights.sum()
-    whole = np.floor(exact).astype(int)
-    for index in np.argsort(-(exact - whole), kind="stable")[:total - int(whole.sum())]:
-        whole[index] += 1
-    return [int(q) for q in whole]
 
 
 def _repeated(lines: list[str], wanted_lines: int, wanted_chars: int, rng) -> list[str]:
