@@ -78,7 +78,9 @@ ALARM_TIMEOUTS = True               # False leaves page_timeout to the watchdog 
 # Work per task. Each task writes one Arrow file, so a task is a few MB of pages: enough to
 # amortize the file and the pickling, small enough to keep every worker busy to the end.
 CHUNK_WIKITEXT_CHARS = 1 << 22      # plain dumps: wikitext handed to a worker per task
-TASK_COMPRESSED_BYTES = 1 << 22     # multistream dumps: bz2 streams read per task
+TASK_COMPRESSED_BYTES = 1 << 22     # multistream dumps: bz2 streams read per task, at most
+INLINE_LINK_RESOLUTION_BYTES = 64 << 20   # rows whose links this process resolves itself
+TASKS_PER_WORKER = 4                # at least, on a small dump: else one worker ends alone
 MAX_SKIPPED_LISTED = 1000           # skipped pages named in the manifest (all are in the log)
 ROWS_PER_BATCH = 1000
 FIRST_PASS_DIR = ".first-pass"      # the first pass's files, inside the dump's part
@@ -466,13 +468,15 @@ def _read_plain(dump: Path, options, workers: int, collector: PagesCollector, la
     return site, made[0] if made else context_of(site), reader.xml_bytes, reader.truncation
 
 
-def stream_tasks(offsets: list[int], size: int) -> list[tuple[int, int]]:
-    """Byte ranges of consecutive bz2 streams, about TASK_COMPRESSED_BYTES each."""
+def stream_tasks(offsets: list[int], size: int, workers: int = 1) -> list[tuple[int, int]]:
+    """Byte ranges of consecutive bz2 streams, about TASK_COMPRESSED_BYTES each, or smaller
+    where that leaves fewer than TASKS_PER_WORKER per worker."""
+    task_bytes = max(1, min(TASK_COMPRESSED_BYTES, size // (workers * TASKS_PER_WORKER)))
     tasks, start, end = [], None, None
     for first, stop in stream_ranges(offsets, size):
         start = first if start is None else start
         end = stop
-        if end - start >= TASK_COMPRESSED_BYTES:
+        if end - start >= task_bytes:
             tasks.append((start, end))
             start = None
     if start is not None:
@@ -485,7 +489,7 @@ def _read_multistream(dump: Path, index: Path, parse_ctx: ParseContext, workers:
     size = dump.stat().st_size
     offsets = read_stream_offsets(index)
     tasks = ((str(dump), start, end, parse_ctx, collector.next_part())
-             for start, end in stream_tasks(offsets, size))
+             for start, end in stream_tasks(offsets, size, workers))
     xml_bytes = pages = 0
     truncation = ""
     with byte_progress(size, f"pages ({dump.name}, multistream)") as bar:
@@ -552,7 +556,9 @@ def resolve_all_links(parts: list[PartFile], row_bytes: np.ndarray, redirects: R
     links = missing = 0
     missing_titles, digests = [], []
     with count_progress(int(len(row_bytes)), "pages (resolve links)") as bar:
-        for result in process_map(resolve_links, jobs, workers):
+        # Starting a pool costs more than resolving a small dump's links here.
+        pool = workers if row_bytes.sum() > INLINE_LINK_RESOLUTION_BYTES else 1
+        for result in process_map(resolve_links, jobs, pool):
             links += result.links
             missing += result.missing
             missing_titles.append(result.missing_titles)

@@ -192,6 +192,7 @@ def test_an_unknown_variant_is_one_line_naming_the_choices(tmp_path, capsys):
 
 def test_same_pages_with_one_and_two_workers_and_from_multistream(tmp_path, monkeypatch):
     monkeypatch.setattr(pages_stage, "CHUNK_WIKITEXT_CHARS", 1)    # one task per article
+    monkeypatch.setattr(pages_stage, "INLINE_LINK_RESOLUTION_BYTES", 0)   # links in workers too
     one = build(BuildOptions(dumps=(EN_DUMP,), out=tmp_path / "one", workers=1), until="pages")
     two = build(BuildOptions(dumps=(EN_DUMP,), out=tmp_path / "two", workers=2), until="pages")
     multi_dump, index = write_multistream(EN_DUMP, tmp_path)
@@ -209,12 +210,14 @@ def test_same_pages_with_one_and_two_workers_and_from_multistream(tmp_path, monk
 
 def test_the_pages_files_depend_on_the_pages_alone(tmp_path, monkeypatch):
     """However the first pass cuts its tasks, the second writes the same files: here one stream
-    per task and files of a few pages each, against the default cut."""
+    per task and files of a few pages each, their links resolved by two worker processes,
+    against the default cut resolved in the main process (a small dump's)."""
     multi_dump, _ = write_multistream(EN_DUMP, tmp_path)
     whole = build(BuildOptions(dumps=(multi_dump,), out=tmp_path / "whole", workers=2),
                   until="pages")
     monkeypatch.setattr(pages_stage, "TASK_COMPRESSED_BYTES", 1)
     monkeypatch.setattr(corpus.link_resolution, "TARGET_FILE_BYTES", 50_000)
+    monkeypatch.setattr(pages_stage, "INLINE_LINK_RESOLUTION_BYTES", 0)
     cut = build(BuildOptions(dumps=(multi_dump,), out=tmp_path / "cut", workers=2), until="pages")
     files = sorted(p.name for p in (tmp_path / "cut" / "pages").glob("*.arrow"))
     assert len(files) >= 3 and files[0] == f"data-00000-of-{len(files):05d}.arrow"
