@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from corpus.language_shares import quotas, sampling_shares  # noqa: F401 (re-exported)
+from corpus.language_shares import quotas
 
 
 def language_quotas(sizes: list[int], alpha: float) -> np.ndarray:

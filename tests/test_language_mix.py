@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from corpus import language_shares
+from corpus.language_shares import sampling_shares
 from pretrain.data import StepSampler
-from pretrain.language_mix import LanguageMix, language_quotas, sampling_shares
+from pretrain.language_mix import LanguageMix, language_quotas
 
 # Three languages of very different sizes, their rows laid out one after the other as the
 # corpus build lays them: English 0..9000, Bulgarian 9000..9900, Japanese 9900..9990.

@@ -24,7 +24,6 @@ import sys
 from pathlib import Path
 
 import datasets
-import numpy as np
 import pyarrow as pa
 import pytest
 
