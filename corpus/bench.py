@@ -13,13 +13,15 @@ the wall time, so every figure has the same numerator):
 A small sample gives noisy timings: `--repeat R` writes a dump holding its pages R times (the
 copies under new titles and ids) and measures that instead. The articles are held in memory
 for the parse and baseline loops, so bench a sample or a slice of a large dump.
+
+`--scale N` measures something else: the whole build, stage by stage, on synthetic dumps of N
+articles made from DUMP's, and its projection to English Wikipedia (corpus/bench_scale.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import bz2
-import gzip
 import importlib.util
 import io
 import json
@@ -36,7 +38,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from corpus.dump import DumpReader
+from corpus import bench_scale
+from corpus.dump import DumpReader, decoded_xml
 from corpus.multistream import write_multistream
 from corpus.options import BuildOptions
 from corpus.progress import item_progress
@@ -61,8 +64,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     parser.add_argument("--no-build", action="store_true",
                         help="skip the pages-stage and whole-build runs (parse and baselines only)")
-    parser.add_argument("--word-vocab-size", type=int, default=8000, metavar="V",
-                        help="word vocabulary of the whole-build run (small samples need < 32000)")
+    parser.add_argument("--word-vocab-size", type=int, default=None, metavar="V",
+                        help="word vocabulary of the whole-build run (default: 8000, as small "
+                             "samples need; 32000 with --scale)")
+    bench_scale.add_arguments(parser)
 
 
 @dataclass
@@ -107,6 +112,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.dump.is_file():
         print(f"luke-corpus bench: error: {args.dump}: no such file", file=sys.stderr)
         return 2
+    if args.scale is not None:
+        return bench_scale.run(args)
     with tempfile.TemporaryDirectory(prefix="luke-bench-") as tmp:
         dump = repeated_dump(args.dump, args.repeat, Path(tmp)) if args.repeat > 1 else args.dump
         report = measure(dump, args, Path(tmp))
@@ -141,7 +148,7 @@ def measure_builds(report: BenchReport, dump: Path, args: argparse.Namespace, tm
     measure_pages_stage(report, dump, args, tmp, "pages", "pages stage")
     if all(importlib.util.find_spec(m) is not None for m in LATER_STAGE_MODULES):
         options = BuildOptions(dumps=(dump,), out=tmp / "full", workers=args.workers,
-                               word_vocab_size=args.word_vocab_size, partial_dump=True)
+                               word_vocab_size=args.word_vocab_size or 8000, partial_dump=True)
         try:
             measure_whole_build(report, options)
         except Exception as error:       # report the figures we have; say why this one is absent
@@ -323,15 +330,6 @@ def repeated_dump(source: Path, repeat: int, tmp: Path) -> Path:
             out.write("\n")
         out.write(tail)
     return path
-
-
-def decoded_xml(path: Path) -> str:
-    opener = {".bz2": bz2.open, ".gz": gzip.open}.get(path.suffix, open)
-    with opener(path, "rb") as stream:
-        data = stream.read()
-    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
-        return data.decode("utf-16")
-    return data.decode("utf-8")
 
 
 def _renamed_copy(body: str, k: int, id_offset: int) -> str:

@@ -53,7 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from corpus.examples_stage import quiet_datasets
+    from corpus.progress import quiet_datasets
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-items-"))
     try:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import bz2
 import contextlib
 import dataclasses
+import gzip
 import os
 import queue
 import threading
@@ -411,6 +412,18 @@ def read_siteinfo(path: Path) -> SiteInfo:
     for _ in reader:
         break
     return reader.site or SiteInfo.default()
+
+
+def decoded_xml(path: Path) -> str:
+    """The whole XML of a small dump as text (UTF-8, or UTF-16 with a byte-order mark): for
+    tools that rewrite a sample, never for a real dump."""
+    path = Path(path)
+    opener = {".bz2": bz2.open, ".gz": gzip.open}.get(path.suffix, open)
+    with opener(path, "rb") as stream:
+        data = stream.read()
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return data.decode("utf-16")
+    return data.decode("utf-8")
 
 
 def iter_pages(path: Path) -> Iterable[RawPage]:

@@ -155,8 +155,9 @@ def collapse_sentence(text: str, links: Sequence[tuple[int, int, str]],
     collapsed = " ".join(text.split())
     if not links:
         return Sentence(collapsed, [])
-    # Collapsing shifts no character when it shortens nothing (the usual case).
-    position = _collapsed_positions(text) if len(collapsed) != len(text) else int
+    # Collapsing shifts no character when it shortens nothing but the trailing whitespace (the
+    # usual case: a sentence ends with the space before the next one).
+    position = _collapsed_positions(text) if len(collapsed) != len(text.rstrip()) else int
     mentions: list[Mention] = []
     for start, end, target in links:
         anchor = text[start:end]

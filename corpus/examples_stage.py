@@ -1,11 +1,14 @@
 """Build stage `examples`: pages -> packed, tokenized sequences in DIR/examples and DIR/validation.
 
 The pages are cut into shards of consecutive rows; worker processes turn each shard into
-examples (corpus.examples, with the tokenizer in DIR/tokenizer) and save it as a small Arrow
-dataset in a parts directory beside the build (DIR/.examples-parts), with a marker written only
-after the data. A rerun after an interruption finds the finished shards' markers and does only
-the rest, provided the plan (inputs, limits, shards) is the same; otherwise it starts over. At
-the end the parts are joined into one `datasets.Dataset` per split, saved with several shards.
+examples (corpus.examples, with the tokenizer in DIR/tokenizer) and save it as an Arrow file in
+a parts directory beside the build (DIR/.examples-parts), with a marker written only after the
+data. A rerun after an interruption finds the finished shards' markers and does only the rest,
+provided the plan (inputs, limits, shards) is the same; otherwise it starts over. At the end
+the parts become the files of one saved `datasets.Dataset` per split by renaming: this process
+never copies the examples. The workers share what is large and read-only: the pages are
+memory-mapped, and so is the entity vocabulary, as a TitleIndex file (corpus/title_index.py)
+that each batch of pages looks its link targets up in.
 
 Validation pages (`--validation-pages`) are drawn from the seed, held out of DIR/examples
 entirely, and built the same way into DIR/validation.
@@ -17,7 +20,6 @@ import contextlib
 import functools
 import hashlib
 import json
-import multiprocessing
 import os
 import shutil
 from collections import Counter
@@ -25,31 +27,36 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
+from corpus.arrow_files import data_file_name, write_dataset_dir, write_table
 from corpus.examples import examples_from_pages
 from corpus.options import Limits, StageContext
 from corpus.progress import count_progress
 from corpus.schema import (ENTITY_VOCAB_FILE, EXAMPLE_COLUMNS, EXAMPLES_DIR, PAGES_DIR,
                            TOKENIZER_DIR, VALIDATION_DIR)
 from corpus.word_encoder import WordEncoder
+from corpus.title_index import TitleIndex
 from corpus.word_tokenizer import read_entity_vocab, tokenizer_fingerprint
-from corpus.workers import exit_with_parent
+from corpus.workers import process_map
 
 PARTS_DIR = ".examples-parts"
 MAX_PAGES_PER_SHARD = 1000
 MAX_SHARDS = 64              # on a small dump: shards of fewer pages, down to one page each
 PAGES_PER_CALL = 64          # pages tokenized per backend call (bounded memory)
-MIN_OUTPUT_SHARDS = 4
-OUTPUT_SHARD_BYTES = 256 << 20
+ROWS_PER_BATCH = 1000        # examples per record batch of the saved files
+ENTITY_INDEX_FILE = "entity_vocab.index"
+ENTITY_ID = "id"
 HISTOGRAM_BIN = 64           # tokens per bin of the length histogram
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ShardJob:
     """Everything a worker needs to build one shard (picklable, no open handles)."""
     split: str               # "examples" or "validation"
     index: int
-    rows: tuple[int, ...]    # row numbers in the pages dataset (all of one language)
+    rows: np.ndarray         # row numbers in the pages dataset, of one language (int64)
     pages_dir: str
     tokenizer_dir: str
     locale: str
@@ -90,7 +97,7 @@ def run(ctx: StageContext) -> dict:
         entry["validation_page_ids"] = sorted(pages.select(held_out[entry["language"]])["id"])
     for split, out_name in (("examples", EXAMPLES_DIR), ("validation", VALIDATION_DIR)):
         split_results = [(job, r) for job, r in zip(jobs, results) if job.split == split]
-        join_parts(split_results, ctx.out_dir / out_name)
+        join_parts(split_results, ctx.out_dir / out_name, section["fingerprint"])
     shutil.rmtree(parts_dir, ignore_errors=True)
     return section
 
@@ -132,25 +139,28 @@ def plan_jobs(languages: list[LanguagePlan], held_out: dict[str, list[int]], pag
     for plan in languages:
         own = dict(common, locale=plan.locale, language=plan.language,
                    key_prefix=plan.key_prefix)
-        excluded = set(held_out[plan.language])
-        rows = np.array([r for r in plan.rows if r not in excluded], dtype=np.int64)
+        excluded = np.asarray(held_out[plan.language], dtype=np.int64)
+        rows = np.setdiff1d(np.arange(plan.rows.start, plan.rows.stop, dtype=np.int64),
+                            excluded)
         shards = max(1, min(len(rows), max(MAX_SHARDS, -(-len(rows) // MAX_PAGES_PER_SHARD))))
-        train += [ShardJob("examples", len(train) + i, tuple(int(r) for r in chunk), **own)
+        train += [ShardJob("examples", len(train) + i, chunk, **own)
                   for i, chunk in enumerate(np.array_split(rows, shards))]
-        validation.append(ShardJob("validation", len(validation),
-                                   tuple(held_out[plan.language]), **own))
+        validation.append(ShardJob("validation", len(validation), excluded, **own))
     return train + validation
 
 
 def _plan_key(jobs: list[ShardJob], tokenizer_digest: str, upstream: dict) -> str:
     """A digest of what the parts depend on; parts made under another key are discarded."""
-    text = json.dumps({"jobs": [(j.name, j.rows, j.locale, j.key_prefix, asdict(j.limits))
-                                for j in jobs],
-                       "tokenizer": tokenizer_digest,
-                       "pages": upstream.get("pages", {}).get("fingerprint"),
-                       "entity_vocab": upstream.get("entity_vocab", {}).get("fingerprint")},
-                      sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()
+    digest = hashlib.sha256()
+    for job in jobs:        # the rows as bytes: a JSON text of millions of row numbers is slow
+        digest.update(json.dumps([job.name, job.locale, job.key_prefix,
+                                  asdict(job.limits)]).encode())
+        digest.update(np.asarray(job.rows, dtype=np.int64).tobytes())
+    digest.update(json.dumps({"tokenizer": tokenizer_digest,
+                              "pages": upstream.get("pages", {}).get("fingerprint"),
+                              "entity_vocab": upstream.get("entity_vocab", {}).get("fingerprint")},
+                             sort_keys=True).encode())
+    return digest.hexdigest()
 
 
 def run_jobs(jobs: list[ShardJob], plan_key: str, parts_dir: Path, workers: int) -> list[dict]:
@@ -160,6 +170,7 @@ def run_jobs(jobs: list[ShardJob], plan_key: str, parts_dir: Path, workers: int)
         shutil.rmtree(parts_dir, ignore_errors=True)
         parts_dir.mkdir(parents=True)
         plan_file.write_text(json.dumps({"key": plan_key}))
+    write_entity_index(Path(jobs[0].tokenizer_dir), parts_dir)   # before any worker needs it
     results = {job.name: finished_result(job) for job in jobs}
     todo = [job for job in jobs if results[job.name] is None]
     pages_todo = sum(len(job.rows) for job in todo)
@@ -167,24 +178,13 @@ def run_jobs(jobs: list[ShardJob], plan_key: str, parts_dir: Path, workers: int)
     if 0 < pages_todo < sum(len(job.rows) for job in jobs):
         bar.write(f"resuming: {len(jobs) - len(todo)} of {len(jobs)} shards already built")
     built = 0
-    for job, result in zip(todo, _map(build_shard, todo, workers)):
+    for job, result in zip(todo, process_map(build_shard, todo, workers)):
         results[job.name] = result
         built += result["counts"].get("examples", 0)
         bar.set_postfix_str(f"{built:,} examples", refresh=False)
         bar.update(len(job.rows))
     bar.close()
     return [results[job.name] for job in jobs]
-
-
-def _map(func, jobs: list[ShardJob], workers: int):
-    """func over jobs in order, on `workers` processes when more than one."""
-    if workers <= 1 or len(jobs) <= 1:
-        yield from map(func, jobs)
-        return
-    # forkserver: never fork a process whose threads (tqdm, tokenizers) hold locks.
-    with multiprocessing.get_context("forkserver").Pool(workers,
-                                                        initializer=exit_with_parent) as pool:
-        yield from pool.imap(func, jobs)
 
 
 def part_file(job: ShardJob) -> Path:
@@ -202,35 +202,47 @@ def build_shard(job: ShardJob) -> dict:
     """Build and save one shard; its marker (counts, digest) is written last, atomically.
 
     Workers read pages and write parts with pyarrow alone: importing `datasets` would cost
-    each worker half a second, as much as tokenizing a hundred pages."""
-    import pyarrow as pa
-
-    encoder, entity_vocab = _encoder(job.tokenizer_dir, job.key_prefix)
+    each worker half a second, as much as tokenizing a hundred pages. Each batch's examples
+    become Arrow at once, so a worker holds its shard as compact columns, not Python lists."""
+    encoder = _encoder(job.tokenizer_dir)
+    entities = _entity_index(job.tokenizer_dir, job.parts_dir)
     pages = _pages(job.pages_dir)
     counts: Counter = Counter()
-    rows = {column: [] for column in EXAMPLE_COLUMNS}
     lengths: Counter = Counter()
+    tables = []
     with single_threaded_tokenizers():
         for start in range(0, len(job.rows), PAGES_PER_CALL):
-            batch = pages.take(job.rows[start:start + PAGES_PER_CALL]).to_pylist()
-            for example in examples_from_pages(batch, encoder, job.locale, entity_vocab,
+            batch = pages.take(job.rows[start:start + PAGES_PER_CALL])
+            rows = {column: [] for column in EXAMPLE_COLUMNS}
+            vocab = batch_entity_vocab(batch, entities, job.key_prefix)
+            for example in examples_from_pages(batch.to_pylist(), encoder, job.locale, vocab,
                                                job.limits, counts, job.key_prefix):
                 for column, value in example.row().items():
                     rows[column].append(value)
                 lengths[(len(example.word_ids) - 1) // HISTOGRAM_BIN] += 1
-    digest = rows_digest(rows)
-    out = part_file(job)
-    tmp = out.with_name(out.name + ".tmp")
-    table = pa.Table.from_pydict(rows, schema=example_schema())
-    with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)   # the IPC stream format that datasets' own files use
-    tmp.rename(out)
+            tables.append(pa.Table.from_pydict(rows, schema=example_schema()))
+    table = pa.concat_tables(tables) if tables else example_schema().empty_table()
+    write_table(part_file(job), table, example_schema(), ROWS_PER_BATCH)
     result = {"counts": dict(counts), "lengths": {str(k): v for k, v in lengths.items()},
-              "digest": digest}
+              "digest": table_digest(table)}
     marker = Path(job.parts_dir) / f"{job.name}.json"
     marker.with_suffix(".tmp").write_text(json.dumps(result))
     marker.with_suffix(".tmp").rename(marker)
     return result
+
+
+def batch_entity_vocab(batch: pa.Table, entities: TitleIndex, key_prefix: str = ""
+                       ) -> dict[str, int]:
+    """title -> entity id for the link targets of a batch of pages that are in the vocabulary
+    (as `key_prefix` + title: the keys of one language in a build of several): a dict of a
+    few thousand titles at most, where a dict of the whole vocabulary would cost every worker
+    ~100 MB (500,000 titles)."""
+    targets = pc.unique(pc.list_flatten(batch.column("link_target")))
+    keys = pc.binary_join_element_wise(key_prefix, targets, "") if key_prefix else targets
+    rows = entities.find(keys)
+    found = rows >= 0
+    ids = entities.column(ENTITY_ID).to_numpy()[rows[found]]
+    return dict(zip(targets.filter(pa.array(found)).to_pylist(), ids.tolist()))
 
 
 @contextlib.contextmanager
@@ -256,11 +268,36 @@ def load_encoder(tokenizer_dir: Path) -> WordEncoder:
 
 
 @functools.lru_cache(maxsize=2)
-def _encoder(tokenizer_dir: str, key_prefix: str = ""):
-    """The tokenizer's encoder and the entity ids of one language's titles, loaded once per
-    process and language."""
+def _encoder(tokenizer_dir: str) -> WordEncoder:
+    """The tokenizer's encoder, loaded once per process."""
+    return load_encoder(Path(tokenizer_dir))
+
+
+def entity_index_file(parts_dir: Path) -> Path:
+    return Path(parts_dir) / ENTITY_INDEX_FILE
+
+
+def write_entity_index(tokenizer_dir: Path, parts_dir: Path) -> Path:
+    """The tokenizer's entity vocabulary as a TitleIndex file (title -> id) that every worker
+    memory-maps: one copy in the page cache, not a dict per worker."""
+    path = entity_index_file(parts_dir)
     vocab = read_entity_vocab(Path(tokenizer_dir) / ENTITY_VOCAB_FILE)
-    return load_encoder(Path(tokenizer_dir)), titles_of_language(vocab, key_prefix)
+    index = TitleIndex.build(pa.array(list(vocab), pa.string()),
+                             **{ENTITY_ID: pa.array(list(vocab.values()), pa.int32())})
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+    index.write(tmp)
+    os.replace(tmp, path)
+    return path
+
+
+@functools.lru_cache(maxsize=2)
+def _entity_index(tokenizer_dir: str, parts_dir: str) -> TitleIndex:
+    """The entity vocabulary's index, memory-mapped once per process (written by the stage
+    before its workers start; made here when a shard is built on its own)."""
+    path = entity_index_file(Path(parts_dir))
+    if not path.is_file():
+        write_entity_index(Path(tokenizer_dir), Path(parts_dir))
+    return TitleIndex.open(path)
 
 
 def titles_of_language(vocab: dict[str, int], key_prefix: str) -> dict[str, int]:
@@ -275,8 +312,6 @@ def titles_of_language(vocab: dict[str, int], key_prefix: str) -> dict[str, int]
 @functools.lru_cache(maxsize=2)
 def _pages(pages_dir: str):
     """The pages dataset as one memory-mapped Arrow table (the files `datasets` saved)."""
-    import pyarrow as pa
-
     state = json.loads((Path(pages_dir) / "state.json").read_text())
     tables = []
     for entry in state["_data_files"]:
@@ -285,27 +320,25 @@ def _pages(pages_dir: str):
     return pa.concat_tables(tables)
 
 
-def example_schema():
+def example_schema() -> pa.Schema:
     """The Arrow schema of the examples (workers write it without importing datasets)."""
-    import pyarrow as pa
     ids = pa.list_(pa.int32())
     return pa.schema([("word_ids", ids), ("entity_ids", ids), ("entity_start", ids),
                       ("entity_end", ids), ("page_id", pa.int64())])
 
 
-def example_features():
-    """The same schema as datasets features."""
-    import datasets
-    return datasets.Features.from_arrow_schema(example_schema())
-
-
-def rows_digest(rows: dict[str, list]) -> str:
-    """A digest of a shard's stored values (the examples fingerprint is made of these)."""
+def table_digest(table: pa.Table) -> str:
+    """A digest of a shard's stored values, column by column (the examples fingerprint is made
+    of these): each list column's lengths and values, as 64-bit integers."""
     digest = hashlib.sha256()
     for column in EXAMPLE_COLUMNS:
-        for value in rows[column]:
-            digest.update(np.asarray(value, dtype=np.int64).tobytes())
-            digest.update(b"|")
+        values = table.column(column).combine_chunks()
+        if pa.types.is_list(values.type):
+            digest.update(pc.list_value_length(values).to_numpy(zero_copy_only=False)
+                          .astype(np.int64).tobytes())
+            values = values.flatten()
+        digest.update(values.to_numpy(zero_copy_only=False).astype(np.int64).tobytes())
+        digest.update(b"|")
     return digest.hexdigest()
 
 
@@ -352,38 +385,19 @@ def summarize(jobs: list[ShardJob], results: list[dict], limits: Limits) -> dict
     }
 
 
-def join_parts(split_results: list[tuple[ShardJob, dict]], out: Path) -> None:
-    """One dataset for the split, saved with (up to) one file per part."""
-    import datasets
-
-    parts = [datasets.Dataset.from_file(str(part_file(job)))
-             for job, result in split_results if result["counts"].get("examples")]
-    dataset = datasets.concatenate_datasets(parts) if parts else \
-        datasets.Dataset.from_dict({c: [] for c in EXAMPLE_COLUMNS}, features=example_features())
+def join_parts(split_results: list[tuple[ShardJob, dict]], out: Path, fingerprint: str) -> None:
+    """The split as a saved dataset whose files are the parts themselves, renamed into `out`
+    in shard order (no copy)."""
+    parts = [part_file(job) for job, result in split_results if result["counts"].get("examples")]
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    with quiet_datasets():
-        dataset.save_to_disk(str(tmp), num_shards=output_shards(len(parts), dataset))
+    tmp.mkdir(parents=True)
+    names = [data_file_name(number, max(1, len(parts))) for number in range(max(1, len(parts)))]
+    for part, name in zip(parts, names):
+        os.replace(part, tmp / name)
+    if not parts:                  # a split without examples: one file of no rows
+        write_table(tmp / names[0], example_schema().empty_table(), example_schema(),
+                    ROWS_PER_BATCH)
+    write_dataset_dir(tmp, names, example_schema(), fingerprint)
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
-
-
-def output_shards(num_parts: int, dataset) -> int:
-    """Files of the saved split: about OUTPUT_SHARD_BYTES each, at least MIN_OUTPUT_SHARDS
-    (so readers can split work), never more than there are parts or rows."""
-    wanted = max(MIN_OUTPUT_SHARDS, -(-dataset.data.nbytes // OUTPUT_SHARD_BYTES))
-    return max(1, min(num_parts, len(dataset), wanted))
-
-
-@contextlib.contextmanager
-def quiet_datasets():
-    """No datasets progress bar per saved part: this stage shows its own bar."""
-    import datasets
-
-    was_enabled = datasets.is_progress_bar_enabled()
-    datasets.disable_progress_bars()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            datasets.enable_progress_bars()

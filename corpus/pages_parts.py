@@ -4,12 +4,13 @@ Each dump of a build (one per language) is read into its own part under DIR/.pag
 with a marker written last that records what the part was made from (the dump's content
 digest, its language and index, the stage's options). A build interrupted after some dumps
 keeps their parts, and its rerun reads only the dumps that have none, as the examples stage
-resumes from its finished shards. When every dump has its part they are joined:
-  - one part: its pages dataset and redirects.tsv are renamed into place (nothing copied);
-  - several: the pages datasets are written as one, each language's rows together in the
-    order of the dumps, page ids made unique by PAGE_ID_STRIDE times the language's position
-    (corpus/schema.py); redirects.tsv holds `<lang>:<title>` on both sides (the keys mLUKE's
-    entity vocabulary uses).
+resumes from its finished shards. A part's page ids are already its wiki's ids plus
+PAGE_ID_STRIDE times the dump's position (corpus/schema.py: unique across the languages), so
+when every dump has its part they are joined without copying a page:
+  - one part: its pages dataset and redirects.tsv are renamed into place;
+  - several: the parts' data files are renamed into one pages dataset, each language's rows
+    together in the order of the dumps; redirects.tsv holds `<lang>:<title>` on both sides
+    (the keys mLUKE's entity vocabulary uses).
 The stage's manifest section lists the languages with their row ranges, dumps and counts.
 """
 
@@ -22,19 +23,23 @@ import shutil
 from pathlib import Path
 from typing import Any, Callable
 
+from corpus.arrow_files import combined_digest, join_datasets
 from corpus.dump_languages import DumpLanguage
 from corpus.manifest import file_fingerprint
 from corpus.schema import PAGE_ID_STRIDE, PAGES_DIR, REDIRECTS_FILE
 
 PARTS_DIR = ".pages-parts"
 MARKER = "part.json"
+# What a part holds beyond its inputs: 2 = ids already offset, data files cut by the workers
+# (a part of an older layout is read again rather than joined wrongly).
+PART_LAYOUT = 2
 
 
 def part_key(entry: DumpLanguage, options: dict[str, Any]) -> str:
     """What a part depends on: the dump's content, its language and index, the options."""
     text = json.dumps({"dump": file_fingerprint(entry.dump)["digest"],
                        "language": entry.language, "index": str(entry.index),
-                       "options": options}, sort_keys=True)
+                       "options": options, "layout": PART_LAYOUT}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -64,7 +69,8 @@ def join_parts(parts: list[tuple[DumpLanguage, Path, dict]], out: Path) -> list[
     for the manifest (its section, language, dump and row range)."""
     several = len(parts) > 1
     if several:
-        _join_pages([part / PAGES_DIR for _, part, _ in parts], out / PAGES_DIR)
+        join_datasets([part / PAGES_DIR for _, part, _ in parts], out / PAGES_DIR,
+                      joined_fingerprint([section for _, _, section in parts]))
         _join_redirects([(entry.language, part / REDIRECTS_FILE) for entry, part, _ in parts],
                         out / REDIRECTS_FILE)
     else:
@@ -76,30 +82,9 @@ def join_parts(parts: list[tuple[DumpLanguage, Path, dict]], out: Path) -> list[
         articles = section["counts"]["articles"]
         entries.append({**section, "language": entry.language, "dump": str(entry.dump),
                         "rows": [start, start + articles],
-                        "id_offset": number * PAGE_ID_STRIDE if several else 0})
+                        "id_offset": number * PAGE_ID_STRIDE})
         start += articles
     return entries
-
-
-def _join_pages(sources: list[Path], out: Path) -> None:
-    """One dataset of the parts' rows in order, with each part's ids offset by its position."""
-    import datasets
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    tables = []
-    for number, source in enumerate(sources):
-        table = datasets.load_from_disk(str(source)).data.table
-        ids = pc.add(table.column("id"), pa.scalar(number * PAGE_ID_STRIDE, pa.int64()))
-        tables.append(table.set_column(table.schema.get_field_index("id"), "id", ids))
-    joined = datasets.Dataset(pa.concat_tables(tables))
-    was_enabled = datasets.is_progress_bar_enabled()
-    datasets.disable_progress_bars()
-    try:
-        joined.save_to_disk(str(out), num_shards=len(sources))
-    finally:
-        if was_enabled:
-            datasets.enable_progress_bars()
 
 
 def _join_redirects(sources: list[tuple[str, Path]], out: Path) -> None:
@@ -122,6 +107,11 @@ def summed_counts(entries: list[dict]) -> dict[str, int]:
     total["longest_redirect_chain"] = max(
         (entry["counts"].get("longest_redirect_chain", 0) for entry in entries), default=0)
     return total
+
+
+def joined_fingerprint(sections: list[dict]) -> str:
+    """One fingerprint of the parts' (each the digest of its files), in the order joined."""
+    return combined_digest([section["fingerprint"] for section in sections])
 
 
 def remove_parts(build_dir: Path) -> None:

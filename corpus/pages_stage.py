@@ -1,17 +1,22 @@
 """The pages stage: dumps -> DIR/pages (clean text + link spans) and DIR/redirects.tsv.
 
 A build takes one dump per language (corpus/dump_languages.py); each is read on its own into a
-part that a rerun keeps, and the parts are joined at the end (corpus/pages_parts.py). For each
-dump, reading and parsing are split so that N worker processes do the expensive part (wikitext
-parsing) while pages stay in dump order, whatever N is:
-  - a plain dump: this process reads pages and sends chunks of articles to the workers;
-  - a multistream dump with its index: each worker reads and parses whole bz2 streams itself,
-    so decompression is parallel too.
-Only namespace-0 pages that are not redirects become rows; redirects are collected, chains are
-resolved once the whole dump has been read, and then every link target is resolved in one pass
-over the rows written so far (a redirect can come after the pages that link to it). A page the
-parser chokes on (exception, RecursionError, over `page_timeout` seconds, a crash of its worker)
-is skipped, counted by reason and named in the log; the build goes on. So is a malformed page
+part that a rerun keeps, and the parts are joined at the end by renaming their files
+(corpus/pages_parts.py). Each dump is read in two passes of worker processes, so that nothing
+per page or per link runs in this process:
+  1. read and parse: N workers turn articles into rows and each writes its task's rows as an
+     Arrow file (with link targets as the wikitext names them); with a multistream dump and
+     its index each worker also reads and decompresses its own bz2 streams, while a plain dump
+     is read by this process, which hands chunks of articles to the workers (and is then the
+     bound: the build says so as it starts). Only namespace-0 pages that are not redirects
+     become rows; redirects and the counts come back to this process.
+  2. once the whole dump has been read, every redirect is known: the chains are resolved on
+     arrays (corpus/redirects.py), and workers rewrite the rows with every link target
+     resolved, each into one file of the final dataset (corpus/link_resolution.py), whose
+     names are then all that is written here (corpus/arrow_files.py).
+Pages stay in dump order, and the files are the same whatever N is. A page the parser chokes
+on (exception, RecursionError, over `page_timeout` seconds, a crash of its worker) is skipped,
+counted by reason and named in the log; the build goes on. So is a malformed page
 (corpus/dump.py: no title, no or a non-integer namespace or id, no text, a redirect without a
 target), counted per kind as `malformed_<kind>`. The workers and their per-page watchdog are
 corpus/workers.py; the task functions here report each page to it.
@@ -20,40 +25,47 @@ The wiki's language (siteinfo, or `--language`) chooses MediaWiki's rules for li
 namespace aliases and `-{...}-` variants (corpus/languages.py); `--variant` picks the variant
 that markup is rendered in. Both are recorded in the stage's manifest section.
 
-`--workers N` is the number of parse processes; this process reads (plain dumps), collects and
-writes besides them.
+`--workers N` is the number of worker processes; this process reads (plain dumps), collects and
+plans besides them.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
+import shutil
 import signal
+import sys
 import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Callable, Iterator
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from corpus import languages
+from corpus.arrow_files import (combined_digest, dataset_schema, file_digest, read_table,
+                                write_dataset_dir, write_table)
 from corpus.dump import MALFORMED_KINDS, DumpError, DumpReader, RawPage
+from corpus.link_resolution import (PartFile, plan_link_jobs, resolve_links, row_sizes,
+                                    write_redirect_index, write_title_index)
 from corpus.multistream import read_header_site, read_stream_offsets, \
     read_stream_pages, stream_ranges
 from corpus.dump_languages import DumpLanguage, dump_languages
 from corpus.manifest import file_fingerprint
 from corpus.options import StageContext
-from corpus.pages_parts import built_part, join_parts, remove_parts, summed_counts
-from corpus.progress import byte_progress, count_progress, progress_enabled
-from corpus.redirects import resolve_redirects, write_redirects_tsv
-from corpus.schema import PAGE_COLUMNS, PAGES_DIR, REDIRECTS_FILE
+from corpus.pages_parts import (built_part, join_parts, joined_fingerprint, remove_parts,
+                                summed_counts)
+from corpus.progress import byte_progress, count_progress
+from corpus.redirects import RedirectTable, resolve_redirect_table, write_redirects_tsv
+from corpus.schema import PAGE_COLUMNS, PAGE_ID_STRIDE, PAGES_DIR, REDIRECTS_FILE
 from corpus.siteinfo import SiteInfo
 from corpus.stages import stage
-from corpus.workers import PageWatch, ordered_map
+from corpus.workers import PageWatch, ordered_map, process_map
 
 log = logging.getLogger(__name__)
 
@@ -63,10 +75,21 @@ SKIP_REASONS = ("exception", "recursion", "timeout", "crash")
 # language's link trail.
 QUALITY_COUNTS = ("link_spans_made", "link_spans_on_anchor", "link_spans_trailed")
 ALARM_TIMEOUTS = True               # False leaves page_timeout to the watchdog alone (tests)
-CHUNK_WIKITEXT_CHARS = 1 << 19      # articles per task: enough to amortize pickling
+# Work per task. Each task writes one Arrow file, so a task is a few MB of pages: enough to
+# amortize the file and the pickling, small enough to keep every worker busy to the end.
+CHUNK_WIKITEXT_CHARS = 1 << 22      # plain dumps: wikitext handed to a worker per task
+TASK_COMPRESSED_BYTES = 1 << 22     # multistream dumps: bz2 streams read per task, at most
+INLINE_LINK_RESOLUTION_BYTES = 64 << 20   # rows whose links this process resolves itself
+TASKS_PER_WORKER = 4                # at least, on a small dump: else one worker ends alone
 MAX_SKIPPED_LISTED = 1000           # skipped pages named in the manifest (all are in the log)
 ROWS_PER_BATCH = 1000
+FIRST_PASS_DIR = ".first-pass"      # the first pass's files, inside the dump's part
 WORKER_PRELOAD = ("corpus.pages_stage", "corpus.wikitext")   # imported before forking
+SINGLE_READER_NOTE = (
+    "{dump}: no multistream index, so one process reads and decompresses the whole dump and "
+    "the pages stage cannot go faster than it (about a minute per GB of XML) whatever "
+    "--workers is; for a large dump take the *-pages-articles-multistream.xml.bz2 file and its "
+    "*-multistream-index.txt.bz2 from the same dump directory (or pass --index FILE)")
 
 PAGE_SCHEMA = pa.schema([
     ("id", pa.int64()), ("title", pa.string()), ("text", pa.string()),
@@ -87,7 +110,8 @@ class ParseContext:
 
 @dataclass
 class ChunkResult:
-    """What parsing one chunk of pages gives back to the writer, in dump order."""
+    """What parsing one chunk of pages gives back, in dump order. A worker task writes `rows`
+    to its part file and sends them back empty, with `part` set."""
     rows: list[tuple] = field(default_factory=list)
     skipped: list[tuple[int, str, str, str]] = field(default_factory=list)  # id, title, reason, why
     redirects: list[tuple[str, str]] = field(default_factory=list)   # source, normalized target
@@ -98,6 +122,8 @@ class ChunkResult:
     input_end: int = 0               # compressed byte reached (for progress)
     xml_bytes: int = 0
     cpu_seconds: float = 0.0         # CPU time the worker spent on this chunk
+    part: PartFile | None = None     # the Arrow file the rows were written to
+    row_bytes: np.ndarray | None = None   # each written row's size (link_resolution.row_sizes)
 
 
 class PageTimeout(Exception):
@@ -153,7 +179,7 @@ def _timer_available() -> bool:
 
 def parse_articles(pages: list[RawPage], ctx: ParseContext, skip: frozenset = frozenset(),
                    watch: PageWatch | None = None) -> ChunkResult:
-    """Worker task: parse a chunk of articles (plain-dump mode), leaving out indices in `skip`."""
+    """Parse a chunk of articles into rows, leaving out indices in `skip`."""
     result, started = ChunkResult(), time.process_time()
     old = signal.signal(signal.SIGALRM, _raise_timeout) if _timer_available() else None
     try:
@@ -163,11 +189,35 @@ def parse_articles(pages: list[RawPage], ctx: ParseContext, skip: frozenset = fr
             if watch is not None:
                 watch.begin(index, page)
             _parse_with_limits(page, ctx, result)
+        if watch is not None:
+            watch.idle()
     finally:
         if old is not None:
             signal.signal(signal.SIGALRM, old)
     result.cpu_seconds = time.process_time() - started
     return result
+
+
+def parse_and_write(pages: list[RawPage], ctx: ParseContext, part: str,
+                    skip: frozenset = frozenset(), watch: PageWatch | None = None
+                    ) -> ChunkResult:
+    """Worker task (plain dumps): parse a chunk of articles and write its rows to `part`."""
+    started = time.process_time()
+    result = parse_articles(pages, ctx, skip, watch)
+    write_part(result, Path(part))
+    result.cpu_seconds = time.process_time() - started
+    return result
+
+
+def write_part(result: ChunkResult, path: Path) -> None:
+    """Write the result's rows as the Arrow file `path` and keep only what describes them."""
+    columns = list(zip(*result.rows)) if result.rows else [[] for _ in PAGE_SCHEMA]
+    table = pa.Table.from_arrays([pa.array(c, type=f.type) for c, f in zip(columns, PAGE_SCHEMA)],
+                                 schema=PAGE_SCHEMA)
+    write_table(path, table, PAGE_SCHEMA, ROWS_PER_BATCH, digest=False)
+    result.part = PartFile(str(path), table.num_rows)
+    result.row_bytes = row_sizes(table)
+    result.rows = []
 
 
 def classify(page: RawPage, site: SiteInfo, result: ChunkResult) -> bool:
@@ -187,15 +237,17 @@ def classify(page: RawPage, site: SiteInfo, result: ChunkResult) -> bool:
     return True
 
 
-def read_and_parse_stream(dump: str, start: int, end: int, ctx: ParseContext,
+def read_and_parse_stream(dump: str, start: int, end: int, ctx: ParseContext, part: str,
                           skip: frozenset = frozenset(), watch: PageWatch | None = None
                           ) -> ChunkResult:
-    """Worker task: read the bz2 streams in bytes [start, end) and parse their articles."""
+    """Worker task: read the bz2 streams in bytes [start, end), parse their articles and write
+    the rows to `part`."""
     started = time.process_time()
     stream = read_stream_pages(Path(dump), start, end)
     classified = ChunkResult()
     articles = [p for p in stream.pages if classify(p, ctx.site, classified)]
     result = parse_articles(articles, ctx, skip, watch)
+    write_part(result, Path(part))
     result.redirects, result.other_pages = classified.redirects, classified.other_pages
     result.malformed = classified.malformed
     result.truncated, result.input_end = stream.truncated, end
@@ -205,13 +257,17 @@ def read_and_parse_stream(dump: str, start: int, end: int, ctx: ParseContext,
 
 
 class PagesCollector:
-    """Takes ChunkResults in dump order: writes rows, keeps redirects, counts, logs skips."""
+    """Takes ChunkResults in dump order: keeps the part files and redirects, counts, logs skips."""
 
-    def __init__(self, raw_path: Path) -> None:
-        self.writer = pa.ipc.new_stream(str(raw_path), PAGE_SCHEMA)
-        self.batch: list[tuple] = []
-        self.redirects: dict[str, str] = {}
-        self.article_titles: set[str] = set()
+    def __init__(self, parts_dir: Path) -> None:
+        self.parts_dir = parts_dir
+        self.parts: list[PartFile] = []
+        self.row_bytes: list[np.ndarray] = []
+        # redirects in dump order (a later one of the same title wins), as Arrow arrays: a
+        # Python tuple of two strings would cost ~200 bytes a redirect, 10 M of them in English
+        self.redirect_sources: list[pa.Array] = []
+        self.redirect_targets: list[pa.Array] = []
+        self.redirects = 0
         self.skip_reasons: Counter = Counter()
         self.malformed: Counter = Counter()
         self.skipped_pages: list[list] = []
@@ -219,15 +275,23 @@ class PagesCollector:
         self.truncated = False
         self.rows = 0
         self.worker_cpu = 0.0
+        self._tasks = 0
+
+    def next_part(self) -> str:
+        """The file the next task writes its rows to (tasks are numbered in dump order)."""
+        self._tasks += 1
+        return str(self.parts_dir / f"part-{self._tasks - 1:06d}.arrow")
 
     def add(self, result: ChunkResult) -> None:
-        self.rows += len(result.rows)
-        for row in result.rows:
-            self.article_titles.add(row[1])
-            self.batch.append(row)
-        if len(self.batch) >= ROWS_PER_BATCH:
-            self.flush()
-        self.redirects.update(result.redirects)
+        if result.part is not None:
+            self.parts.append(result.part)
+            self.row_bytes.append(result.row_bytes)
+            self.rows += result.part.rows
+        if result.redirects:
+            sources, targets = zip(*result.redirects)
+            self.redirect_sources.append(pa.array(sources, pa.string()))
+            self.redirect_targets.append(pa.array(targets, pa.string()))
+            self.redirects += len(sources)
         self.counts["other_namespace_pages"] += result.other_pages
         self.counts.update(result.quality)
         self.truncated |= result.truncated
@@ -246,23 +310,11 @@ class PagesCollector:
         if len(self.skipped_pages) < MAX_SKIPPED_LISTED:
             self.skipped_pages.append([page_id, title, reason])
 
-    def flush(self) -> None:
-        if self.batch:
-            columns = list(zip(*self.batch))
-            self.writer.write_batch(pa.record_batch(
-                [pa.array(c, type=f.type) for c, f in zip(columns, PAGE_SCHEMA)],
-                schema=PAGE_SCHEMA))
-            self.batch = []
-
-    def close(self) -> None:
-        self.flush()
-        self.writer.close()
-
 
 def plain_tasks(reader: DumpReader, collector: PagesCollector,
                 context_of: Callable[[SiteInfo], ParseContext]) -> Iterator[tuple]:
-    """(chunk of articles, context) tasks from a streamed dump; redirects, malformed and
-    other-namespace pages go to the collector. The context is made once the reader has met
+    """(chunk of articles, context, part file) tasks from a streamed dump; redirects, malformed
+    and other-namespace pages go to the collector. The context is made once the reader has met
     the dump's siteinfo, i.e. with its first page (reading the header twice would cost a
     tenth of a second of decompressing and parsing)."""
     chunk, chars, side = [], 0, ChunkResult()
@@ -274,14 +326,14 @@ def plain_tasks(reader: DumpReader, collector: PagesCollector,
         chunk.append(page)
         chars += len(page.text)
         if chars >= CHUNK_WIKITEXT_CHARS:
-            yield chunk, parse_ctx
+            yield chunk, parse_ctx, collector.next_part()
             chunk, chars = [], 0
         if side.redirects or side.other_pages or side.malformed:
             collector.add(side)
             side = ChunkResult()
     collector.add(side)
     if chunk:
-        yield chunk, parse_ctx
+        yield chunk, parse_ctx, collector.next_part()
 
 
 def run(ctx: StageContext) -> dict:
@@ -293,7 +345,8 @@ def run(ctx: StageContext) -> dict:
     parts = []
     for number, entry in enumerate(entries):
         part, section = built_part(ctx.lasting_dir, number, entry, part_options,
-                                   lambda out: dump_pages(entry, ctx, out))
+                                   lambda out: dump_pages(entry, ctx, out,
+                                                          number * PAGE_ID_STRIDE))
         parts.append((entry, part, section))
     languages = join_parts(parts, ctx.out_dir)
     remove_parts(ctx.lasting_dir)
@@ -303,46 +356,68 @@ def run(ctx: StageContext) -> dict:
             "truncation": "; ".join(truncations),
             "skipped_pages": [page for entry in languages
                               for page in entry.pop("skipped_pages", [])][:MAX_SKIPPED_LISTED],
-            "fingerprint": _output_fingerprint(ctx.out_dir), "workers": ctx.workers}
+            "fingerprint": joined_fingerprint(languages), "workers": ctx.workers}
 
 
-def dump_pages(entry: DumpLanguage, ctx: StageContext, out: Path) -> dict:
-    """Read one dump into out/pages and out/redirects.tsv; return its section."""
+def dump_pages(entry: DumpLanguage, ctx: StageContext, out: Path, id_offset: int = 0) -> dict:
+    """Read one dump into out/pages and out/redirects.tsv, its page ids plus `id_offset`;
+    return its section."""
     options = ctx.options
     dump, index = entry.dump, entry.index
     started, cpu_started = time.perf_counter(), time.process_time()
-    raw_path = out / "pages.unresolved.arrow"
-    collector = PagesCollector(raw_path)
+    first_pass = out / FIRST_PASS_DIR
+    first_pass.mkdir(parents=True, exist_ok=True)
     try:
-        if index:
-            dump_site = read_header_site(dump)
-            parse_ctx = parse_context(dump_site, options, entry.language)
-            xml_bytes, truncation = _read_multistream(dump, Path(index), parse_ctx, ctx,
-                                                      collector)
-        else:
-            dump_site, parse_ctx, xml_bytes, truncation = _read_plain(dump, options, ctx,
-                                                                      collector, entry.language)
+        read = read_pages(dump, index, options, ctx.workers, first_pass, entry.language)
+        _refuse_empty(read.collector, dump, read.truncation)
+        section = finish_pages(read.collector, out, ctx.workers, id_offset)
     finally:
-        collector.close()
-    _refuse_empty(collector, dump, truncation)
-    section = _finish(collector, raw_path, out)
-    section["counts"]["xml_bytes"] = xml_bytes
-    site = parse_ctx.site
+        shutil.rmtree(first_pass, ignore_errors=True)
+    collector, site, dump_site = read.collector, read.parse_ctx.site, read.dump_site
+    section["counts"]["xml_bytes"] = read.xml_bytes
     section.update(
-        truncated=collector.truncated, truncation=truncation,
+        truncated=collector.truncated, truncation=read.truncation,
         siteinfo={"dbname": dump_site.dbname, "language": dump_site.language,
                   "case": dump_site.case, "from_dump": dump_site.from_dump,
                   "namespaces": dump_site.namespaces},
-        language_rules={"language": site.language, "variant": parse_ctx.variant,
+        language_rules={"language": site.language, "variant": read.parse_ctx.variant,
                         "link_trail": languages.link_trail_source(site.language),
                         "mediawiki": languages.mediawiki_version()},
         input=file_fingerprint(dump), index=str(index) if index else None,
         seconds=round(time.perf_counter() - started, 3),
         # Where the time went, robust to other load on the machine: CPU seconds of the parse
-        # tasks (in the workers) and of this process (reading, writing, resolving links).
+        # tasks (in the workers) and of this process (reading a plain dump, collecting,
+        # resolving redirects, planning).
         cpu_seconds={"parse": round(collector.worker_cpu, 3),
                      "main": round(time.process_time() - cpu_started, 3)})
     return section
+
+
+@dataclass
+class DumpRead:
+    """What reading one dump gives: the part files and counts, and how the dump was read."""
+    collector: PagesCollector
+    dump_site: SiteInfo
+    parse_ctx: ParseContext
+    xml_bytes: int
+    truncation: str
+
+
+def read_pages(dump: Path, index: Path | None, options, workers: int, parts_dir: Path,
+               language: str) -> DumpRead:
+    """First pass over one dump of `language`: its articles parsed by `workers` processes into
+    Arrow files in `parts_dir` (link targets unresolved), its redirects and counts collected
+    here."""
+    collector = PagesCollector(parts_dir)
+    if index:
+        dump_site = read_header_site(dump)
+        parse_ctx = parse_context(dump_site, options, language)
+        xml_bytes, truncation = _read_multistream(dump, index, parse_ctx, workers, collector)
+    else:
+        print(f"luke-corpus: note: {SINGLE_READER_NOTE.format(dump=dump)}", file=sys.stderr)
+        dump_site, parse_ctx, xml_bytes, truncation = _read_plain(dump, options, workers,
+                                                                  collector, language)
+    return DumpRead(collector, dump_site, parse_ctx, xml_bytes, truncation)
 
 
 def parse_context(dump_site: SiteInfo, options, language: str) -> ParseContext:
@@ -365,15 +440,14 @@ def _refuse_empty(collector: PagesCollector, dump: Path, truncation: str) -> Non
     if collector.rows:
         return
     raise DumpError(
-        f"{dump}: no article to keep: {len(collector.redirects)} redirects, "
+        f"{dump}: no article to keep: {collector.redirects} redirects, "
         f"{collector.counts['other_namespace_pages']} pages outside namespace 0, "
         f"{sum(collector.skip_reasons.values())} articles skipped by the parser "
         f"({dict(collector.skip_reasons) or 'none'}), {sum(collector.malformed.values())} "
         f"malformed pages" + (f"; {truncation}" if truncation else ""))
 
 
-def _read_plain(dump: Path, options, ctx: StageContext, collector: PagesCollector,
-                language: str):
+def _read_plain(dump: Path, options, workers: int, collector: PagesCollector, language: str):
     reader = DumpReader(dump)
     made: list[ParseContext] = []
 
@@ -384,7 +458,7 @@ def _read_plain(dump: Path, options, ctx: StageContext, collector: PagesCollecto
     with byte_progress(reader.size, f"pages ({dump.name})") as bar:
         reader.on_progress = lambda done, xml: bar.update(done, reader.pages_read, xml)
         tasks = plain_tasks(reader, collector, context_of)
-        for result in ordered_map(parse_articles, tasks, ctx.workers, options.page_timeout,
+        for result in ordered_map(parse_and_write, tasks, workers, options.page_timeout,
                                   WORKER_PRELOAD):
             collector.add(result)
     collector.truncated |= reader.truncated
@@ -394,20 +468,37 @@ def _read_plain(dump: Path, options, ctx: StageContext, collector: PagesCollecto
     return site, made[0] if made else context_of(site), reader.xml_bytes, reader.truncation
 
 
-def _read_multistream(dump: Path, index: Path, parse_ctx: ParseContext, ctx: StageContext,
+def stream_tasks(offsets: list[int], size: int, workers: int = 1) -> list[tuple[int, int]]:
+    """Byte ranges of consecutive bz2 streams, about TASK_COMPRESSED_BYTES each, or smaller
+    where that leaves fewer than TASKS_PER_WORKER per worker."""
+    task_bytes = max(1, min(TASK_COMPRESSED_BYTES, size // (workers * TASKS_PER_WORKER)))
+    tasks, start, end = [], None, None
+    for first, stop in stream_ranges(offsets, size):
+        start = first if start is None else start
+        end = stop
+        if end - start >= task_bytes:
+            tasks.append((start, end))
+            start = None
+    if start is not None:
+        tasks.append((start, end))
+    return tasks
+
+
+def _read_multistream(dump: Path, index: Path, parse_ctx: ParseContext, workers: int,
                       collector: PagesCollector):
     size = dump.stat().st_size
     offsets = read_stream_offsets(index)
-    tasks = ((str(dump), start, end, parse_ctx) for start, end in stream_ranges(offsets, size))
+    tasks = ((str(dump), start, end, parse_ctx, collector.next_part())
+             for start, end in stream_tasks(offsets, size, workers))
     xml_bytes = pages = 0
     truncation = ""
     with byte_progress(size, f"pages ({dump.name}, multistream)") as bar:
-        for result in ordered_map(read_and_parse_stream, tasks, ctx.workers,
+        for result in ordered_map(read_and_parse_stream, tasks, workers,
                                   parse_ctx.page_timeout, WORKER_PRELOAD):
             collector.add(result)
             xml_bytes += result.xml_bytes
-            pages += (len(result.rows) + len(result.redirects) + result.other_pages
-                      + len(result.malformed))
+            pages += (result.part.rows + len(result.skipped) + len(result.redirects)
+                      + result.other_pages + len(result.malformed))
             bar.update(result.input_end, pages, xml_bytes)
             if result.truncated and not truncation:
                 truncation = f"{dump}: input truncated: a bz2 stream before byte " \
@@ -421,66 +512,61 @@ def _read_multistream(dump: Path, index: Path, parse_ctx: ParseContext, ctx: Sta
     return xml_bytes, truncation
 
 
-def _finish(collector: PagesCollector, raw_path: Path, out: Path) -> dict:
-    """Resolve redirects, rewrite link targets, save the dataset; the section without inputs."""
-    import datasets
-
-    resolved = resolve_redirects(collector.redirects)
-    write_redirects_tsv(resolved.targets, out / REDIRECTS_FILE)
-    final_path = out / "pages.arrow"
-    link_counts = _resolve_links(raw_path, final_path, resolved.targets,
-                                 collector.article_titles, collector.rows)
-    raw_path.unlink()
-    if not progress_enabled():
-        datasets.disable_progress_bars()
-    pages = datasets.Dataset.from_file(str(final_path), in_memory=False)
-    pages.save_to_disk(str(out / PAGES_DIR))
-    del pages
-    final_path.unlink()
+def finish_pages(collector: PagesCollector, out: Path, workers: int, id_offset: int = 0
+                 ) -> dict:
+    """Second pass: resolve the redirects, write redirects.tsv, resolve every link target in
+    `workers` processes into DIR/pages (page ids plus `id_offset`); the stage's section without
+    what describes the input, its fingerprint that of the files written."""
+    redirects = resolve_redirect_table(
+        pa.chunked_array(collector.redirect_sources, pa.string()).combine_chunks(),
+        pa.chunked_array(collector.redirect_targets, pa.string()).combine_chunks())
+    write_redirects_tsv(redirects, out / REDIRECTS_FILE)
+    link_counts, digests = resolve_all_links(collector.parts, np.concatenate(collector.row_bytes),
+                                             redirects, out / PAGES_DIR, workers,
+                                             collector.parts_dir, id_offset)
     counts = {"articles": collector.rows,
-              "redirects": len(resolved.targets), "redirect_loops": resolved.loops,
-              "redirects_in_loops": resolved.in_loops,
-              "longest_redirect_chain": resolved.longest_chain,
+              "redirects": len(redirects.sources), "redirect_loops": redirects.loops,
+              "redirects_in_loops": redirects.in_loops,
+              "longest_redirect_chain": redirects.longest_chain,
               "skipped": sum(collector.skip_reasons.values()),
               **{f"skipped_{r}": collector.skip_reasons[r] for r in SKIP_REASONS},
               "malformed_pages": sum(collector.malformed.values()),
               **{f"malformed_{k}": collector.malformed[k] for k in MALFORMED_KINDS},
               **collector.counts, **link_counts}
-    return {"counts": counts, "skipped_pages": collector.skipped_pages}
+    fingerprint = combined_digest([*digests, file_digest(out / REDIRECTS_FILE)])
+    return {"fingerprint": fingerprint, "counts": counts,
+            "skipped_pages": collector.skipped_pages}
 
 
-def _resolve_links(raw_path: Path, final_path: Path, redirects: dict[str, str],
-                   articles: set[str], rows: int) -> dict[str, int]:
-    """Copy the rows with every link target resolved through redirects; count links and misses."""
+def resolve_all_links(parts: list[PartFile], row_bytes: np.ndarray, redirects: RedirectTable,
+                      pages_dir: Path, workers: int, scratch: Path, id_offset: int = 0
+                      ) -> tuple[dict[str, int], list[str]]:
+    """Write `pages_dir`, a saved dataset of the parts' rows with every link target resolved
+    through `redirects` and `id_offset` added to every page id (in `workers` processes);
+    (link counts, the files' digests)."""
+    pages_dir.mkdir(parents=True, exist_ok=True)
+    redirect_index = write_redirect_index(redirects.sources, redirects.targets,
+                                          scratch / "redirects.index")
+    titles = pa.concat_arrays([read_table(Path(p.path)).column("title").combine_chunks()
+                               for p in parts]) if parts else pa.array([], pa.string())
+    article_index = write_title_index(titles, scratch / "articles.index")
+    schema = dataset_schema(PAGE_SCHEMA)
+    jobs = plan_link_jobs(parts, row_bytes, pages_dir, redirect_index, article_index, schema,
+                          id_offset)
     links = missing = 0
-    missing_titles: set[str] = set()
-    with pa.memory_map(str(raw_path)) as source, pa.ipc.open_stream(source) as reader, \
-            pa.ipc.new_stream(str(final_path), PAGE_SCHEMA) as writer, \
-            count_progress(rows, "resolve links") as bar:
-        for batch in reader:
-            column = batch.column(PAGE_COLUMNS.index("link_target"))
-            flat = [redirects.get(t, t) for t in column.flatten().to_pylist()]
-            links += len(flat)
-            for target in flat:
-                if target not in articles:
-                    missing += 1
-                    missing_titles.add(target)
-            offsets = column.offsets
-            resolved = pa.ListArray.from_arrays(
-                pc.subtract(offsets, offsets[0]), pa.array(flat, pa.string()))
-            writer.write_batch(batch.set_column(PAGE_COLUMNS.index("link_target"),
-                                                "link_target", resolved))
-            bar.update(batch.num_rows)
-    return {"links": links, "link_targets_missing": missing,
-            "distinct_link_targets_missing": len(missing_titles)}
-
-
-def _output_fingerprint(out: Path) -> str:
-    """blake2b of the dataset's Arrow files and redirects.tsv: changes exactly when they do."""
-    digest = hashlib.blake2b(digest_size=16)
-    for path in sorted((out / PAGES_DIR).glob("*.arrow")) + [out / REDIRECTS_FILE]:
-        digest.update(path.name.encode())
-        with open(path, "rb") as f:
-            while block := f.read(1 << 22):
-                digest.update(block)
-    return digest.hexdigest()
+    missing_titles, digests = [], []
+    with count_progress(int(len(row_bytes)), "pages (resolve links)") as bar:
+        # Starting a pool costs more than resolving a small dump's links here.
+        pool = workers if row_bytes.sum() > INLINE_LINK_RESOLUTION_BYTES else 1
+        for result in process_map(resolve_links, jobs, pool):
+            links += result.links
+            missing += result.missing
+            missing_titles.append(result.missing_titles)
+            digests.append(result.digest)
+            bar.update(result.rows)
+    write_dataset_dir(pages_dir, [Path(job.out_file).name for job in jobs], schema,
+                      combined_digest(digests))
+    distinct_missing = len(pc.unique(pa.chunked_array(missing_titles, pa.string()))) \
+        if missing_titles else 0
+    return ({"links": links, "link_targets_missing": missing,
+             "distinct_link_targets_missing": distinct_missing}, digests)

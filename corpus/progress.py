@@ -10,6 +10,7 @@ tqdm bars on stderr; LUKE_PROGRESS=0 turns them off (for logs that should hold o
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -82,3 +83,18 @@ def count_progress(total: int | None, desc: str, unit: str = "page") -> tqdm:
     """A bar advanced by hand (`bar.update(n)`), for loops over batches of known total size."""
     return tqdm(total=total, desc=desc, unit=unit, unit_scale=True, file=sys.stderr,
                 disable=not progress_enabled(), dynamic_ncols=True, smoothing=0.05)
+
+
+@contextlib.contextmanager
+def quiet_datasets():
+    """No `datasets` progress bar inside the block (one per saved or loaded file would drown
+    the stage's own bar or a benchmark's figures)."""
+    import datasets
+
+    was_enabled = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            datasets.enable_progress_bars()

@@ -75,6 +75,7 @@ class PagesInfo:
 class EntityVocabInfo:
     size: int                        # entity ids, the four specials included
     fingerprint: str
+    counts: Mapping[str, int] = field(default_factory=dict)
     keys: str = "title"              # "title", or "language:title" (mLUKE's "en:Tokyo") in a
                                      # build of several languages or with Wikidata items
 
@@ -94,6 +95,9 @@ class TokenizerInfo:
     kind: str = "sentencepiece"      # sentencepiece (trained here) | xlmr | bpe (a base's)
     word_start_marker: str = "\u2581"  # the mark of a piece that starts a word
     base_model: Mapping[str, Any] | None = None   # path, model_type, tokenizer_fingerprint
+    # a trained tokenizer's sample: training_pages, training_lines, training_characters,
+    # training_sample_capped (1 when the pages held more than sentencepiece's caps)
+    counts: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -200,6 +204,7 @@ class Corpus:
             entity_vocab=built("entity_vocab", lambda: EntityVocabInfo(
                 size=int(section.get("entity_vocab", "size")),
                 fingerprint=str(section.get("entity_vocab", "fingerprint")),
+                counts=dict(stages["entity_vocab"].get("counts", {})),
                 keys=str(section.get("entity_vocab", "keys", "title")))),
             tokenizer=built("tokenizer", lambda: TokenizerInfo(
                 **{key: int(section.get("tokenizer", key)) for key in (
@@ -208,7 +213,8 @@ class Corpus:
                 fingerprint=str(section.get("tokenizer", "fingerprint")),
                 kind=str(section.get("tokenizer", "kind")),
                 word_start_marker=str(section.get("tokenizer", "word_start_marker")),
-                base_model=section.get("tokenizer", "base_model"))),
+                base_model=section.get("tokenizer", "base_model"),
+                counts=dict(stages["tokenizer"].get("counts", {})))),
             examples=built("examples", lambda: ExamplesInfo(
                 num_examples=int(section.get("examples", "num_examples")),
                 validation_examples=int(section.get("examples", "validation_examples")),

@@ -27,7 +27,8 @@ corpus/reader.py reads these keys (written by the stages named):
                             language_rules; stages.pages.truncated, .counts
   stages.entity_vocab.size, .keys
   stages.tokenizer.vocab_size, .pad_token_id, .bos_token_id, .eos_token_id, .mask_token_id,
-                   .kind, .word_start_marker, .base_model
+                   .kind, .word_start_marker, .base_model, counts.training_* (the sample a
+                   trained tokenizer learnt from: pages, lines, characters, whether capped)
   stages.examples.num_examples, .validation_examples, .fingerprint, options (the packing
                   limits), .languages[]: language, locale, rows, validation_rows,
                   validation_page_ids, counts

@@ -7,24 +7,31 @@ Three ways, chosen by the build options:
   - `--tokenizer DIR`: an existing LUKE tokenizer directory reused, so that several dumps or a
     continued run share word ids; it must carry this corpus's entity vocabulary;
   - otherwise a unigram sentencepiece model trained on the pages' text with
-    `--word-vocab-size` pieces (lowered with a warning when the text cannot support so many);
-    in a build of several languages, on a sample in which each language's share is
-    proportional to its paragraphs to the power `--language-alpha`.
+    `--word-vocab-size` pieces (lowered with a warning when the text cannot support so many):
+    all of it when it fits sentencepiece's caps (1 M paragraphs, 100 M characters), else whole
+    pages drawn at random from the seed until a cap is reached (`sample_training_lines`); in a
+    build of several languages, each language's share of the caps is proportional to its
+    paragraphs to the power `--language-alpha` (`balanced_sample`).
 The manifest section records what the trainer and the examples stage need to know of it: its
 kind, its special ids, its size, its fingerprint, and the base model it came from.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from corpus import word_tokenizer as wt
+from corpus.language_shares import quotas
 from corpus.options import StageContext
-from corpus.progress import item_progress
 from corpus.schema import ENTITY_VOCAB_DIR, ENTITY_VOCAB_FILE, PAGES_DIR, TOKENIZER_DIR
 
 PROBE_LINES = 2000   # paragraphs on which a base model's LUKE tokenizer is checked against it
+SAMPLE_BLOCK = 1000  # pages read from Arrow at a time
 
 
 def run(ctx: StageContext) -> dict:
@@ -33,80 +40,152 @@ def run(ctx: StageContext) -> dict:
     out_dir = ctx.out_dir / TOKENIZER_DIR
     vocab_path = ctx.out_dir / ENTITY_VOCAB_DIR / ENTITY_VOCAB_FILE
     entity_vocab = wt.read_entity_vocab(vocab_path)
-    base, shares = None, {}
+    base = sample = None
+    shares: dict[str, dict[str, int]] = {}
     if options.base_model is not None:
         from corpus.base_tokenizer import open_base_model, write_base_tokenizer_dir
 
         base = open_base_model(Path(options.base_model))
-        probes = (" ".join(line.split()) for line in _page_lines(ctx.out_dir / PAGES_DIR))
+        texts = _batched_texts(page_texts(ctx.out_dir / PAGES_DIR))
+        probes = (" ".join(line.split()) for line in wt.training_lines(texts))
         write_base_tokenizer_dir(base, out_dir, entity_vocab, islice(probes, PROBE_LINES))
     elif options.tokenizer is not None:
         wt.check_same_entity_vocab(Path(options.tokenizer), entity_vocab, vocab_path)
         wt.copy_tokenizer_dir(Path(options.tokenizer), out_dir)
     else:
+        texts = page_texts(ctx.out_dir / PAGES_DIR)
         languages = ctx.manifest["pages"]["languages"]
         if len(languages) == 1:
-            lines = _page_lines(ctx.out_dir / PAGES_DIR)
+            sample = sample_training_lines(texts, options.seed, wt.SP_MAX_TRAINING_LINES,
+                                           wt.SP_MAX_TRAINING_CHARS)
         else:
-            lines, shares = balanced_lines(ctx.out_dir / PAGES_DIR, languages,
-                                           options.language_alpha, options.seed)
-        sp_model, _ = wt.train_sentencepiece(lines, options.word_vocab_size, seed=options.seed)
+            sample, shares = balanced_sample(texts, languages, options.language_alpha,
+                                             options.seed)
+        sp_model, _ = wt.train_sentencepiece(sample.lines, options.word_vocab_size,
+                                             seed=options.seed)
         wt.write_tokenizer_dir(out_dir, sp_model, entity_vocab)
     section = manifest_section(out_dir, ctx, base)
+    if sample is not None:
+        section["counts"].update(training_pages=sample.pages, training_lines=len(sample.lines),
+                                 training_characters=sample.characters,
+                                 training_sample_capped=int(sample.capped))
     if shares:
         section["training_lines"] = shares
     return section
 
 
-def _page_lines(pages_dir: Path, rows: range | None = None):
-    """The training lines of the pages (of the rows given), with a progress bar."""
-    import datasets
-
-    pages = datasets.load_from_disk(str(pages_dir)).select_columns(["text"])
-    if rows is not None:
-        pages = pages.select(rows)
-    batches = pages.iter(batch_size=1000)
-    for batch in item_progress(batches, "tokenizer (reading text)", unit="batch",
-                               total=-(-len(pages) // 1000)):
-        yield from wt.training_lines(batch["text"])
+@dataclass(frozen=True)
+class TrainingSample:
+    lines: list[str]        # paragraphs (cut to what sentencepiece takes), pages in row order
+    pages: int              # the pages they come from
+    characters: int
+    capped: bool            # the text had more: `lines` is a sample of whole pages
 
 
-def balanced_lines(pages_dir: Path, languages: list[dict], alpha: float, seed: int
-                   ) -> tuple[list[str], dict[str, dict[str, int]]]:
-    """Training lines of several languages, each language's share of them proportional to its
-    number of paragraphs to the power `alpha` (below 1, small languages gain on large ones, as
-    mLUKE sampled its languages): at most SP_MAX_TRAINING_LINES in all. A language with more
-    paragraphs than its share is sampled (reservoir, memory bounded by the share); one with
-    fewer repeats them, drawn with replacement, so that it keeps its weight. Returns the lines
-    and, per language, its paragraphs and the lines it gave."""
+def sample_training_lines(texts: pa.ChunkedArray, seed: int, max_lines: int, max_chars: int
+                          ) -> TrainingSample:
+    """What sentencepiece trains on: every page's paragraphs when they fit both caps, else the
+    paragraphs of whole pages drawn in a random order (from `seed`) until a cap is reached.
+
+    Only the pages drawn are read in Python: which pages fit is decided on the text column's
+    lengths (Arrow kernels), so the stage costs the same on a dump of any size past the caps.
+    The sample depends on the pages and the seed alone, never on the number of workers."""
     import numpy as np
 
-    sizes = np.array([paragraphs(pages_dir, range(*entry["rows"])) for entry in languages],
-                     dtype=np.float64)
-    total = min(wt.SP_MAX_TRAINING_LINES, int(sizes.sum()))
-    weights = sizes ** alpha
-    quotas = np.round(total * weights / weights.sum()).astype(int)
-    chosen: list[str] = []
-    shares = {}
-    for number, (entry, quota) in enumerate(zip(languages, quotas)):
-        lines = wt.sample_lines(_page_lines(pages_dir, range(*entry["rows"])), int(quota),
-                                seed + number)
-        if 0 < len(lines) < quota:
-            rng = np.random.default_rng([seed, number])
-            lines += [lines[i] for i in rng.integers(0, len(lines), size=quota - len(lines))]
-        chosen += lines
-        shares[entry["language"]] = {"paragraphs": int(sizes[number]), "lines": len(lines)}
-    return chosen, shares
+    chars = pc.utf8_length(texts).to_numpy()
+    # an upper bound of each page's lines: paragraphs, plus the cuts of long ones
+    lines = (pc.count_substring(texts, "\n").to_numpy() + 1
+             + chars // wt.TRAINING_LINE_CHARS)
+    if chars.sum() <= max_chars and lines.sum() <= max_lines:
+        return TrainingSample(list(wt.training_lines(_batched_texts(texts))), len(texts),
+                              int(chars.sum()), capped=False)
+    order = np.random.default_rng(seed).permutation(len(texts))
+    taken: list[tuple[int, list[str]]] = []
+    line_count = char_count = 0
+    for start in range(0, len(order), SAMPLE_BLOCK):
+        rows = order[start:start + SAMPLE_BLOCK]
+        for row, text in zip(rows, texts.take(pa.array(rows)).to_pylist()):
+            page_lines, whole = [], True
+            for line in wt.training_lines([text]):
+                if line_count == max_lines or char_count + len(line) > max_chars:
+                    whole = False
+                    break
+                page_lines.append(line)
+                line_count, char_count = line_count + 1, char_count + len(line)
+            taken.append((int(row), page_lines))
+            if not whole:
+                return _sample(taken, char_count, capped=True)
+    return _sample(taken, char_count, capped=False)   # the bounds overestimated: all fit
 
 
-def paragraphs(pages_dir: Path, rows: range) -> int:
-    """About how many training lines the rows hold (their paragraphs; Arrow, no Python loop)."""
+def balanced_sample(texts: pa.ChunkedArray, languages: list[dict], alpha: float, seed: int
+                    ) -> tuple[TrainingSample, dict[str, dict[str, int]]]:
+    """The training sample of several languages (`languages`: the pages stage's entries, each
+    with its row range): each language's share of the caps, in lines and in characters,
+    proportional to its number of paragraphs to the power `alpha` (below 1, small languages
+    gain on large ones, as mLUKE sampled its languages), the lines' shares filling
+    min(line cap, paragraphs) exactly. A language with more text than its share gives whole pages
+    (`sample_training_lines`, from `seed` and its position); one with less repeats its lines,
+    drawn with replacement, so that it keeps its weight. Returns the sample and, per language,
+    its paragraphs and the lines it gave."""
+    import numpy as np
+
+    parts = [texts.slice(start, end - start) for start, end in (e["rows"] for e in languages)]
+    sizes = np.array([paragraphs(part) for part in parts], dtype=np.float64)
+    line_quotas = quotas(sizes, alpha, min(wt.SP_MAX_TRAINING_LINES, int(sizes.sum()))).tolist()
+    # characters are only a cap (sentencepiece's memory): each language's share of it
+    char_quotas = quotas(sizes, alpha, wt.SP_MAX_TRAINING_CHARS).tolist()
+    lines: list[str] = []
+    shares, pages, characters, capped = {}, 0, 0, False
+    for number, (entry, part) in enumerate(zip(languages, parts)):
+        sample = sample_training_lines(part, seed + number, line_quotas[number],
+                                       char_quotas[number])
+        chosen = sample.lines if sample.capped else _repeated(
+            sample.lines, line_quotas[number], char_quotas[number],
+            np.random.default_rng([seed, number]))
+        lines += chosen
+        pages, capped = pages + sample.pages, capped or sample.capped
+        characters += sum(map(len, chosen))
+        shares[entry["language"]] = {"paragraphs": int(sizes[number]), "lines": len(chosen)}
+    return TrainingSample(lines, pages, characters, capped), shares
+
+
+def _repeated(lines: list[str], wanted_lines: int, wanted_chars: int, rng) -> list[str]:
+    """`lines` and lines of theirs drawn with replacement by `rng`, up to `wanted_lines` lines
+    and `wanted_chars` characters."""
+    import numpy as np
+
+    if not lines or len(lines) >= wanted_lines:
+        return lines
+    extra = [lines[i] for i in rng.integers(0, len(lines), size=wanted_lines - len(lines))]
+    room = wanted_chars - sum(map(len, lines))
+    fits = int(np.searchsorted(np.cumsum([len(line) for line in extra]), room, side="right"))
+    return lines + extra[:fits]
+
+
+def paragraphs(texts: pa.ChunkedArray) -> int:
+    """About how many training lines the pages hold (their paragraphs; Arrow, no Python loop)."""
+    return int(pc.sum(pc.count_substring(texts, "\n")).as_py() or 0) + len(texts)
+
+
+def _sample(taken: list[tuple[int, list[str]]], characters: int, capped: bool
+            ) -> TrainingSample:
+    taken.sort(key=lambda item: item[0])
+    return TrainingSample([line for _, lines in taken for line in lines], len(taken),
+                          characters, capped)
+
+
+def page_texts(pages_dir: Path) -> pa.ChunkedArray:
+    """The pages' text column, memory-mapped."""
     import datasets
-    import pyarrow.compute as pc
 
-    text = datasets.load_from_disk(str(pages_dir)).data.table.column("text")
-    text = text.slice(rows.start, len(rows))
-    return int(pc.sum(pc.count_substring(text, "\n")).as_py() or 0) + len(rows)
+    return datasets.load_from_disk(str(pages_dir)).data.column("text")
+
+
+def _batched_texts(texts: pa.ChunkedArray):
+    for chunk in texts.chunks:
+        for start in range(0, len(chunk), SAMPLE_BLOCK):
+            yield from chunk.slice(start, SAMPLE_BLOCK).to_pylist()
 
 
 def manifest_section(tokenizer_dir: Path, ctx: StageContext, base=None) -> dict:

@@ -38,9 +38,14 @@ UNK_ID, PAD_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 MAX_ENTITY_LENGTH, MAX_MENTION_LENGTH = 32, 30
 # Lines longer than this many bytes are skipped by sentencepiece; paragraphs are cut to fit.
 SP_MAX_LINE_BYTES = 4192
-# A uniform sample of paragraphs when the text has more: about 0.5 GB of text, which
-# sentencepiece's unigram trainer handles in a few tens of GB of memory.
+TRAINING_LINE_CHARS = SP_MAX_LINE_BYTES // 4   # at most 4 UTF-8 bytes per character
+# What sentencepiece trains on at most: a sample of paragraphs when the text has more. Its
+# unigram trainer holds about 30 bytes per character and takes about a second of one core per
+# million characters (measured, 32,000 pieces), most of it in phases that use one thread; 100 M
+# characters (~20 M words) are plenty for a vocabulary of tens of thousands of pieces, and keep
+# the stage to about a minute and a half and 3 GB whatever the dump's size.
 SP_MAX_TRAINING_LINES = 1_000_000
+SP_MAX_TRAINING_CHARS = 100_000_000
 # sentencepiece's unigram trainer splits its E-step over this many threads and sums their
 # partial counts, so its model depends on the thread count (measured: 1, 2, 4, 8 and 16 threads
 # give five different models; the same count gives the same model on every run). A fixed count,
@@ -55,7 +60,7 @@ class TokenizerError(Exception):
 
 def training_lines(texts: Iterable[str]) -> Iterator[str]:
     """Non-empty paragraphs of the pages, each cut into pieces sentencepiece will not skip."""
-    limit = SP_MAX_LINE_BYTES // 4  # characters: at most 4 UTF-8 bytes each
+    limit = TRAINING_LINE_CHARS
     for text in texts:
         for paragraph in text.split("\n"):
             paragraph = paragraph.strip()
@@ -63,20 +68,34 @@ def training_lines(texts: Iterable[str]) -> Iterator[str]:
                 yield paragraph[start:start + limit]
 
 
-def sample_lines(lines: Iterable[str], limit: int, seed: int) -> list[str]:
-    """At most `limit` lines, a uniform sample (reservoir) decided by `seed`, in input order."""
+def sample_lines(lines: Iterable[str], limit: int, seed: int,
+                 max_chars: int = SP_MAX_TRAINING_CHARS) -> list[str]:
+    """At most `limit` lines and `max_chars` characters, a uniform sample decided by `seed`, in
+    input order: every line when they fit, else the lines of lowest random keys (the `limit`
+    lowest, then as many of those, lowest first, as the characters allow)."""
+    import heapq
+
     import numpy as np
 
     rng = np.random.default_rng(seed)
-    kept: list[tuple[int, str]] = []
+    kept: list[tuple[float, int, str]] = []    # (-key, index, line): a heap of the lowest keys
+    count = chars = 0
     for index, line in enumerate(lines):
-        if index < limit:
-            kept.append((index, line))
-            continue
-        slot = int(rng.integers(0, index + 1))
-        if slot < limit:
-            kept[slot] = (index, line)
-    return [line for _, line in sorted(kept)]
+        count, chars = count + 1, chars + len(line)
+        key = float(rng.random())
+        if len(kept) < limit:
+            heapq.heappush(kept, (-key, index, line))
+        elif key < -kept[0][0]:
+            heapq.heapreplace(kept, (-key, index, line))
+    if count <= limit and chars <= max_chars:
+        return [line for _, _, line in sorted(kept, key=lambda item: item[1])]
+    chosen, chars = [], 0
+    for _, index, line in sorted(kept, reverse=True):          # lowest keys first
+        if chars + len(line) > max_chars:
+            break
+        chars += len(line)
+        chosen.append((index, line))
+    return [line for _, line in sorted(chosen)]
 
 
 def _train_once(lines: list[str], vocab_size: int, seed: int, threads: int) -> bytes:
@@ -98,7 +117,7 @@ def train_sentencepiece(lines: Iterable[str], vocab_size: int, *, seed: int = 0,
     Sentencepiece refuses a vocabulary larger than the text supports and says the largest it
     can make; then the size is lowered to that with a warning, so a small dump still builds.
     """
-    lines = sample_lines(lines, SP_MAX_TRAINING_LINES, seed)
+    lines = sample_lines(lines, SP_MAX_TRAINING_LINES, seed, SP_MAX_TRAINING_CHARS)
     if not lines:
         raise TokenizerError("no text to train the word tokenizer on: every page is empty")
     if progress_enabled():  # sentencepiece reports no progress; say what the wait is for

@@ -8,7 +8,8 @@ counted as skipped, and its task is sent again without that page. That is why th
 small pool rather than multiprocessing.Pool: only killing its process frees a stuck page.
 
 The contract with a task function: `func(*args, skip=frozenset_of_indices, watch=PageWatch)`
-calls `watch.begin(index, page)` (page has `.id` and `.title`) before each item it processes,
+calls `watch.begin(index, page)` (page has `.id` and `.title`) before each item it processes
+(and `watch.idle()` after the last, when it has more to do),
 leaves out the indices in `skip`, and returns an object with a `skipped` list, to which the
 pool appends (page id, title, reason, why) for every page the watchdog took out.
 """
@@ -27,6 +28,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator
 
 WATCHDOG_GRACE = 5.0                # seconds past page_timeout before a stuck worker is killed
+CHECK_SECONDS = 0.2                 # how often the workers are checked (each check polls every
+                                    # worker: on every result, it cost the main process more
+                                    # than the results themselves with tens of workers)
 
 
 class PageWatch:
@@ -43,6 +47,10 @@ class PageWatch:
         self.index.value, self.page_id.value = index, page.id
         self.title.value = page.title.encode("utf-8")[:500]
         self.started.value = time.monotonic()
+
+    def idle(self) -> None:
+        """Between pages: what the task does next (writing its results) is no page's time."""
+        self.started.value = 0.0
 
     def page(self) -> tuple[int, str]:
         return self.page_id.value, self.title.value.decode("utf-8", errors="replace")
@@ -118,6 +126,7 @@ class WatchedPool:
         self.slots = [self._start_worker() for _ in range(workers)]
         self.pending: dict[int, _Task] = {}
         self.done: dict[int, Any] = {}
+        self.checked = 0.0                  # time.monotonic() of the last check
 
     def _start_worker(self) -> tuple:
         watch = PageWatch(self.mp)
@@ -158,7 +167,7 @@ class WatchedPool:
 
     def _receive(self) -> None:
         try:
-            task_id, result = self.results.get(timeout=0.2)
+            task_id, result = self.results.get(timeout=CHECK_SECONDS)
         except queue.Empty:
             self._check_workers()
             return
@@ -166,10 +175,11 @@ class WatchedPool:
             raise result.error
         if task_id in self.pending:          # else a duplicate of a task resent and finished
             self.done[task_id] = result
-        self._check_workers()
+        if time.monotonic() - self.checked >= CHECK_SECONDS:
+            self._check_workers()
 
     def _check_workers(self) -> None:
-        now = time.monotonic()
+        now = self.checked = time.monotonic()
         for number, (process, watch) in enumerate(self.slots):
             started = watch.started.value
             stuck = self.limit is not None and started and now - started > self.limit
@@ -212,6 +222,18 @@ class WatchedPool:
                 process.kill()
         self.tasks.cancel_join_thread()
         self.results.cancel_join_thread()
+
+
+def process_map(func: Callable[[Any], Any], jobs: list, workers: int) -> Iterator[Any]:
+    """func(job) for every job, in order, on `workers` processes (in this one when workers is
+    1). For tasks that need no watchdog: they parse no wikitext."""
+    if workers <= 1:
+        yield from map(func, jobs)
+        return
+    # forkserver: never fork a process whose threads (tqdm, tokenizers, arrow) hold locks.
+    with multiprocessing.get_context("forkserver").Pool(min(workers, max(1, len(jobs))),
+                                                        initializer=exit_with_parent) as pool:
+        yield from pool.imap(func, jobs)
 
 
 def ordered_map(func: Callable[..., Any], tasks: Iterable[tuple], workers: int,

@@ -6,7 +6,7 @@ the schedule keep their meaning) gives language l a quota of examples proportion
 n_l ** alpha, where n_l is its number of training examples: alpha 1 keeps the natural shares,
 alpha 0 gives every language the same share, values between (0.7, mLUKE's) raise the small
 languages without drowning the large ones. The quotas are rounded by largest remainder so that
-they sum to the epoch's size exactly.
+they sum to the epoch's size exactly (corpus/language_shares.py: the tokenizer stage's rule too).
 
 A language's examples are read as an endless stream of its own permutations (one per cycle,
 each seeded by (seed, language, cycle)); epoch e takes the next `quota` of them, positions
@@ -23,26 +23,12 @@ from __future__ import annotations
 
 import numpy as np
 
-
-def sampling_shares(sizes: list[int], alpha: float) -> np.ndarray:
-    """Each language's probability, proportional to size ** alpha (a language without
-    examples gets none)."""
-    sizes_array = np.asarray(sizes, dtype=np.float64)
-    weights = np.where(sizes_array > 0, sizes_array ** alpha, 0.0)
-    return weights / weights.sum()
+from corpus.language_shares import quotas
 
 
 def language_quotas(sizes: list[int], alpha: float) -> np.ndarray:
-    """Examples per language in one epoch of sum(sizes) examples (largest remainder)."""
-    total = int(sum(sizes))
-    exact = sampling_shares(sizes, alpha) * total
-    quotas = np.floor(exact).astype(np.int64)
-    # The largest fractional parts get the examples that flooring left out; ties go to the
-    # earlier language (a stable sort), so the quotas are a function of the sizes alone.
-    remainder = total - int(quotas.sum())
-    order = np.argsort(-(exact - quotas), kind="stable")
-    quotas[order[:remainder]] += 1
-    return quotas
+    """Examples per language in one epoch of sum(sizes) examples."""
+    return quotas(sizes, alpha, int(sum(sizes)))
 
 
 class LanguageMix:

@@ -14,6 +14,7 @@ import datasets
 import pytest
 
 import corpus.examples_stage as examples_stage
+import corpus.link_resolution
 import corpus.pages_stage as pages_stage
 import corpus.wikitext
 import corpus.workers
@@ -191,6 +192,7 @@ def test_an_unknown_variant_is_one_line_naming_the_choices(tmp_path, capsys):
 
 def test_same_pages_with_one_and_two_workers_and_from_multistream(tmp_path, monkeypatch):
     monkeypatch.setattr(pages_stage, "CHUNK_WIKITEXT_CHARS", 1)    # one task per article
+    monkeypatch.setattr(pages_stage, "INLINE_LINK_RESOLUTION_BYTES", 0)   # links in workers too
     one = build(BuildOptions(dumps=(EN_DUMP,), out=tmp_path / "one", workers=1), until="pages")
     two = build(BuildOptions(dumps=(EN_DUMP,), out=tmp_path / "two", workers=2), until="pages")
     multi_dump, index = write_multistream(EN_DUMP, tmp_path)
@@ -204,6 +206,38 @@ def test_same_pages_with_one_and_two_workers_and_from_multistream(tmp_path, monk
     assert rows[0] == rows[1] and len(rows[0]) == 5
     for name in ("articles", "links", "link_targets_missing"):
         assert one["stages"]["pages"]["counts"][name] == multi["stages"]["pages"]["counts"][name]
+
+
+def test_the_pages_files_depend_on_the_pages_alone(tmp_path, monkeypatch):
+    """However the first pass cuts its tasks, the second writes the same files: here one stream
+    per task and files of a few pages each, their links resolved by two worker processes,
+    against the default cut resolved in the main process (a small dump's)."""
+    multi_dump, _ = write_multistream(EN_DUMP, tmp_path)
+    whole = build(BuildOptions(dumps=(multi_dump,), out=tmp_path / "whole", workers=2),
+                  until="pages")
+    monkeypatch.setattr(pages_stage, "TASK_COMPRESSED_BYTES", 1)
+    monkeypatch.setattr(corpus.link_resolution, "TARGET_FILE_BYTES", 50_000)
+    monkeypatch.setattr(pages_stage, "INLINE_LINK_RESOLUTION_BYTES", 0)
+    cut = build(BuildOptions(dumps=(multi_dump,), out=tmp_path / "cut", workers=2), until="pages")
+    files = sorted(p.name for p in (tmp_path / "cut" / "pages").glob("*.arrow"))
+    assert len(files) >= 3 and files[0] == f"data-00000-of-{len(files):05d}.arrow"
+    rows = [datasets.load_from_disk(str(tmp_path / d / "pages")).to_list()
+            for d in ("whole", "cut")]
+    assert rows[0] == rows[1] and len(rows[0]) == 5
+    assert whole["stages"]["pages"]["counts"] == cut["stages"]["pages"]["counts"]
+
+
+def test_a_dump_without_an_index_says_first_that_one_process_bounds_it(tmp_path, capsys):
+    code, err = run_cli(capsys, "build", EN_DUMP, "--out", tmp_path / "plain", "--until",
+                        "pages")
+    assert code == 0 and err.splitlines()[0].startswith(
+        f"luke-corpus: note: {EN_DUMP}: no multistream index, so one process reads and "
+        f"decompresses the whole dump")
+    assert "-multistream-index.txt.bz2" in err.splitlines()[0]
+    multi_dump, _ = write_multistream(EN_DUMP, tmp_path)
+    code, err = run_cli(capsys, "build", multi_dump, "--out", tmp_path / "multi", "--until",
+                        "pages")
+    assert code == 0 and "no multistream index" not in err
 
 
 def test_bulgarian_sample_keeps_only_the_article(tmp_path):

@@ -338,3 +338,14 @@ def test_stopping_early_stops_the_decompressing_thread():
     next(reader)
     reader.close()
     assert threading.active_count() == before
+
+
+def test_index_offsets_are_read_in_blocks_with_blank_lines_skipped(tmp_path, monkeypatch):
+    monkeypatch.setattr(corpus_multistream, "INDEX_BLOCK_BYTES", 16)   # lines across blocks
+    index = tmp_path / "index.txt.bz2"
+    lines = "".join(f"{600 * (n // 3)}:{n}:Title {n}: part\n" for n in range(40))
+    index.write_bytes(bz2.compress((lines + "\n  \n" + lines).encode()))
+    assert read_stream_offsets(index) == [600 * k for k in range(14)]
+    index.write_bytes(bz2.compress((lines + "\n12x:1:Bad\n").encode()))
+    with pytest.raises(DumpError, match=r"line 42 is not 'offset:page_id:title': '12x:1:Bad'"):
+        read_stream_offsets(index)

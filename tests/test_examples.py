@@ -313,8 +313,10 @@ def test_two_workers_give_the_same_examples(en_corpus_copy):
 def test_stage_encoder_needs_no_transformers_and_matches_it(en_corpus):
     """A worker loads the encoder without importing transformers (or torch), and its ids and
     special ids are those of transformers' own tokenizer."""
-    script = ("import sys; from corpus import examples_stage; "
-              f"encoder, vocab = examples_stage._encoder({str(en_corpus / TOKENIZER_DIR)!r}); "
+    script = ("import sys, tempfile; from corpus import examples_stage; "
+              f"encoder = examples_stage._encoder({str(en_corpus / TOKENIZER_DIR)!r}); "
+              f"vocab = examples_stage._entity_index({str(en_corpus / TOKENIZER_DIR)!r}, "
+              "tempfile.mkdtemp()); "
               "print(encoder.encode(['Hello world, a test.'])[0], encoder.bos_id, "
               "encoder.eos_id, encoder.unk_id, len(vocab), "
               "'transformers' in sys.modules or 'torch' in sys.modules)")

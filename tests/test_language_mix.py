@@ -5,8 +5,10 @@ language keeps the plain permutation, and resume anywhere equals going on."""
 import numpy as np
 import pytest
 
+from corpus import language_shares
+from corpus.language_shares import sampling_shares
 from pretrain.data import StepSampler
-from pretrain.language_mix import LanguageMix, language_quotas, sampling_shares
+from pretrain.language_mix import LanguageMix, language_quotas
 
 # Three languages of very different sizes, their rows laid out one after the other as the
 # corpus build lays them: English 0..9000, Bulgarian 9000..9900, Japanese 9900..9990.
@@ -31,6 +33,9 @@ def test_quotas_are_proportional_to_size_to_the_alpha_and_fill_the_epoch():
     assert language_quotas(SIZES, 1.0).tolist() == SIZES
     assert language_quotas(SIZES, 0.0).tolist() == [3330, 3330, 3330]
     assert sampling_shares([10, 0, 10], 0.5).tolist() == [0.5, 0.0, 0.5]
+    # any total (the tokenizer stage's caps), filled exactly
+    assert language_shares.quotas([3, 1, 1], 1.0, 10).tolist() == [6, 2, 2]
+    assert language_shares.quotas([3, 1, 1], 0.0, 100_000_000).sum() == 100_000_000
 
 
 def test_sampled_steps_match_the_shares_statistically():

@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 
 import datasets
+import pyarrow as pa
 import pytest
 
 from corpus import schema
@@ -184,12 +185,31 @@ def test_the_word_tokenizer_trains_on_a_language_balanced_sample(two_languages):
     assert shares == {"en": {"paragraphs": 6, "lines": 6}, "bg": {"paragraphs": 4, "lines": 4}}
     # 10 lines in all: 6 ** 0.7 : 4 ** 0.7 = 3.50 : 2.64, so 5.70 : 4.30 -> 6 and 4 (rounded);
     # a smaller language gains: here the split is the natural one only because the two are close.
-    from corpus.tokenizer_stage import balanced_lines
+    from corpus.tokenizer_stage import page_texts, balanced_sample
 
-    lines, skewed = balanced_lines(two_languages / schema.PAGES_DIR,
-                                   stages["pages"]["languages"], alpha=0.1, seed=0)
+    sample, skewed = balanced_sample(page_texts(two_languages / schema.PAGES_DIR),
+                                     stages["pages"]["languages"], alpha=0.1, seed=0)
     assert skewed == {"en": {"paragraphs": 6, "lines": 5}, "bg": {"paragraphs": 4, "lines": 5}}
-    assert len(lines) == 10
+    assert len(sample.lines) == 10
+
+
+def test_the_balanced_sample_keeps_each_language_under_its_share_of_the_character_cap(
+        two_languages, monkeypatch):
+    """Past sentencepiece's character cap each language gives whole pages up to its share of
+    it, the same from the same seed whatever the pages' files."""
+    from corpus import word_tokenizer as wt
+    from corpus.tokenizer_stage import balanced_sample, page_texts
+
+    languages = json.loads((two_languages / schema.MANIFEST_FILE).read_text()
+                           )["stages"]["pages"]["languages"]
+    texts = page_texts(two_languages / schema.PAGES_DIR)
+    monkeypatch.setattr(wt, "SP_MAX_TRAINING_CHARS", 400)       # pages of ~100 characters
+    sample, shares = balanced_sample(texts, languages, alpha=0.7, seed=0)
+    assert sample.capped and 0 < sample.characters <= 400
+    assert all(0 < share["lines"] < share["paragraphs"] for share in shares.values())
+    rechunked = pa.chunked_array([c for chunk in texts.chunks for c in
+                                  (chunk.slice(0, 3), chunk.slice(3))])
+    assert balanced_sample(rechunked, languages, alpha=0.7, seed=0) == (sample, shares)
 
 
 def test_the_examples_of_each_language_link_its_own_keys(two_languages):
@@ -396,11 +416,11 @@ def test_an_interrupted_build_keeps_the_dumps_it_finished(wikis, tmp_path, monke
     read = []
     real = pages_stage.dump_pages
 
-    def interrupted_once(entry, ctx, out):
+    def interrupted_once(entry, ctx, out, *rest):
         read.append(entry.language)
         if read == ["en", "bg"]:
             raise KeyboardInterrupt
-        return real(entry, ctx, out)
+        return real(entry, ctx, out, *rest)
 
     monkeypatch.setattr(pages_stage, "dump_pages", interrupted_once)
     options = BuildOptions(**{**BUILD, "out": tmp_path / "c", "dumps": (wikis["en"], wikis["bg"]),

@@ -5,12 +5,15 @@ written by the test."""
 from __future__ import annotations
 
 import json
+import random
 
 import datasets
+import pyarrow as pa
 
 from corpus.build import build
 from corpus.options import BuildOptions
-from corpus.redirects import read_redirects_tsv, resolve_redirects
+from corpus.redirects import (read_redirects_tsv, resolve_redirect_table, resolve_redirects,
+                              write_redirects_tsv)
 from test_dump import write_dump
 
 
@@ -66,3 +69,45 @@ def test_pages_stage_resolves_links_through_redirect_chains(tmp_path):
     assert counts["articles"] == 3 and counts["other_namespace_pages"] == 1
     assert counts["links"] == 5 and counts["link_targets_missing"] == 1   # the loop
     assert json.loads((out / "manifest.json").read_text())["stages"]["pages"]["counts"] == counts
+
+
+def test_the_longest_chain_is_the_graphs_whatever_the_order():
+    """A -> B -> C is a chain of two redirects, also when B's end was found before A's."""
+    assert resolve_redirects({"B": "C", "A": "B"}).longest_chain == 2
+    assert resolve_redirects({"A": "B", "B": "C"}).longest_chain == 2
+
+
+def naive_resolution(raw: dict[str, str]) -> tuple[dict[str, str], int, int]:
+    """Each chain walked on its own: final targets, longest chain that ends, sources dropped."""
+    finals, longest = {}, 0
+    for source in raw:
+        chain, title = [], source
+        while title in raw and title not in chain:
+            chain.append(title)
+            title = raw[title]
+        if title not in chain:
+            finals[source] = title
+            longest = max(longest, len(chain))
+    return finals, longest, len(raw) - len(finals)
+
+
+def test_resolution_on_arrays_is_each_chain_walked_on_its_own():
+    rng = random.Random(0)
+    for _ in range(300):
+        raw = {f"T{rng.randrange(30)}": f"T{rng.randrange(40)}" for _ in range(rng.randrange(25))}
+        resolved = resolve_redirects(raw)
+        finals, longest, dropped = naive_resolution(raw)
+        assert resolved.targets == finals
+        assert (resolved.longest_chain, resolved.in_loops) == (longest, dropped)
+
+
+def test_a_source_listed_twice_keeps_its_last_target_and_the_table_round_trips(tmp_path):
+    table = resolve_redirect_table(pa.array(["Zed", "Alpha", "Zed", "Été"]),
+                                   pa.array(["One", "Two", "Three", "Four"]))
+    assert table.sources.to_pylist() == ["Alpha", "Zed", "Été"]       # code point order
+    assert table.targets.to_pylist() == ["Two", "Three", "Four"]
+    write_redirects_tsv(table, tmp_path / "r.tsv")
+    assert (tmp_path / "r.tsv").read_text(encoding="utf-8") == \
+        "Alpha\tTwo\nZed\tThree\nÉté\tFour\n"
+    assert read_redirects_tsv(tmp_path / "r.tsv") == {"Alpha": "Two", "Zed": "Three",
+                                                      "Été": "Four"}

@@ -63,6 +63,20 @@ def test_cached_ids_equal_transformers_on_awkward_texts(tokenizer_and_json):
     assert encoder.words_bypassed == 0
 
 
+def test_cached_groups_equal_transformers_piece_by_piece(tokenizer_and_json):
+    """Groups cut from awkward texts, through the cache (repeated, so few words are new): a
+    group's ids are its pieces' ids one after the other, each piece starting where it says."""
+    tokenizer, path = tokenizer_and_json
+    encoder = WordEncoder.from_file(path)
+    groups = [AWKWARD[i:i + 3] for i in range(len(AWKWARD))]
+    got = encoder.encode_groups(groups * 8)
+    assert encoder.words_encoded > 0 and encoder.words_bypassed == 0
+    for group, (ids, starts) in zip(groups * 8, got):
+        pieces = [transformers_ids(tokenizer, piece) for piece in group]
+        assert ids == [i for piece in pieces for i in piece]
+        assert starts == [sum(map(len, pieces[:k])) for k in range(len(group))]
+
+
 def test_groups_give_piece_starts(tokenizer_and_json):
     tokenizer, path = tokenizer_and_json
     encoder = WordEncoder.from_file(path)

@@ -146,3 +146,53 @@ def test_reuse_copies_only_tokenizer_files(en_corpus, tmp_path):
     wt.copy_tokenizer_dir(export, tmp_path / "copy")
     assert not (tmp_path / "copy" / "model.safetensors").exists()
     assert wt.tokenizer_fingerprint(tmp_path / "copy") == wt.tokenizer_fingerprint(export)
+
+
+# --- what sentencepiece trains on ---
+
+def test_line_sample_is_capped_by_lines_and_by_characters():
+    lines = [f"line {i} " + "x" * (i % 13) for i in range(500)]
+    assert wt.sample_lines(lines, 1000, seed=0) == lines            # everything fits: all, in order
+    by_lines = wt.sample_lines(lines, 40, seed=0)
+    assert len(by_lines) == 40 and by_lines == sorted(by_lines, key=lines.index)
+    assert by_lines == wt.sample_lines(iter(lines), 40, seed=0)     # a function of the seed
+    by_chars = wt.sample_lines(lines, 1000, seed=0, max_chars=600)
+    assert 500 < sum(map(len, by_chars)) <= 600 and set(by_chars) <= set(lines)
+
+
+def page_texts(pages: int, chunks: int):
+    import pyarrow as pa
+
+    texts = ["\n".join(f"Paragraph {k} of page {p}." for k in range(1 + p % 5))
+             for p in range(pages)]
+    size = -(-pages // chunks)
+    return texts, pa.chunked_array([texts[i:i + size] for i in range(0, pages, size)])
+
+
+def test_training_sample_takes_every_page_when_it_fits_and_whole_pages_when_not():
+    from corpus.tokenizer_stage import sample_training_lines
+
+    texts, column = page_texts(300, chunks=3)
+    everything = sample_training_lines(column, 0, max_lines=10_000, max_chars=10**9)
+    assert everything.lines == list(wt.training_lines(texts)) and not everything.capped
+    capped = sample_training_lines(column, 0, max_lines=10_000, max_chars=2000)
+    assert capped.capped and capped.characters == sum(map(len, capped.lines)) <= 2000
+    assert 0 < capped.pages < 300
+    sampled_pages = [int(line.split()[-1].rstrip(".")) for line in capped.lines]
+    # whole pages in row order, but for the one at which the cap was reached
+    cut = [p for p in set(sampled_pages) if sampled_pages.count(p) != 1 + p % 5]
+    assert len(cut) <= 1 and sampled_pages == sorted(sampled_pages)
+    # the same pages however the column is chunked (the files of the pages dataset)
+    _, other_chunks = page_texts(300, chunks=7)
+    assert sample_training_lines(other_chunks, 0, 10_000, 2000) == capped
+    by_lines = sample_training_lines(column, 0, max_lines=50, max_chars=10**9)
+    assert len(by_lines.lines) == 50 and by_lines.capped
+    assert sample_training_lines(column, 1, 10_000, 2000).lines != capped.lines
+
+
+def test_a_capped_build_records_its_sample(tmp_path, monkeypatch):
+    monkeypatch.setattr(wt, "SP_MAX_TRAINING_CHARS", 20_000)
+    out = build_corpus(EN_DUMP, tmp_path / "capped", workers=1)
+    counts = json.loads((out / MANIFEST_FILE).read_text())["stages"]["tokenizer"]["counts"]
+    assert counts["training_sample_capped"] == 1 and counts["training_characters"] <= 20_000
+    assert 1 <= counts["training_pages"] < 5
