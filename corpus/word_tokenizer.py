@@ -1,7 +1,7 @@
 """The word tokenizer: train a sentencepiece model and write it as a transformers LUKE tokenizer.
 
 transformers 5 loads a directory holding `sentencepiece.bpe.model`, `entity_vocab.json` and a
-`tokenizer_config.json` naming `MLukeTokenizer` (REFERENCE section 3). Its Unigram model
+`tokenizer_config.json` naming `MLukeTokenizer`. Its Unigram model
 hard-codes `unk_id=0` and uses the raw sentencepiece ids, so the model is trained as **unigram**
 with `<unk>`=0, `<pad>`=1, `<s>`=2, `</s>`=3: unknown characters then map to `<unk>`, and the
 pad id stays small enough for RoBERTa-style position ids. `<mask>`, `<ent>`, `<ent2>` and the
@@ -39,7 +39,7 @@ MAX_ENTITY_LENGTH, MAX_MENTION_LENGTH = 32, 30
 # Lines longer than this many bytes are skipped by sentencepiece; paragraphs are cut to fit.
 SP_MAX_LINE_BYTES = 4192
 TRAINING_LINE_CHARS = SP_MAX_LINE_BYTES // 4   # at most 4 UTF-8 bytes per character
-# What sentencepiece trains on at most: a sample of paragraphs when the text has more. Its
+# What sentencepiece trains on at most: a sample of whole pages when the text has more. Its
 # unigram trainer holds about 30 bytes per character and takes about a second of one core per
 # million characters (measured, 32,000 pieces), most of it in phases that use one thread; 100 M
 # characters (~20 M words) are plenty for a vocabulary of tens of thousands of pieces, and keep
@@ -68,36 +68,6 @@ def training_lines(texts: Iterable[str]) -> Iterator[str]:
                 yield paragraph[start:start + limit]
 
 
-def sample_lines(lines: Iterable[str], limit: int, seed: int,
-                 max_chars: int = SP_MAX_TRAINING_CHARS) -> list[str]:
-    """At most `limit` lines and `max_chars` characters, a uniform sample decided by `seed`, in
-    input order: every line when they fit, else the lines of lowest random keys (the `limit`
-    lowest, then as many of those, lowest first, as the characters allow)."""
-    import heapq
-
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    kept: list[tuple[float, int, str]] = []    # (-key, index, line): a heap of the lowest keys
-    count = chars = 0
-    for index, line in enumerate(lines):
-        count, chars = count + 1, chars + len(line)
-        key = float(rng.random())
-        if len(kept) < limit:
-            heapq.heappush(kept, (-key, index, line))
-        elif key < -kept[0][0]:
-            heapq.heapreplace(kept, (-key, index, line))
-    if count <= limit and chars <= max_chars:
-        return [line for _, _, line in sorted(kept, key=lambda item: item[1])]
-    chosen, chars = [], 0
-    for _, index, line in sorted(kept, reverse=True):          # lowest keys first
-        if chars + len(line) > max_chars:
-            break
-        chars += len(line)
-        chosen.append((index, line))
-    return [line for _, line in sorted(chosen)]
-
-
 def _train_once(lines: list[str], vocab_size: int, seed: int, threads: int) -> bytes:
     import sentencepiece as spm
 
@@ -112,12 +82,14 @@ def _train_once(lines: list[str], vocab_size: int, seed: int, threads: int) -> b
 
 def train_sentencepiece(lines: Iterable[str], vocab_size: int, *, seed: int = 0,
                         threads: int = SP_TRAINING_THREADS) -> tuple[bytes, int]:
-    """(serialized unigram model, vocabulary size used).
+    """(serialized unigram model, vocabulary size used), trained on `lines` as they are: the
+    tokenizer stage has drawn them within SP_MAX_TRAINING_LINES and SP_MAX_TRAINING_CHARS
+    (tokenizer_stage.sample_training_lines).
 
     Sentencepiece refuses a vocabulary larger than the text supports and says the largest it
     can make; then the size is lowered to that with a warning, so a small dump still builds.
     """
-    lines = sample_lines(lines, SP_MAX_TRAINING_LINES, seed, SP_MAX_TRAINING_CHARS)
+    lines = list(lines)
     if not lines:
         raise TokenizerError("no text to train the word tokenizer on: every page is empty")
     if progress_enabled():  # sentencepiece reports no progress; say what the wait is for

@@ -18,7 +18,8 @@ def test_build_tokenizer_loads_through_autotokenizer(en_corpus):
 
     tokenizer = AutoTokenizer.from_pretrained(str(en_corpus / TOKENIZER_DIR))
     assert isinstance(tokenizer, MLukeTokenizer)
-    # The layout REFERENCE section 3 found working: raw sentencepiece ids, small special ids.
+    # The layout transformers 5's MLukeTokenizer reads right: raw sentencepiece ids, small
+    # special ids.
     assert (tokenizer.unk_token_id, tokenizer.pad_token_id, tokenizer.bos_token_id,
             tokenizer.eos_token_id) == (0, 1, 2, 3)
     assert tokenizer.convert_ids_to_tokens(tokenizer.mask_token_id) == "<mask>"
@@ -149,16 +150,6 @@ def test_reuse_copies_only_tokenizer_files(en_corpus, tmp_path):
 
 
 # --- what sentencepiece trains on ---
-
-def test_line_sample_is_capped_by_lines_and_by_characters():
-    lines = [f"line {i} " + "x" * (i % 13) for i in range(500)]
-    assert wt.sample_lines(lines, 1000, seed=0) == lines            # everything fits: all, in order
-    by_lines = wt.sample_lines(lines, 40, seed=0)
-    assert len(by_lines) == 40 and by_lines == sorted(by_lines, key=lines.index)
-    assert by_lines == wt.sample_lines(iter(lines), 40, seed=0)     # a function of the seed
-    by_chars = wt.sample_lines(lines, 1000, seed=0, max_chars=600)
-    assert 500 < sum(map(len, by_chars)) <= 600 and set(by_chars) <= set(lines)
-
 
 def page_texts(pages: int, chunks: int):
     import pyarrow as pa
