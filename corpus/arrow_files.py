@@ -64,6 +64,17 @@ def read_table(path: Path) -> pa.Table:
         return pa.ipc.open_stream(source).read_all()
 
 
+def dataset_files(directory: Path) -> list[Path]:
+    """The data files of a saved dataset, in row order (as its state.json names them)."""
+    state = json.loads((Path(directory) / STATE_FILE).read_text(encoding="utf-8"))
+    return [Path(directory) / entry["filename"] for entry in state["_data_files"]]
+
+
+def read_dataset(directory: Path) -> pa.Table:
+    """A saved dataset's rows as one table of its memory-mapped files, without `datasets`."""
+    return pa.concat_tables(read_table(path) for path in dataset_files(directory))
+
+
 def write_dataset_dir(directory: Path, files: list[str], schema: pa.Schema,
                       fingerprint: str) -> None:
     """Make `directory`, which holds `files` (written with `schema`, in row order), a saved
@@ -82,9 +93,7 @@ def write_dataset_dir(directory: Path, files: list[str], schema: pa.Schema,
 def join_datasets(sources: list[Path], out: Path, fingerprint: str) -> None:
     """Make `out` one saved dataset of the rows of the saved datasets `sources`, in order, by
     renaming their data files (nothing is copied; `sources` are left without them)."""
-    files = [Path(source) / entry["filename"] for source in sources
-             for entry in json.loads((Path(source) / STATE_FILE).read_text(
-                 encoding="utf-8"))["_data_files"]]
+    files = [path for source in sources for path in dataset_files(source)]
     Path(out).mkdir(parents=True, exist_ok=True)
     names = [data_file_name(number, len(files)) for number in range(len(files))]
     for path, name in zip(files, names):

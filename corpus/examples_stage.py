@@ -30,7 +30,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from corpus.arrow_files import data_file_name, write_dataset_dir, write_table
+from corpus.arrow_files import data_file_name, read_dataset, write_dataset_dir, write_table
 from corpus.examples import examples_from_pages
 from corpus.options import Limits, StageContext
 from corpus.progress import count_progress
@@ -311,13 +311,8 @@ def titles_of_language(vocab: dict[str, int], key_prefix: str) -> dict[str, int]
 
 @functools.lru_cache(maxsize=2)
 def _pages(pages_dir: str):
-    """The pages dataset as one memory-mapped Arrow table (the files `datasets` saved)."""
-    state = json.loads((Path(pages_dir) / "state.json").read_text())
-    tables = []
-    for entry in state["_data_files"]:
-        with pa.memory_map(str(Path(pages_dir) / entry["filename"])) as source:
-            tables.append(pa.ipc.open_stream(source).read_all())
-    return pa.concat_tables(tables)
+    """The pages dataset as one memory-mapped Arrow table, read once per process."""
+    return read_dataset(Path(pages_dir))
 
 
 def example_schema() -> pa.Schema:
