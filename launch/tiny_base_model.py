@@ -39,7 +39,6 @@ def clean_lines(dump: Path) -> list[str]:
 
 def make_roberta(out: Path, lines: list[str], vocab_size: int = 1500, seed: int = 0) -> Path:
     """A RoBERTa-family model directory: vocab.json, merges.txt, tokenizer files, weights."""
-    import torch
     from tokenizers import ByteLevelBPETokenizer
     from transformers import RobertaConfig, RobertaForMaskedLM, RobertaTokenizer
 
@@ -48,19 +47,13 @@ def make_roberta(out: Path, lines: list[str], vocab_size: int = 1500, seed: int 
     bpe.train_from_iterator(lines, vocab_size=vocab_size, show_progress=False,
                             special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
     bpe.save_model(str(out))
-    tokenizer = RobertaTokenizer.from_pretrained(str(out))
-    tokenizer.save_pretrained(str(out))
-    torch.manual_seed(seed)
-    config = RobertaConfig(vocab_size=len(tokenizer), pad_token_id=1, bos_token_id=0,
-                           eos_token_id=2, **TINY_SHAPE)
-    RobertaForMaskedLM(config).save_pretrained(str(out))
-    return out
+    return save_with_random_model(out, RobertaTokenizer.from_pretrained(str(out)),
+                                  RobertaConfig, RobertaForMaskedLM, seed)
 
 
 def make_xlmr(out: Path, lines: list[str], vocab_size: int = 1500, seed: int = 0) -> Path:
     """An XLM-R-family model directory: sentencepiece.bpe.model, tokenizer files, weights."""
     import sentencepiece as spm
-    import torch
     from transformers import XLMRobertaConfig, XLMRobertaForMaskedLM, XLMRobertaTokenizer
 
     out.mkdir(parents=True, exist_ok=True)
@@ -70,12 +63,20 @@ def make_xlmr(out: Path, lines: list[str], vocab_size: int = 1500, seed: int = 0
                                    model_type="unigram", vocab_size=vocab_size, unk_id=0,
                                    bos_id=1, eos_id=2, pad_id=-1, minloglevel=2)
     (out / "sentencepiece.bpe.model").write_bytes(model.getvalue())
-    tokenizer = XLMRobertaTokenizer.from_pretrained(str(out))
+    return save_with_random_model(out, XLMRobertaTokenizer.from_pretrained(str(out)),
+                                  XLMRobertaConfig, XLMRobertaForMaskedLM, seed)
+
+
+def save_with_random_model(out: Path, tokenizer, config_class, model_class, seed: int) -> Path:
+    """Save `tokenizer` and a randomly initialised model of TINY_SHAPE over its vocabulary into
+    `out` (both families number <s>, <pad>, </s> 0, 1, 2)."""
+    import torch
+
     tokenizer.save_pretrained(str(out))
     torch.manual_seed(seed)
-    config = XLMRobertaConfig(vocab_size=len(tokenizer), pad_token_id=1, bos_token_id=0,
-                              eos_token_id=2, **TINY_SHAPE)
-    XLMRobertaForMaskedLM(config).save_pretrained(str(out))
+    config = config_class(vocab_size=len(tokenizer), pad_token_id=1, bos_token_id=0,
+                          eos_token_id=2, **TINY_SHAPE)
+    model_class(config).save_pretrained(str(out))
     return out
 
 
