@@ -45,8 +45,8 @@ from corpus.options import BuildOptions
 from corpus.progress import item_progress
 
 MB = 1_000_000
-FLOOR_MB_PER_WORKER = 1.0      # pages stage, MB of XML per second per worker (issue 3)
-FLOOR_SCALING = 0.75           # pages stage, efficiency from 1 to 2 workers (issue 3)
+FLOOR_MB_PER_WORKER = 1.0      # pages stage, MB of XML per second per worker
+FLOOR_SCALING = 0.75           # pages stage, efficiency from 1 to 2 workers
 LATER_STAGE_MODULES = ("corpus.entity_vocab", "corpus.tokenizer_stage", "corpus.examples_stage")
 
 

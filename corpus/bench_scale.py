@@ -114,7 +114,7 @@ def add_arguments(parser) -> None:
                              "checkout (its corpus/ package) and print the ratios")
     parser.add_argument("--tables-scale", type=float, default=1.0, metavar="F",
                         help="with --scale: measure the pages stage's title and redirect tables "
-                             "at F times English Wikipedia's size (default: 1, about 10 GB of "
+                             "at F times English Wikipedia's size (default: 1, about 4.5 GB of "
                              "memory; the bench's test uses less)")
     parser.add_argument("--keep", type=Path, metavar="DIR",
                         help="with --scale: write the dumps and builds here and keep them "

@@ -39,7 +39,7 @@ FINAL_TARGET = "final"           # the redirect index's column of final targets
 
 @dataclass(frozen=True)
 class PartFile:
-    """An Arrow file of parsed pages with unresolved link targets, and the size of each row."""
+    """An Arrow file of parsed pages with unresolved link targets, and its number of rows."""
     path: str
     rows: int
 

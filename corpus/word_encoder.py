@@ -1,10 +1,10 @@
 """Word ids exactly as the exported transformers tokenizer computes them, fast.
 
-The examples stage must produce the ids `MLukeTokenizer` gives (REFERENCE section 3: one id
-mapping everywhere), and tokenization must not be the slow stage of the build. The tokenizers
-backend alone runs 2 to 4 MB of text per second on one core; most of a sentence is words the
-worker has already seen many times. So ids are cached per word, and only words not seen before
-go to the backend.
+The examples stage must produce the ids `MLukeTokenizer` gives (one id mapping everywhere:
+the ids a model trains on are the ids its exported tokenizer gives), and tokenization must not
+be the slow stage of the build. The tokenizers backend alone runs 2 to 4 MB of text per second
+on one core; most of a sentence is words the worker has already seen many times. So ids are
+cached per word, and only words not seen before go to the backend.
 
 Why that is exact, not an approximation: the backend of an MLukeTokenizer written by
 corpus.word_tokenizer is normalizer = string replacements (``` `` ``` and `''` to `"`), then

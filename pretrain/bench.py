@@ -38,7 +38,7 @@ from pretrain.models import build_model
 MAX_MENTION_LENGTH = 30  # LUKE's entity_position_ids width
 ENTITY_MASK_ID = 2       # [MASK] in the entity vocabulary ([PAD]=0 [UNK]=1 [MASK]=2)
 MASK_PROB = 0.15
-# Dense bf16 peak by device name fragment, for MFU (REFERENCE section 6).
+# Dense bf16 peak by device name fragment (the vendors' datasheet figures), for MFU.
 PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
 
 
@@ -97,8 +97,9 @@ def synthetic_batch(rng: np.random.Generator, shape: Shape) -> dict[str, torch.T
 
 
 def model_flops_per_step(shape: Shape, batch: dict, entity_aware: bool) -> float:
-    """Training FLOPs of one step by REFERENCE section 6: encoder per token, heads per labelled
-    position (the useful work; transformers' heads over every position are not counted)."""
+    """Training FLOPs of one step (forward and backward: 3 x 2 FLOPs per multiply-add): encoder
+    per token, heads per labelled position (the useful work; transformers' heads over every
+    position are not counted)."""
     d, L, s = shape.hidden, shape.layers, shape.words + shape.entities
     per_token = 6 * L * (4 * d * d + 2 * d * shape.intermediate) + 12 * L * s * d
     if entity_aware:

@@ -9,7 +9,7 @@ The same scores come out of a single fused call by widening the head dimension t
 
 so a word query meets a word key as q_w2w . k and an entity key as q_w2e . k, and likewise for
 entity queries. The softmax scale stays 1 / sqrt(head_dim), not 1 / sqrt(2 * head_dim), so the
-result is exactly the four-block softmax (REFERENCE section 6). Values keep head_dim.
+result is exactly LUKE's four-block softmax. Values keep head_dim.
 
 Hidden states stay as one (batch, words + entities, hidden) tensor through the whole encoder
 (transformers splits and re-concatenates them in every sub-layer); `num_words` says where the
