@@ -20,7 +20,8 @@ from corpus.word_tokenizer import load_tokenizer
 
 AWKWARD = ["", " ", "  ", "Paris", " Paris", "Paris ", "  Paris", "New  York", "a b  c   d ",
            "``quoted''", "it''s '' ``", "tab\there", "emoji 😀 and 中文 text", "ǅ ﬁ ½ Ⅻ",
-           "x" * 300, " ".join(["zebra"] * 50), "München, (1990) — «quoted» ok.", "\u00a0nbsp"]
+           "x" * 300, " ".join(["zebra"] * 50), "München, (1990) — «quoted» ok.", "\u00a0nbsp",
+           "東京は日本の首都です。", " 北京是中国的首都"]   # no spaces: one "word" each
 
 
 @pytest.fixture(scope="module")
