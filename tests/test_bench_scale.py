@@ -75,3 +75,18 @@ def test_the_scale_benchmark_measures_every_stage_and_projects_them(tmp_path):
     tables = report["tables"]                   # 10,000 redirects, 7,000 articles
     assert (tables["redirects"], tables["articles"]) == (10_000, 7_000)
     assert tables["cpu_seconds"] > 0 and tables["peak_mb"] > 0
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--scale", "7"], "luke-corpus bench: error: --scale must be at least 8"),
+    (["--scale", "8", "--baseline", "NOWHERE"],
+     "luke-corpus bench: error: --baseline NOWHERE: no corpus/cli.py there"),
+])
+def test_a_scale_too_small_or_a_baseline_without_code_is_refused_before_any_work(
+        args, message, tmp_path, capsys, monkeypatch):
+    from corpus.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["bench", str(EN_DUMP), *args, "--keep", "kept"]) == 2
+    assert capsys.readouterr().err.strip() == message
+    assert not (tmp_path / "kept").exists()          # no dump written, no build started
