@@ -31,6 +31,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from corpus.progress import count_progress
 from corpus.reader import Corpus
 from corpus.stages import STAGE_NAMES
 from corpus.synthetic_dump import SyntheticDump, write_synthetic_dump
@@ -152,6 +153,8 @@ def measure(args, work: Path) -> ScaleReport:
         builds["baseline"] = (work / "build-baseline", args.baseline.resolve())
     measured = measure_builds(dump, builds, args)
     large, baseline = measured["large"], measured.get("baseline")
+    print(f"luke-corpus bench: the pages stage's tables at {args.tables_scale:g} x English's "
+          f"size (about a minute at 1)", file=sys.stderr)
     tables = measure_tables(code, args.tables_scale)
     rates = {stage: fit(small, large, stage) for stage in STAGE_NAMES}
     training = tokenizer_training(small, large)
@@ -183,11 +186,17 @@ def measure_builds(dump: SyntheticDump, builds: dict[str, tuple[Path, Path]], ar
     each; with several checkouts each stage runs in turn with each, so that a change in the
     machine's load weighs on all of them alike."""
     stages: dict[str, dict[str, StageRun]] = {name: {} for name in builds}
-    for stage in STAGE_NAMES:
-        for name, (out, code) in builds.items():
-            command = ["build", str(dump.dump), "--out", str(out), "--until", stage,
-                       *build_options(args, dump.articles)]
-            stages[name][stage] = probe(command, code, out.with_name(f"{out.name}.{stage}.json"))
+    # The stages' own bars are off under the probe: one bar over the commands instead.
+    with count_progress(len(STAGE_NAMES) * len(builds), f"builds of {dump.articles:,} articles",
+                        unit="stage") as bar:
+        for stage in STAGE_NAMES:
+            for name, (out, code) in builds.items():
+                bar.set_postfix_str(f"{name}: {stage}")
+                command = ["build", str(dump.dump), "--out", str(out), "--until", stage,
+                           *build_options(args, dump.articles)]
+                stages[name][stage] = probe(command, code,
+                                            out.with_name(f"{out.name}.{stage}.json"))
+                bar.update(1)
     runs = {}
     for name, (out, _) in builds.items():
         corpus = Corpus.open(out, needs=())

@@ -31,6 +31,7 @@ from xml.sax.saxutils import escape, quoteattr
 import numpy as np
 
 from corpus.dump import DumpReader, decoded_xml
+from corpus.progress import count_progress
 
 PAGES_PER_STREAM = 100            # as in Wikimedia's multistream files
 STREAMS_PER_TASK = 8
@@ -95,7 +96,8 @@ def write_synthetic_dump(seed_dump: Path, articles: int, out_dir: Path, seed: in
         header = bz2.compress(plan.header.encode("utf-8"), 9)
         out.write(header)
         xml_bytes += len(plan.header.encode("utf-8"))
-        with _pool(workers) as pool:
+        with _pool(workers) as pool, count_progress(len(pages), f"synthetic dump ({articles:,} "
+                                                           f"articles)") as bar:
             for streams in (pool.imap(_write_streams, tasks) if pool else map(_write_streams,
                                                                                tasks)):
                 for data, entries, size, stream_links in streams:
@@ -104,6 +106,7 @@ def write_synthetic_dump(seed_dump: Path, articles: int, out_dir: Path, seed: in
                     out.write(data)
                     xml_bytes += size
                     links += stream_links
+                    bar.update(len(entries))
         footer = "</mediawiki>\n".encode("utf-8")
         out.write(bz2.compress(footer, 9))
         xml_bytes += len(footer)
