@@ -13,11 +13,12 @@ Two sizes give each stage's cost as a fixed part plus a part per GB of XML (the 
 between them), so process start-up does not pass for work that grows with the dump. The
 projection to English Wikipedia (ENGLISH) on C cores adds, per stage: the serial part, the
 parallel part spread over C - 1 workers, and the workers' fixed part once (they pay it side by
-side). The tokenizer stage's training is capped (corpus/word_tokenizer.py), so it is projected
-at its cap, from the characters it trained on, and counted as serial although sentencepiece
-runs part of it on threads. `--baseline DIR` runs the same commands with the code of another
-checkout (e.g. `git worktree add /tmp/base main`) on the larger dump, each stage in turn with
-this checkout's, and prints the ratios.
+side). The tokenizer stage's training is capped (corpus/word_tokenizer.py), so it is
+projected at its cap, from the characters it trained on; the share of it sentencepiece ran on
+threads here (from the stage's CPU and wall seconds) is spread over its threads there.
+`--baseline DIR` runs the same commands with the code of another checkout (e.g. `git worktree
+add /tmp/base main`) on the larger dump, each stage in turn with this checkout's, and prints
+the ratios.
 """
 
 from __future__ import annotations
@@ -241,9 +242,11 @@ def fit(small: BuildRun, large: BuildRun, stage: str) -> StageRates:
 
 
 def tokenizer_training(small: BuildRun, large: BuildRun) -> dict[str, float]:
-    """The tokenizer stage's training sample and CPU seconds, and where English's sample ends:
-    at the character cap, or at the line cap with this text's characters per line."""
-    from corpus.word_tokenizer import SP_MAX_TRAINING_CHARS, SP_MAX_TRAINING_LINES
+    """The tokenizer stage's training sample and CPU seconds, where English's sample ends (at
+    the character cap, or at the line cap with this text's characters per line), and the share
+    of its CPU seconds that ran on sentencepiece's threads (threaded_share, below)."""
+    from corpus.word_tokenizer import (SP_MAX_TRAINING_CHARS, SP_MAX_TRAINING_LINES,
+                                       SP_TRAINING_THREADS)
 
     counts = large.counts["tokenizer"]
     chars, lines = counts.get("training_characters", 0), counts.get("training_lines", 0)
@@ -258,10 +261,22 @@ def tokenizer_training(small: BuildRun, large: BuildRun) -> dict[str, float]:
     return {"characters": chars, "lines": lines, "capped": capped,
             "projected_characters": chars if capped else english,
             "cpu_seconds": cpu, "projected_seconds": projected,
+            "threaded_share": threaded_share(large.stages["tokenizer"],
+                                             min(SP_TRAINING_THREADS, os.cpu_count() or 1)),
             "peak_mb": large.stages["tokenizer"].main_peak_mb,
             "peak_bytes_per_character": (large.stages["tokenizer"].main_peak_mb
                                          - small.stages["tokenizer"].main_peak_mb) * 1e6
             / (chars - small_chars) if chars > small_chars else 0.0}
+
+
+def threaded_share(run: StageRun, threads: int) -> float:
+    """The share of a one-process stage's CPU seconds that ran side by side on `threads`
+    threads, from its CPU and wall seconds (Amdahl: wall = serial + threaded / threads). Load
+    from other work lengthens the wall and so understates the share: the projection errs slow."""
+    if threads < 2 or run.serial_cpu <= 0:
+        return 0.0
+    threaded = (run.serial_cpu - run.wall) * threads / (threads - 1)
+    return min(1.0, max(0.0, threaded / run.serial_cpu))
 
 
 def project(rates: dict[str, StageRates], training: dict[str, float], tables: dict[str, float],
@@ -269,7 +284,9 @@ def project(rates: dict[str, StageRates], training: dict[str, float], tables: di
     """Seconds per stage for ENGLISH on `cores` cores (one runs the main process). The pages
     stage's serial part adds its tables at English's size (measured on their own: the
     synthetic dump has fewer titles per GB than English), the tokenizer's is its training at
-    its cap."""
+    its cap, its threaded share spread over sentencepiece's threads (at most one per core)."""
+    from corpus.word_tokenizer import SP_TRAINING_THREADS
+
     workers = max(1, cores - 1)
     seconds = {}
     for stage, rate in rates.items():
@@ -277,7 +294,9 @@ def project(rates: dict[str, StageRates], training: dict[str, float], tables: di
         if stage == "pages":
             serial += tables["cpu_seconds"]
         if stage == "tokenizer":
-            serial = training["projected_seconds"]
+            share = training["threaded_share"]
+            serial = training["projected_seconds"] * (
+                1 - share + share / min(SP_TRAINING_THREADS, cores))
         seconds[stage] = (serial + rate.parallel_fixed / max(1, workers)
                           + rate.parallel_per_gb * ENGLISH.xml_gb / workers)
     seconds["total"] = sum(seconds.values())
@@ -383,7 +402,8 @@ def format_report(report: ScaleReport, args) -> str:
                  f"{report.serial_s_per_gb:.2f} s/GB; tokenizer training on "
                  f"{training['characters'] / 1e6:.1f} M characters"
                  f"{' (capped)' if training['capped'] else ''}: "
-                 f"{training['cpu_seconds']:.1f} CPU s")
+                 f"{training['cpu_seconds']:.1f} CPU s, "
+                 f"{100 * training['threaded_share']:.0f}% of it on sentencepiece's threads")
     english = ENGLISH
     lines.append(f"  projected to English Wikipedia ({english.xml_gb:.0f} GB of XML, "
                  f"{english.articles / 1e6:.0f} M articles, {english.redirects / 1e6:.0f} M "

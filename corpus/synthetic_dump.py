@@ -11,9 +11,17 @@ changed in the two ways that matter:
   - from the second copy of a seed article on, each rare word of the seeds (seen at most twice in
     all of them) takes a suffix drawn from a Zipf law, so new words keep coming, sublinearly
     (a Heaps-like growth), as in real text.
-Redirects are added at English Wikipedia's rate per byte of XML (10 M redirects in 100 GB), a few
-of them chained and a few in loops. Everything is a function of the seed dump, the number of
-articles and `seed`; streams are generated and compressed in parallel.
+Per byte of XML the dump has English Wikipedia's composition (ENGLISH_*: 7 M articles, 10 M
+redirects and 160 M links in 100 GB), because the build's costs grow per page, per redirect
+and per link as well as per byte, and the benchmark projects its per-GB rates to English:
+  - seed articles longer than English's mean are cut at their headings into parts of
+    about that size, each part an article of its own ("Title (part 2)");
+  - where the seeds link more densely than English, each link is kept with the probability
+    that brings the rate down to English's, and the others become their anchor text, so the
+    text is the same;
+  - redirects are added at English's rate, a few of them chained and a few in loops.
+Everything is a function of the seed dump, the number of articles and `seed`; streams are
+generated and compressed in parallel.
 """
 
 from __future__ import annotations
@@ -36,7 +44,9 @@ from corpus.progress import count_progress
 PAGES_PER_STREAM = 100            # as in Wikimedia's multistream files
 STREAMS_PER_TASK = 8
 ENGLISH_XML_BYTES = 100e9         # the figures the benchmark projects to
+ENGLISH_ARTICLES = 7e6
 ENGLISH_REDIRECTS = 10e6
+ENGLISH_LINKS = 160e6
 LINK_POPULARITY_EXPONENT = 1.0    # Zipf exponent of link targets' popularity
 REDLINK_SHARE = 0.05              # links to titles that are not in the dump
 CHAINED_REDIRECT_SHARE = 0.02     # redirects that point to another redirect
@@ -46,6 +56,8 @@ WORD_SUFFIX_EXPONENT = 1.5        # Zipf exponent of the suffix a rare word take
 _WORD = re.compile(r"\b[A-Za-z][a-z]{3,}\b")
 # The innermost [[target|anchor]] (a link inside a file caption is innermost too).
 _LINK = re.compile(r"\[\[([^\[\]|\n]*)(\|[^\[\]]*)?\]\]")
+# A heading line ("== History ==", "=== Early life ==="), where a long seed article may be cut.
+_SECTION = re.compile(r"^==+[^=\n].*==+[ \t]*$", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -58,6 +70,7 @@ class SyntheticPlan:
     articles: int
     redirects: int
     seed: int
+    link_share: float = 1.0             # the share of the seeds' links kept as links
 
     def article_title(self, number: int) -> str:
         copy, seed_index = divmod(number, len(self.seed_titles))
@@ -123,22 +136,61 @@ def _pool(workers: int):
 
 
 def make_plan(seed_dump: Path, articles: int, seed: int) -> SyntheticPlan:
-    """The seed's articles, its rare words, and the number of redirects for `articles`."""
+    """The seed's articles (cut to English's mean size), its rare words, the share of its links
+    kept, and the number of redirects for `articles` (all at English's rates per byte)."""
     reader = DumpReader(seed_dump)
-    seeds = [(p.title, p.text) for p in reader
+    whole = [(p.title, p.text) for p in reader
              if p.ns == 0 and p.redirect is None and not p.malformed and p.text.strip()]
-    if not seeds:
+    if not whole:
         raise ValueError(f"{seed_dump}: no article to make a synthetic dump from")
     header = _header(seed_dump)
     counts: dict[str, int] = {}
-    for _, text in seeds:
+    for _, text in whole:
         for word in _WORD.findall(text):
             counts[word] = counts.get(word, 0) + 1
     rare = frozenset(w for w, c in counts.items() if c <= RARE_WORD_COUNT)
-    xml_per_article = reader.xml_bytes / max(1, reader.pages_read)
+    # English's 100 GB hold its redirects too: an article's own XML is its share of the bytes
+    # less its share of redirect pages.
+    redirect_bytes = len(_page_xml("A seed title (alias 1234567)", 12345678,
+                                   "#REDIRECT [[A seed title]]", "A seed title").encode("utf-8"))
+    redirect_share = 1 + redirect_bytes * ENGLISH_REDIRECTS / ENGLISH_XML_BYTES
+    article_bytes = ENGLISH_XML_BYTES / ENGLISH_ARTICLES / redirect_share
+    seeds = [part for title, text in whole
+             for part in article_parts(title, text, round(_xml_bytes(text) / article_bytes))]
+    xml_per_article = sum(_xml_bytes(text) for _, text in seeds) / len(seeds)
     redirects = round(articles * xml_per_article * ENGLISH_REDIRECTS / ENGLISH_XML_BYTES)
+    seed_links = sum(1 for _, text in seeds for match in _LINK.finditer(text)
+                     if _retargetable(match))
+    english_links = xml_per_article * redirect_share * ENGLISH_LINKS / ENGLISH_XML_BYTES
+    link_share = min(1.0, english_links * len(seeds) / seed_links) if seed_links else 1.0
     return SyntheticPlan(header, tuple(t for t, _ in seeds), tuple(x for _, x in seeds), rare,
-                         articles, redirects, seed)
+                         articles, redirects, seed, link_share)
+
+
+def _xml_bytes(text: str) -> int:
+    """The bytes of an article page holding `text` in a dump."""
+    return len(_page_xml("A seed title", 12345678, text).encode("utf-8"))
+
+
+def article_parts(title: str, text: str, parts: int) -> list[tuple[str, str]]:
+    """(title, text) of `text` cut at headings into at most `parts` articles of about
+    equal size: the first keeps the title, the others are "Title (part k)". An article without
+    headings stays whole."""
+    size = len(text) / max(1, parts)
+    cuts: list[int] = []
+    for heading in _SECTION.finditer(text):
+        if len(cuts) < parts - 1 and heading.start() >= (len(cuts) + 1) * size:
+            cuts.append(heading.start())
+    bounds = [0, *cuts, len(text)]
+    return [(title if k == 0 else f"{title} (part {k + 1})", text[a:b])
+            for k, (a, b) in enumerate(zip(bounds, bounds[1:]))]
+
+
+def _retargetable(link: re.Match) -> bool:
+    """Whether a seed link points into the main namespace (not another namespace, an
+    interwiki or a section of the page itself)."""
+    target = link.group(1).strip()
+    return bool(target) and ":" not in target and not target.startswith("#")
 
 
 def _header(seed_dump: Path) -> str:
@@ -215,25 +267,24 @@ def _title_of_rank(plan: SyntheticPlan, rank: int) -> str:
 def article_text(plan: SyntheticPlan, number: int, cdf: np.ndarray, by_rank: np.ndarray
                  ) -> tuple[str, int]:
     """Article `number`'s wikitext (its seed's, rare words and link targets changed) and the
-    number of links retargeted."""
+    number of links kept (and retargeted)."""
     copy, seed_index = divmod(number, len(plan.seed_titles))
     rng = _rng(plan, 0, number)
     text = plan.seed_texts[seed_index]
     if copy:
         text = _vary_rare_words(text, plan.rare_words, rng)
-    matches = list(_LINK.finditer(text))
+    matches = [match for match in _LINK.finditer(text) if _retargetable(match)]
     draws = by_rank[np.searchsorted(cdf, rng.random(len(matches)))]
     red = rng.random(len(matches)) < REDLINK_SHARE
+    kept = rng.random(len(matches)) < plan.link_share
     pieces, cursor, links = [], 0, 0
-    for match, drawn, is_red in zip(matches, draws, red):
+    for match, drawn, is_red, is_kept in zip(matches, draws, red, kept):
         target = match.group(1).strip()
-        if not target or ":" in target or target.startswith("#"):
-            continue                     # another namespace, an interwiki or a section link
-        anchor = match.group(2)[1:] if match.group(2) else match.group(1)
+        anchor = (match.group(2)[1:] if match.group(2) else match.group(1)) or target
         new = f"Missing page {int(drawn)}" if is_red else _title_of_rank(plan, int(drawn))
-        pieces += [text[cursor: match.start()], f"[[{new}|{anchor or target}]]"]
+        pieces += [text[cursor: match.start()], f"[[{new}|{anchor}]]" if is_kept else anchor]
         cursor = match.end()
-        links += 1
+        links += bool(is_kept)
     pieces.append(text[cursor:])
     return "".join(pieces), links
 

@@ -15,7 +15,8 @@ import pytest
 from conftest import EN_DUMP
 from corpus.multistream import read_stream_offsets, read_stream_pages, stream_ranges
 from corpus.stages import STAGE_NAMES
-from corpus.synthetic_dump import write_synthetic_dump
+from corpus.synthetic_dump import (ENGLISH_ARTICLES, ENGLISH_LINKS, ENGLISH_REDIRECTS,
+                                   ENGLISH_XML_BYTES, article_parts, write_synthetic_dump)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,6 +50,38 @@ def test_a_larger_synthetic_dump_has_more_distinct_targets_and_words(tmp_path):
     # the same seed, size and seed number make the same dump
     assert pages_of(write_synthetic_dump(EN_DUMP, 10, tmp_path / "again")) == small
 
+
+
+def test_a_synthetic_dump_has_english_wikipedias_articles_redirects_and_links_per_byte(tmp_path):
+    # The bundled seed links about seven times as densely as English and has longer articles.
+    dump = write_synthetic_dump(EN_DUMP, 300, tmp_path / "dump")
+    per_gb = 1e9 / dump.xml_bytes
+    english_per_gb = 1e9 / ENGLISH_XML_BYTES
+    for count, english in ((dump.articles, ENGLISH_ARTICLES), (dump.redirects, ENGLISH_REDIRECTS),
+                           (dump.links, ENGLISH_LINKS)):
+        assert count * per_gb == pytest.approx(english * english_per_gb, rel=0.15)
+    pages = pages_of(dump)
+    titles = {p.title for p in pages}
+    assert sum(t in titles or t.startswith("Missing page ") for t in link_targets(pages)) \
+        == dump.links
+    # A link not kept leaves its anchor text: the seeds' words are all still there.
+    seed_words = set(re.findall(r"[A-Za-z]{4,}", " ".join(p.text for p in pages_of(
+        write_synthetic_dump(EN_DUMP, 14, tmp_path / "seeds")))))
+    assert seed_words >= {"Academy", "confidence"}
+
+
+def test_a_long_article_is_cut_at_its_headings_into_parts_of_about_equal_size():
+    text = ("Lead.\n== One ==\nAaaa.\n=== Sub ===\nBbbb.\n== Two ==\nCccc.\n"
+            "== Three ==\nDddd.\n")
+    parts = article_parts("Title", text, 2)
+    assert [title for title, _ in parts] == ["Title", "Title (part 2)"]
+    assert "".join(part for _, part in parts) == text              # nothing lost
+    assert parts[1][1].startswith("== Two ==")                      # the middle heading
+    assert [part[:7] for _, part in article_parts("Title", text, 4)] == [
+        "Lead.\n=", "=== Sub", "== Two ", "== Thre"]                  # any heading level
+    assert article_parts("Title", text, 1) == [("Title", text)]
+    assert article_parts("Title", "No headings here.", 5) == [("Title", "No headings here.")]
+    assert len(article_parts("Title", text, 10)) <= 4               # at most one per section
 
 @pytest.mark.slow
 def test_the_scale_benchmark_measures_every_stage_and_projects_them(tmp_path):
@@ -90,3 +123,19 @@ def test_a_scale_too_small_or_a_baseline_without_code_is_refused_before_any_work
     assert main(["bench", str(EN_DUMP), *args, "--keep", "kept"]) == 2
     assert capsys.readouterr().err.strip() == message
     assert not (tmp_path / "kept").exists()          # no dump written, no build started
+
+
+def test_the_tokenizer_stages_threaded_share_comes_from_its_cpu_and_wall_seconds():
+    from corpus.bench_scale import StageRun, threaded_share
+
+    def run(wall, cpu):
+        return StageRun(wall=wall, serial_cpu=cpu, parallel_cpu=0, main_peak_mb=1,
+                        worker_peak_mb=0, worker_unique_mb=0, workers=0)
+
+    # Amdahl on 2 threads: 100 CPU s in 70 wall s is 40 s serial and 60 s threaded.
+    assert threaded_share(run(70, 100), 2) == pytest.approx(0.6)
+    assert threaded_share(run(70, 100), 4) == pytest.approx(0.4)     # 60 + 40 / 4 = 70
+    assert threaded_share(run(100, 100), 2) == 0                      # no threads used
+    assert threaded_share(run(120, 100), 2) == 0                      # load: never negative
+    assert threaded_share(run(40, 100), 2) == 1                       # never above all of it
+    assert threaded_share(run(70, 100), 1) == 0                       # one core: no telling
