@@ -75,6 +75,25 @@ def read_dataset(directory: Path) -> pa.Table:
     return pa.concat_tables(read_table(path) for path in dataset_files(directory))
 
 
+def take_rows(data, rows):
+    """The rows `rows` (row numbers, in the order given) of a table or chunked array, as one
+    chunk. Each run of consecutive row numbers is a zero-copy slice: pyarrow's `take` on a
+    chunked column of strings copies whole chunks to pick a few rows from them (measured: 50
+    ms for 64 pages of a 1 GB build's text column, a fifth of the examples stage's time)."""
+    import numpy as np
+
+    rows = np.asarray(rows, dtype=np.int64)
+    if len(rows) == 0:
+        return data.slice(0, 0)
+    breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+    starts, ends = np.concatenate(([0], breaks)), np.concatenate((breaks, [len(rows)]))
+    pieces = [data.slice(int(rows[start]), int(end - start)) for start, end in zip(starts, ends)]
+    if isinstance(data, pa.Table):
+        return pa.concat_tables(pieces).combine_chunks()
+    return pa.chunked_array([chunk for piece in pieces for chunk in piece.chunks],
+                            data.type).combine_chunks()
+
+
 def write_dataset_dir(directory: Path, files: list[str], schema: pa.Schema,
                       fingerprint: str) -> None:
     """Make `directory`, which holds `files` (written with `schema`, in row order), a saved

@@ -30,7 +30,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from corpus.arrow_files import data_file_name, read_dataset, write_dataset_dir, write_table
+from corpus.arrow_files import (data_file_name, read_dataset, take_rows, write_dataset_dir,
+                                write_table)
 from corpus.examples import examples_from_pages
 from corpus.options import Limits, StageContext
 from corpus.progress import count_progress
@@ -212,7 +213,7 @@ def build_shard(job: ShardJob) -> dict:
     tables = []
     with single_threaded_tokenizers():
         for start in range(0, len(job.rows), PAGES_PER_CALL):
-            batch = pages.take(job.rows[start:start + PAGES_PER_CALL])
+            batch = take_rows(pages, job.rows[start:start + PAGES_PER_CALL])
             rows = {column: [] for column in EXAMPLE_COLUMNS}
             vocab = batch_entity_vocab(batch, entities, job.key_prefix)
             for example in examples_from_pages(batch.to_pylist(), encoder, job.locale, vocab,

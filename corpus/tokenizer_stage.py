@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from corpus import word_tokenizer as wt
+from corpus.arrow_files import take_rows
 from corpus.language_shares import quotas
 from corpus.options import StageContext
 from corpus.schema import ENTITY_VOCAB_DIR, ENTITY_VOCAB_FILE, PAGES_DIR, TOKENIZER_DIR
@@ -104,7 +105,7 @@ def sample_training_lines(texts: pa.ChunkedArray, seed: int, max_lines: int, max
     line_count = char_count = 0
     for start in range(0, len(order), SAMPLE_BLOCK):
         rows = order[start:start + SAMPLE_BLOCK]
-        for row, text in zip(rows, texts.take(pa.array(rows)).to_pylist()):
+        for row, text in zip(rows, take_rows(texts, rows).to_pylist()):
             page_lines, whole = [], True
             for line in wt.training_lines([text]):
                 if line_count == max_lines or char_count + len(line) > max_chars:
