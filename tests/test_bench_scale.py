@@ -108,6 +108,7 @@ def test_the_scale_benchmark_measures_every_stage_and_projects_them(tmp_path):
     tables = report["tables"]                   # 10,000 redirects, 7,000 articles
     assert (tables["redirects"], tables["articles"]) == (10_000, 7_000)
     assert tables["cpu_seconds"] > 0 and tables["peak_mb"] > 0
+    assert tables["in_fit_cpu_seconds"] > 0      # the same work at the large dump's size
 
 
 @pytest.mark.parametrize("args, message", [
