@@ -4,7 +4,8 @@
   1. corpus/wikitext_prepass.py cuts what the text drops (templates, refs, tables ...) with a
      linear scan, so the parser never reads it;
   2. corpus/wikitext_links.py resolves the simple links and leaves a marker in their place
-     (the parser would spend more on their nodes than on the rest of the text);
+     (the parser would spend more on their nodes than on the rest of the text), and
+     corpus/wikitext_lists.py marks list items (half the parser's time went to their nodes);
   3. mwparserfromhell parses what remains; the walk below writes the visible text, puts the
      stashed links back and records every article link as a span;
   4. corpus/wikitext_layout.py tidies paragraphs and whitespace while the spans follow.
@@ -51,6 +52,7 @@ from mwparserfromhell.wikicode import Wikicode
 
 from corpus.siteinfo import SiteInfo
 from corpus.wikitext_links import MARKER, MARKER_OPEN, LinkRules, StashedLink, stash_simple_links
+from corpus.wikitext_lists import LIST_MARK, mark_list_items, restore_list_marks
 from corpus.wikitext_layout import Span, finish_layout
 from corpus.wikitext_prepass import DROPPED_TAGS, drop_comment_lines, strip_dropped
 from corpus.wikitext_variants import render_variants
@@ -91,6 +93,7 @@ class ParsedPage:
 class _Context:
     rules: LinkRules
     stash: list[StashedLink]      # links replaced by markers before parsing (may be empty)
+    list_marks: bool = False      # list markers replaced by marks before parsing
 
 
 class _TextBuilder:
@@ -110,6 +113,9 @@ class _TextBuilder:
         self._in_list_item = False  # a list item's line is open: its line break ends a paragraph
 
     def text(self, value: str) -> None:
+        if self._context.list_marks and LIST_MARK.search(value):
+            self._text_with_list_marks(value)
+            return
         if MARKER_OPEN in value and self._context.stash:
             self._text_with_stashed_links(value)
             return
@@ -147,6 +153,15 @@ class _TextBuilder:
             pos = marker.end()
         self.text(value[pos:])
 
+    def _text_with_list_marks(self, value: str) -> None:
+        """Each mark makes the calls its list-item tag would (corpus/wikitext_lists.py)."""
+        for index, piece in enumerate(LIST_MARK.split(value)):
+            if index:
+                self.close_trail()
+                self.open_list_item()
+            if piece:
+                self.text(piece)
+
     def close_trail(self) -> None:
         self._trail_open = False
 
@@ -176,9 +191,11 @@ def parse_page(wikitext: str, title: str, site: SiteInfo, *, prepass: bool = Tru
         source = strip_dropped(source, site, rules.namespace_ids)
     if rules.variants is not None and "-{" in source:
         source = render_variants(source, rules.variants, variant or rules.variants.main)
+    list_marks = False
     if prepass:
         source, stash = stash_simple_links(source, rules)
-    context = _Context(rules, stash)
+        source, list_marks = mark_list_items(source)
+    context = _Context(rules, stash, list_marks)
     builder = _TextBuilder(context)
     _write_nodes(mwparserfromhell.parse(source, skip_style_tags=True), context, builder)
     raw = builder.joined()
@@ -241,7 +258,7 @@ def _write_link(node: Wikilink, context: _Context, out: _TextBuilder) -> None:
         # `[[a [[b]] c]]`: a target holding a link is no link (MediaWiki shows the brackets
         # as text, which the layout drops); the inner link stays one.
         label = "" if node.text is None else f"|{node.text}"
-        out.text(f"[[{raw_target}{label}]]")
+        out.text(restore_list_marks(f"[[{raw_target}{label}]]"))
         return
     renders, article = context.rules.lookup(raw_target)
     if renders:

@@ -18,6 +18,7 @@ from corpus.titles import namespace_of, resolve_link_target
 from corpus.wikitext import ParsedPage, parse_page
 from corpus.wikitext_layout import finish_layout
 from corpus.wikitext_links import LinkRules, stash_simple_links
+from corpus.wikitext_lists import mark_list_items
 from corpus.wikitext_prepass import strip_dropped
 from test_titles import bulgarian_site
 
@@ -204,6 +205,38 @@ def test_simple_links_are_stashed_and_the_rest_left_to_the_parser():
     page = parse_page("x\ue0000\ue001 [[a]]s", "Cur", EN)
     assert anchors(page) == [("as", "A")] and page.text == "x\ue0000\ue001 as"
 
+
+
+# List items at line starts, where the shortcut marks them and where it leaves them to
+# mwparserfromhell; each must render as the parser alone renders it.
+LIST_CASES = [
+    "* a [[One]]s\n** b\n*# c\n#: d\n: e [[Two]]\n::: f",
+    "*[[One]]s and [[Two|two]]\n*[[Three]]\ntext",
+    "; term : definition\n: more\n;term\n*;x\n*: y : z",   # runs with ';' stay
+    "a\n*<nowiki>\n* not a list</nowiki>\n* list\n<nowiki>*</nowiki>* b",
+    "<blockquote>\n* quoted [[One]]\n</blockquote>\n*<small>x</small>",
+    "[[One|a\n* b]] [[Two|c\n# d]]e",                         # list items in link labels
+    "*{|\n|cell\n|}\n#----\n*== h ==\n*http://example.org x",
+    "<pre>\n* kept as it is</pre>\n* item",                  # an unparsed tag: page left
+    "\ue002 a mark in the text\n* item",                      # the marks themselves: left
+    "text\n\n*\n*  \n* [[One]]\n\n#",
+]
+
+
+@pytest.mark.parametrize("wikitext", LIST_CASES)
+def test_marked_list_items_render_as_the_parser_renders_them(wikitext):
+    assert parse_page(wikitext, "Cur", EN) == parse_page(wikitext, "Cur", EN, prepass=False)
+
+
+def test_list_markers_are_marked_only_at_line_starts_outside_nowiki_and_without_semicolons():
+    text, marked = mark_list_items("*a * b\n#:c\n;d\n*;e\n<nowiki>\n*f</nowiki>\n:g")
+    assert marked
+    assert text == ("\ue002a * b\n\ue003\ue004c\n;d\n*;e\n<nowiki>\n*f</nowiki>\n"
+                    "\ue004g")
+    assert mark_list_items("<math>\n*x</math>\n*y") == ("<math>\n*x</math>\n*y", False)
+    assert mark_list_items("no list here") == ("no list here", False)
+    # A link whose target holds a link is written as its raw text: its markers come back.
+    assert parse_page("[[a [[One]]|x\n*y]] after", "Cur", EN).text == "a One|x *y after"
 
 def test_bulgarian_namespaces_from_siteinfo():
     bg = bulgarian_site()
