@@ -52,7 +52,8 @@ from mwparserfromhell.wikicode import Wikicode
 
 from corpus.siteinfo import SiteInfo
 from corpus.wikitext_links import MARKER, MARKER_OPEN, LinkRules, StashedLink, stash_simple_links
-from corpus.wikitext_lists import LIST_MARK, mark_list_items, restore_list_marks
+from corpus.wikitext_lists import (LIST_MARK, has_list_marks, mark_list_items,
+                                   restore_list_marks)
 from corpus.wikitext_layout import Span, finish_layout
 from corpus.wikitext_prepass import DROPPED_TAGS, drop_comment_lines, strip_dropped
 from corpus.wikitext_variants import render_variants
@@ -113,7 +114,7 @@ class _TextBuilder:
         self._in_list_item = False  # a list item's line is open: its line break ends a paragraph
 
     def text(self, value: str) -> None:
-        if self._context.list_marks and LIST_MARK.search(value):
+        if self._context.list_marks and has_list_marks(value):
             self._text_with_list_marks(value)
             return
         if MARKER_OPEN in value and self._context.stash:

@@ -28,7 +28,9 @@ LIST_MARKS = {"*": "\ue002", "#": "\ue003", ":": "\ue004"}
 LIST_MARK = re.compile("[\ue002\ue003\ue004]")
 _TO_MARKS = str.maketrans(LIST_MARKS)
 _FROM_MARKS = str.maketrans({mark: marker for marker, mark in LIST_MARKS.items()})
-_LIST_RUN = re.compile(r"^[*#:]++(?!;)", re.MULTILINE)
+# A run after a line break (the text start is given one): a pattern that starts with a literal
+# character is searched for that character in C, where `^` is tried at every position.
+_LIST_RUN = re.compile(r"\n[*#:]++(?!;)")
 # mwparserfromhell's tags whose contents it keeps unparsed, but nowiki (its sections are
 # skipped one by one). The pre-pass cuts them all; one it did not cut turns the shortcut off.
 _UNPARSED_TAG = re.compile(
@@ -39,19 +41,24 @@ _UNPARSED_TAG = re.compile(
 def mark_list_items(text: str) -> tuple[str, bool]:
     """The text with each list marker at a line start replaced by its mark, and whether any
     was (see the module docstring for the runs and pages left as they are)."""
-    if LIST_MARK.search(text) or _UNPARSED_TAG.search(text):
+    if has_list_marks(text) or _UNPARSED_TAG.search(text):
         return text, False
     sections = NowikiSections(text)
     marked = False
 
-    def mark(run: re.Match) -> str:
+    def mark(run: re.Match) -> str:          # run.start() is its first marker's position
         nonlocal marked
         if sections.end_around(run.start()) is not None:
             return run.group()
         marked = True
         return run.group().translate(_TO_MARKS)
 
-    return _LIST_RUN.sub(mark, text), marked
+    return _LIST_RUN.sub(mark, "\n" + text)[1:], marked
+
+
+def has_list_marks(text: str) -> bool:
+    # Three substring searches run faster than one search for a character class.
+    return any(mark in text for mark in LIST_MARKS.values())
 
 
 def restore_list_marks(text: str) -> str:
