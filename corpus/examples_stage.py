@@ -212,7 +212,7 @@ def build_shard(job: ShardJob) -> dict:
     tables = []
     with single_threaded_tokenizers():
         for start in range(0, len(job.rows), PAGES_PER_CALL):
-            batch = pages.take(job.rows[start:start + PAGES_PER_CALL])
+            batch = rows_of(pages, job.rows[start:start + PAGES_PER_CALL])
             rows = {column: [] for column in EXAMPLE_COLUMNS}
             vocab = batch_entity_vocab(batch, entities, job.key_prefix)
             for example in examples_from_pages(batch.to_pylist(), encoder, job.locale, vocab,
@@ -229,6 +229,20 @@ def build_shard(job: ShardJob) -> dict:
     marker.with_suffix(".tmp").write_text(json.dumps(result))
     marker.with_suffix(".tmp").rename(marker)
     return result
+
+
+def rows_of(table: pa.Table, rows: np.ndarray) -> pa.Table:
+    """The rows of `table`, in order, as zero-copy slices of its runs of consecutive rows.
+    `Table.take` on the memory-mapped pages concatenates whole chunks of the text column first:
+    measured, a quarter of a second per batch on a 0.5 GB pages table, and growing with it."""
+    rows = np.asarray(rows, dtype=np.int64)
+    if not len(rows):
+        return table.slice(0, 0)
+    breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+    firsts = rows[np.concatenate(([0], breaks))].tolist()
+    lengths = np.diff(np.concatenate(([0], breaks, [len(rows)]))).tolist()
+    return pa.concat_tables([table.slice(first, length)
+                             for first, length in zip(firsts, lengths)])
 
 
 def batch_entity_vocab(batch: pa.Table, entities: TitleIndex, key_prefix: str = ""

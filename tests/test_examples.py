@@ -361,3 +361,16 @@ def test_workers_read_pages_saved_in_several_files_in_order(en_corpus, tmp_path)
     assert len(list(several.glob("*.arrow"))) == 3
     table = examples_stage._pages(str(several))
     assert table.to_pylist() == datasets.load_from_disk(str(several)).to_list()
+
+
+def test_rows_of_gives_the_rows_take_gives_from_slices():
+    """Workers read a batch of pages as slices of its runs of rows (take copies whole chunks):
+    the same rows in the same order, across chunk edges, gaps, repeats and disorder."""
+    import numpy as np
+    import pyarrow as pa
+
+    table = pa.table({"a": pa.chunked_array([[0, 1, 2], [3, 4, 5, 6], [7, 8, 9]])})
+    for rows in ([], [0], [9], [0, 1, 2, 3, 4], [2, 3, 7, 8, 9], [5, 1, 2], [1, 1, 2],
+                 [0, 2, 4, 6, 8]):
+        taken = table.take(pa.array(rows, pa.int64()))
+        assert examples_stage.rows_of(table, np.array(rows, dtype=np.int64)).equals(taken)
