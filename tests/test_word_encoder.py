@@ -15,7 +15,7 @@ import pytest
 
 from corpus import word_encoder
 from corpus.schema import TOKENIZER_DIR
-from corpus.word_encoder import WordEncoder, cacheable, words
+from corpus.word_encoder import WordEncoder, cacheable, cut_pieces, words
 from corpus.word_tokenizer import load_tokenizer
 
 AWKWARD = ["", " ", "  ", "Paris", " Paris", "Paris ", "  Paris", "New  York", "a b  c   d ",
@@ -123,7 +123,7 @@ def test_cache_and_backend_agree_on_every_piece_of_the_sample(en_corpus, tokeniz
     """Every sentence piece the examples stage tokenizes on the English sample."""
     from collections import Counter
 
-    from corpus.examples import page_sentences, split_at_mentions
+    from corpus.examples import page_sentences
     from corpus.inspect import CorpusView
 
     _, path = tokenizer_and_json
@@ -133,7 +133,7 @@ def test_cache_and_backend_agree_on_every_piece_of_the_sample(en_corpus, tokeniz
               for sentence in page_sentences(view.pages[row], english.locale,
                                              view.titles(english.language), view.limits,
                                              Counter())
-              for piece in split_at_mentions(sentence.text, sentence.mentions)[0]]
+              for piece in cut_pieces(sentence.text, sentence.cuts)[0]]
     cached, direct = WordEncoder.from_file(path), WordEncoder.from_file(path)
     direct.use_cache = False
     assert cached.encode(pieces * 2) == direct.encode(pieces * 2)
