@@ -32,6 +32,7 @@ stage drops every sentence holding their text (examples.kept_sentences), so that
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from collections import Counter
@@ -152,6 +153,16 @@ def _words_cut(text: str, positions: Sequence[int]) -> tuple[str, list[int]]:
     return " ".join(parts), indices
 
 
+def _indices_of_none(values: list) -> list[int]:
+    """The indices of the Nones in `values`, found by list.index (a scan in C per None)."""
+    indices, index = [], -1
+    with contextlib.suppress(ValueError):
+        while True:
+            index = values.index(None, index + 1)
+            indices.append(index)
+    return indices
+
+
 def byte_level_keys(text: str) -> list[str]:
     """The cache keys of a text for byte-level BPE: its first word as it stands, then each
     later word with the space before it."""
@@ -258,11 +269,17 @@ class WordEncoder:
             if cut_text is not texts[index]:
                 cut_texts[index], inserted = cut_text, True
         running = (" ".join(cut_texts) if inserted else joined).split(" ")
-        new = self._new_words(running)
+        # Looked up once: the misses (a few in a hundred words once warm) are found by a scan
+        # in C and filled in after they are encoded, where a set of all the words to find
+        # the new ones and a second lookup of every word cost a third more.
+        per_word = list(map(self.word_ids.get, running))
+        missing = _indices_of_none(per_word)
+        new = self._new_words(running, {running[i] for i in missing})
         if new is None:                      # too many new words: the pieces, uncached
             return self._cut_by_pieces(texts, cuts, cached=False)
         self._encode_into_cache(new)
-        per_word = list(map(self.word_ids.__getitem__, running))
+        for index in missing:
+            per_word[index] = self.word_ids[running[index]]
         self._forget_if_full(new)
         before = list(accumulate(map(len, per_word), initial=0))  # tokens before each word
         flat = list(chain.from_iterable(per_word))
@@ -372,11 +389,13 @@ class WordEncoder:
         return [key for text in texts if not _IRREGULAR_SPACE.search(text)
                 for key in byte_level_keys(text)]
 
-    def _new_words(self, running: list[str]) -> list[str] | None:
-        """The words of `running` (the texts' cache keys) not in the cache, or None when so
-        many are new that encoding them into the cache would cost more than encoding the texts
-        (a cold start, or a language written without spaces, where a "word" is a phrase)."""
-        new = set(running).difference(self.word_ids)
+    def _new_words(self, running: list[str], new: set[str] | None = None) -> list[str] | None:
+        """The words of `running` (the texts' cache keys) not in the cache (`new`, where the
+        caller found them), or None when so many are new that encoding them into the cache
+        would cost more than encoding the texts (a cold start, or a language written without
+        spaces, where a "word" is a phrase)."""
+        if new is None:
+            new = set(running).difference(self.word_ids)
         self.words_looked_up += len(running)
         if len(new) > MAX_NEW_WORD_SHARE * len(running):
             # Still learn the new words this call repeats, so that a cold cache warms up
