@@ -36,8 +36,10 @@ import contextlib
 import json
 import re
 from collections import Counter
-from itertools import accumulate, chain, groupby, repeat
+from itertools import accumulate, chain, repeat
 from typing import Sequence
+
+import numpy as np
 
 METASPACE = "\u2581"
 # Words cached per worker: on Wikipedia text a few hundred thousand words cover nearly all
@@ -177,15 +179,17 @@ _IRREGULAR_SPACE = re.compile(r"[^\S ]|  ")
 
 def ids_per_word(encoding, words: int) -> list[tuple[int, ...]] | None:
     """The token ids of an encoded text of `words` words, word by word, or None unless its
-    word_ids are one run per word, in order (0, 0, 1, 2, 2, ...)."""
-    ids, out, start = encoding.ids, [], 0
-    for index, run in groupby(encoding.word_ids):
-        if index != len(out):
-            return None
-        count = sum(1 for _ in run)
-        out.append(tuple(ids[start:start + count]))
-        start += count
-    return out if len(out) == words else None
+    word_ids are one run per word, in order (0, 0, 1, 2, 2, ...): they start at 0, end at
+    words - 1 and step by 0 or 1 (found with numpy, not a Python step per token)."""
+    word_ids = encoding.word_ids
+    if not word_ids or None in word_ids or word_ids[0] != 0 or word_ids[-1] != words - 1:
+        return None
+    steps = np.diff(np.asarray(word_ids, dtype=np.int64))
+    if ((steps != 0) & (steps != 1)).any():
+        return None
+    bounds = [0, *(np.flatnonzero(steps) + 1).tolist(), len(word_ids)]
+    ids = encoding.ids
+    return [tuple(ids[start:end]) for start, end in zip(bounds, bounds[1:])]
 
 
 class WordEncoder:
