@@ -54,7 +54,7 @@ class Sentence:
     third of a NamedTuple's call, and only inspection needs Mention objects (Example.mentions)."""
     __slots__ = ("text", "mentions", "cuts", "word_ids", "token_cuts")
 
-    def __init__(self, text: str, mentions: list[tuple], cuts: list[int]):
+    def __init__(self, text: str, mentions: Sequence[tuple], cuts: Sequence[int]):
         self.text = text
         self.mentions = mentions
         self.cuts = cuts                 # start, end of each mention, in order
@@ -126,10 +126,10 @@ def page_sentences(page: dict, locale: str, entity_vocab: dict[str, int], limits
     for start, end in sentence_spans(text, locale, [(s, e) for s, e, _ in links]):
         chunk = text[start:end]
         collapsed = " ".join(chunk.split())
-        mentions: list[tuple] = []
-        cuts: list[int] = []
+        mentions: Sequence[tuple] = ()     # most sentences have no link: shared, not made
+        cuts: Sequence[int] = ()
         if link_index < link_count and links[link_index][0] < end:
-            first_link = link_index
+            mentions, cuts, first_link = [], [], link_index
             while link_index < link_count and links[link_index][0] < end:
                 link_index += 1
             collapse_mentions(text, start, chunk, len(collapsed), links[first_link:link_index],
