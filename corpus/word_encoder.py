@@ -26,6 +26,11 @@ keys: the first word as it stands, then " " + w for each later word, each encode
 text with any other whitespace (tabs, runs of spaces, where a whitespace pre-token can end
 inside a run) is encoded whole, uncached.
 Any other tokenizer is encoded text by text without the cache.
+
+A sentence is tokenized cut at its mentions' starts and ends (`encode_cut`), each piece on its
+own. With Metaspace the pieces' pre-tokens are the sentence's words, a word cut inside being
+two: so a batch of single-spaced sentences, with a space put in at each cut inside a word, is
+one split into words and one pass of cache lookups, each sentence a slice of the ids.
 Added tokens (`<s>`, `<mask>`, ...) are cut out of the text before all this; the examples
 stage drops every sentence holding their text (examples.kept_sentences), so that never matters.
 """
