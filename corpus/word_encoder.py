@@ -257,7 +257,7 @@ class WordEncoder:
         and the token position where each cut position starts."""
         if not texts:
             return []
-        if self.cache_mode == "metaspace":
+        if self.use_cache and self.cache_mode == "metaspace":
             joined = " ".join(texts)
             # Every text single-spaced: no space at either end and no run of two (an empty
             # text or a space at a text's end makes a run where the texts are joined).

@@ -231,6 +231,10 @@ def test_cut_texts_get_the_ids_of_their_pieces(tokenizer_and_json, cases):
     assert encoder.encode_cut(texts, cuts) == expected
     assert encoder.words_bypassed == bypassed                 # the second call used the cache
     assert WordEncoder.from_file(path).encode_cut([], []) == []
+    direct = WordEncoder.from_file(path)
+    direct.use_cache = False                                  # as bench-tokenize's uncached pass
+    assert direct.encode_cut(texts, cuts) == expected
+    assert direct.words_looked_up == 0 and not direct.word_ids
 
 
 def test_words_cut_puts_a_space_only_inside_words():
