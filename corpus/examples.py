@@ -28,7 +28,8 @@ import gc
 import re
 from bisect import bisect_right
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 from typing import Iterable, NamedTuple, Sequence
 
 from corpus.options import Limits
@@ -39,72 +40,67 @@ from corpus.word_encoder import WordEncoder
 UNK_TITLE = "[UNK]"
 
 
-class Mention(NamedTuple):      # a tuple: made by the million, ~3x cheaper than a dataclass
-    start: int                       # character span in its sentence's (or example's) text
+class Mention(NamedTuple):
+    start: int                       # character span in its example's text
     end: int
     title: str                       # the key looked up in entity_vocab.json ("[UNK]" if unknown)
     entity_id: int
     target: str                      # the link target as the page has it
 
 
-@dataclass
 class Sentence:
-    text: str
-    mentions: list[Mention]
-    word_ids: list[int] = field(default_factory=list)
-    token_spans: list[tuple[int, int]] = field(default_factory=list)  # one per mention
+    """One sentence of a page, whitespace collapsed, with its mentions as plain tuples
+    (start, end, title, entity_id, target) in its text: made by the million, and a tuple
+    display needs no call where a NamedTuple's does; only inspection needs Mention objects
+    (Example.mentions)."""
+    __slots__ = ("text", "mentions", "cuts", "word_ids", "token_cuts")
+
+    def __init__(self, text: str, mentions: Sequence[tuple], cuts: Sequence[int]):
+        self.text = text
+        self.mentions = mentions
+        self.cuts = cuts                 # start, end of each mention, in order
+        self.word_ids: list[int] = []
+        self.token_cuts: list[int] = []  # token position of each of `cuts`
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Example:
-    """One packed sequence, with the text and character spans it was tokenized from."""
+    """One packed sequence; the text and character spans it was tokenized from are made from
+    its sentences when asked for (inspection, tests), not by the examples stage."""
     page_id: int
-    text: str
-    mentions: tuple[Mention, ...]
-    word_ids: tuple[int, ...]        # <s> ... </s>
-    entity_start: tuple[int, ...]    # token positions in word_ids, end exclusive
-    entity_end: tuple[int, ...]
+    word_ids: list[int]              # <s> ... </s>
+    entity_ids: list[int]
+    entity_start: list[int]          # token positions in word_ids, end exclusive
+    entity_end: list[int]
+    sentences: tuple[Sentence, ...]
+    separator: str                   # between the sentences' texts
 
-    @property
-    def entity_ids(self) -> list[int]:
-        return [m.entity_id for m in self.mentions]
+    @cached_property
+    def text(self) -> str:
+        return self.separator.join(sentence.text for sentence in self.sentences)
+
+    @cached_property
+    def mentions(self) -> tuple[Mention, ...]:
+        mentions, offset = [], 0
+        for sentence in self.sentences:
+            for start, end, title, entity_id, target in sentence.mentions:
+                mentions.append(Mention(start + offset, end + offset, title, entity_id, target))
+            offset += len(sentence.text) + len(self.separator)
+        return tuple(mentions)
 
     def row(self) -> dict:
-        """The stored columns (schema.EXAMPLE_COLUMNS)."""
-        return {"word_ids": list(self.word_ids), "entity_ids": self.entity_ids,
-                "entity_start": list(self.entity_start), "entity_end": list(self.entity_end),
+        """The stored columns (schema.EXAMPLE_COLUMNS); the lists are the example's own."""
+        return {"word_ids": self.word_ids, "entity_ids": self.entity_ids,
+                "entity_start": self.entity_start, "entity_end": self.entity_end,
                 "page_id": self.page_id}
 
 
 def encode_sentences(encoder: WordEncoder, sentences: Sequence[Sentence]) -> None:
-    """Fill each sentence's word_ids and token_spans (one encoder call for all of them)."""
-    cuts = [split_at_mentions(sentence.text, sentence.mentions) for sentence in sentences]
-    encoded = encoder.encode_groups([pieces for pieces, _ in cuts])
-    for sentence, (_, boundary_piece), (ids, piece_starts) in zip(sentences, cuts, encoded):
-        piece_starts.append(len(ids))   # a mention may end where the sentence does
+    """Fill each sentence's word_ids and token_cuts (one encoder call for all of them)."""
+    encoded = encoder.encode_cut([s.text for s in sentences], [s.cuts for s in sentences])
+    for sentence, (ids, token_cuts) in zip(sentences, encoded):
         sentence.word_ids = ids
-        sentence.token_spans = [(piece_starts[boundary_piece[m.start]],
-                                 piece_starts[boundary_piece[m.end]])
-                                for m in sentence.mentions]
-
-
-def split_at_mentions(text: str, mentions: Sequence[Mention]) -> tuple[list[str], dict[int, int]]:
-    """Pieces of `text` cut at every mention boundary, as MLukeTokenizer cuts them, and for
-    each boundary the index of the piece it starts (its token position is the number of tokens
-    of the pieces before)."""
-    if not mentions:
-        return [text], {}
-    pieces: list[str] = []
-    boundary_piece: dict[int, int] = {}
-    cursor = 0
-    for position in sorted({p for m in mentions for p in (m.start, m.end)}):
-        cut = position - 1 if position > 0 and text[position - 1] == " " else position
-        if cut != cursor:
-            pieces.append(text[cursor:cut])
-            cursor = cut
-        boundary_piece[position] = len(pieces)
-    pieces.append(text[cursor:])
-    return pieces, boundary_piece
+        sentence.token_cuts = token_cuts
 
 
 def page_links(page: dict) -> list[tuple[int, int, str]]:
@@ -119,59 +115,70 @@ def page_links(page: dict) -> list[tuple[int, int, str]]:
 
 
 def page_sentences(page: dict, locale: str, entity_vocab: dict[str, int], limits: Limits,
-                   counts: Counter, prefix: str = "") -> list[Sentence]:
+                   counts: Counter, prefix: str = "", key_prefix: str = "") -> list[Sentence]:
     """The page's sentences, whitespace collapsed, each with its mentions (before tokenizing);
-    `prefix` (WordEncoder.sentence_prefix) goes before each sentence's text."""
+    `prefix` (WordEncoder.sentence_prefix) goes before each sentence's text, `key_prefix`
+    before each known mention's title (examples_from_pages)."""
     text = page["text"]
     links = page_links(page)
     counts["links"] += len(page["link_start"])
     counts["mentions_overlapping"] += len(page["link_start"]) - len(links)
-    sentences, link_index = [], 0
+    sentences, link_index, link_count = [], 0, len(links)
     for start, end in sentence_spans(text, locale, [(s, e) for s, e, _ in links]):
-        inside = []
-        while link_index < len(links) and links[link_index][0] < end:
-            inside.append(links[link_index])
-            link_index += 1
-        sentence = collapse_sentence(text[start:end], [(s - start, e - start, t)
-                                                       for s, e, t in inside],
-                                     entity_vocab, limits, counts)
-        if sentence.text:
-            sentences.append(with_prefix(sentence, prefix) if prefix else sentence)
+        chunk = text[start:end]
+        collapsed = " ".join(chunk.split())
+        mentions: Sequence[tuple] = ()     # most sentences have no link: shared, not made
+        cuts: Sequence[int] = ()
+        if link_index < link_count and links[link_index][0] < end:
+            mentions, cuts, first_link = [], [], link_index
+            while link_index < link_count and links[link_index][0] < end:
+                link_index += 1
+            collapse_mentions(text, start, chunk, len(collapsed), links[first_link:link_index],
+                              entity_vocab, limits, counts, len(prefix), key_prefix,
+                              mentions, cuts)
+        if collapsed:
+            sentences.append(Sentence(prefix + collapsed if prefix else collapsed, mentions,
+                                      cuts))
     return sentences
 
 
-def with_prefix(sentence: Sentence, prefix: str) -> Sentence:
-    """The sentence with `prefix` before its text, its mentions moved along."""
-    shift = len(prefix)
-    return Sentence(prefix + sentence.text, [m._replace(start=m.start + shift, end=m.end + shift)
-                                             for m in sentence.mentions])
-
-
-def collapse_sentence(text: str, links: Sequence[tuple[int, int, str]],
-                      entity_vocab: dict[str, int], limits: Limits,
-                      counts: Counter) -> Sentence:
-    """One sentence with runs of whitespace made one space, stripped, and its mentions resolved
-    (a mention covers its anchor text without the anchor's outer whitespace)."""
-    collapsed = " ".join(text.split())
-    if not links:
-        return Sentence(collapsed, [])
+def collapse_mentions(text: str, offset: int, chunk: str, collapsed_length: int,
+                      links: Sequence[tuple[int, int, str]], entity_vocab: dict[str, int],
+                      limits: Limits, counts: Counter, shift: int, key_prefix: str,
+                      mentions: list[tuple], cuts: list[int]) -> None:
+    """Append to `mentions` (and their starts and ends to `cuts`) the resolved mentions of the
+    links of one sentence: `chunk`, at `offset` in the page's `text`, becomes
+    `" ".join(chunk.split())` (of `collapsed_length` characters) with `shift` characters of
+    prefix before it. A mention covers its anchor text without the anchor's outer whitespace."""
     # Collapsing shifts no character when it shortens nothing but the trailing whitespace (the
     # usual case: a sentence ends with the space before the next one).
-    position = _collapsed_positions(text) if len(collapsed) != len(text.rstrip()) else int
-    mentions: list[Mention] = []
+    position = (None if collapsed_length == len(chunk.rstrip())
+                else _collapsed_positions(chunk))
+    get = entity_vocab.get
     for start, end, target in links:
         anchor = text[start:end]
-        entity = resolve_entity(anchor.strip(), target, entity_vocab, limits, counts)
-        if entity is None:
-            continue
-        first = start + len(anchor) - len(anchor.lstrip())      # first non-space character
-        last = start + len(anchor.rstrip()) - 1                 # last non-space character
-        mentions.append(Mention(position(first), position(last) + 1, *entity, target))
+        stripped = anchor.strip()
+        entity_id = get(target)
+        if entity_id is not None and stripped:
+            title = key_prefix + target if key_prefix else target
+        else:
+            entity = resolve_entity(stripped, target, entity_vocab, limits, counts)
+            if entity is None:
+                continue
+            title, entity_id = entity
+        first = start - offset
+        if len(stripped) != len(anchor):
+            first += len(anchor) - len(anchor.lstrip())     # first non-space character
+        stop = first + len(stripped)                         # after the last one
+        if position is not None:
+            first, stop = position(first), position(stop - 1) + 1
+        mentions.append((first + shift, stop + shift, title, entity_id, target))
+        cuts += (first + shift, stop + shift)
     if len(mentions) > limits.max_entities:
         # The extra mentions become plain text; the sentence is tokenized without cuts there.
         counts["mentions_over_max_entities"] += len(mentions) - limits.max_entities
-        mentions = mentions[:limits.max_entities]
-    return Sentence(collapsed, mentions)
+        del mentions[limits.max_entities:]
+        del cuts[2 * limits.max_entities:]
 
 
 # The runs of whitespace (as str.split() and str.strip() see it) that shift the characters
@@ -212,22 +219,33 @@ def resolve_entity(anchor: str, target: str, entity_vocab: dict[str, int], limit
     return UNK_TITLE, ENTITY_UNK_ID
 
 
-def keep_sentence(sentence: Sentence, encoder: WordEncoder, limits: Limits,
-                  counts: Counter) -> bool:
-    """Whether a tokenized sentence goes into packing (the reason counted when not)."""
-    if encoder.special_text.search(sentence.text):
-        reason = "sentences_with_special_text"
-    elif encoder.unknown_id is not None and encoder.unknown_id in sentence.word_ids:
-        reason = "sentences_with_unknown_characters"
-    elif len(sentence.word_ids) < limits.min_sentence_tokens:
-        reason = "sentences_too_short"
-    elif len(sentence.word_ids) > limits.max_seq_length - 2:
-        reason = "sentences_too_long"
-    else:
-        return True
-    counts[reason] += 1
-    counts["mentions_in_dropped_sentences"] += len(sentence.mentions)
-    return False
+def kept_sentences(sentences: Sequence[Sentence], page_text: str, encoder: WordEncoder,
+                   limits: Limits, counts: Counter) -> list[Sentence]:
+    """The tokenized sentences of a page that go into packing (each other one's reason
+    counted)."""
+    # A special token's text holds no whitespace (WordEncoder.special_text_in_words), so a
+    # sentence can hold it only where the page does: one search of the page, mostly.
+    special = encoder.special_text.search
+    may_hold_special = (not encoder.special_text_in_words) or special(page_text) is not None
+    unknown = encoder.unknown_id
+    shortest, longest = limits.min_sentence_tokens, limits.max_seq_length - 2
+    kept = []
+    for sentence in sentences:
+        length = len(sentence.word_ids)
+        if may_hold_special and special(sentence.text):
+            reason = "sentences_with_special_text"
+        elif unknown is not None and unknown in sentence.word_ids:
+            reason = "sentences_with_unknown_characters"
+        elif length < shortest:
+            reason = "sentences_too_short"
+        elif length > longest:
+            reason = "sentences_too_long"
+        else:
+            kept.append(sentence)
+            continue
+        counts[reason] += 1
+        counts["mentions_in_dropped_sentences"] += len(sentence.mentions)
+    return kept
 
 
 def pack_sentences(sentences: Iterable[Sentence], limits: Limits) -> list[list[Sentence]]:
@@ -235,14 +253,15 @@ def pack_sentences(sentences: Iterable[Sentence], limits: Limits) -> list[list[S
     packs: list[list[Sentence]] = []
     current: list[Sentence] = []
     tokens = entities = 0
+    max_tokens, max_entities = limits.max_seq_length - 2, limits.max_entities
     for sentence in sentences:
-        if current and (tokens + len(sentence.word_ids) > limits.max_seq_length - 2
-                        or entities + len(sentence.mentions) > limits.max_entities):
+        length, mentions = len(sentence.word_ids), len(sentence.mentions)
+        if current and (tokens + length > max_tokens or entities + mentions > max_entities):
             packs.append(current)
             current, tokens, entities = [], 0, 0
         current.append(sentence)
-        tokens += len(sentence.word_ids)
-        entities += len(sentence.mentions)
+        tokens += length
+        entities += mentions
     if current:
         packs.append(current)
     return packs
@@ -253,25 +272,23 @@ def make_example(page_id: int, pack: Sequence[Sentence], encoder: WordEncoder,
     """Join a pack's sentences with one space (or none where each carries its own leading
     space); token spans shift by the tokens before (+1 for <s>), and a mention longer than
     max_mention_length keeps its first tokens."""
-    separator = "" if encoder.sentence_prefix else " "
-    text_parts, mentions, starts, ends, word_ids = [], [], [], [], [encoder.bos_id]
-    char_offset = 0
+    longest = limits.max_mention_length
+    word_ids, entity_ids, starts, ends = [encoder.bos_id], [], [], []
     for sentence in pack:
-        token_offset = len(word_ids)
-        for mention, (start, end) in zip(sentence.mentions, sentence.token_spans):
-            mentions.append(Mention(mention.start + char_offset, mention.end + char_offset,
-                                    mention.title, mention.entity_id, mention.target))
-            if end - start > limits.max_mention_length:
-                counts["mentions_truncated"] += 1
-                end = start + limits.max_mention_length
-            starts.append(start + token_offset)
-            ends.append(end + token_offset)
-        word_ids.extend(sentence.word_ids)
-        text_parts.append(sentence.text)
-        char_offset += len(sentence.text) + len(separator)
+        if sentence.mentions:
+            offset = len(word_ids)
+            cuts = iter(sentence.token_cuts)
+            for mention, start, end in zip(sentence.mentions, cuts, cuts):
+                if end - start > longest:
+                    counts["mentions_truncated"] += 1
+                    end = start + longest
+                starts.append(start + offset)
+                ends.append(end + offset)
+                entity_ids.append(mention[3])
+        word_ids += sentence.word_ids
     word_ids.append(encoder.eos_id)
-    return Example(page_id, separator.join(text_parts), tuple(mentions), tuple(word_ids),
-                   tuple(starts), tuple(ends))
+    return Example(page_id, word_ids, entity_ids, starts, ends, tuple(pack),
+                   "" if encoder.sentence_prefix else " ")
 
 
 def examples_from_pages(pages: Sequence[dict], encoder: WordEncoder, locale: str,
@@ -283,18 +300,13 @@ def examples_from_pages(pages: Sequence[dict], encoder: WordEncoder, locale: str
     so that each mention's title is its key in entity_vocab.json."""
     with cyclic_gc_paused():
         per_page = [page_sentences(p, locale, entity_vocab, limits, counts,
-                                   encoder.sentence_prefix) for p in pages]
-        if key_prefix:
-            for sentence in (s for sentences in per_page for s in sentences):
-                sentence.mentions = [m if m.title == UNK_TITLE else
-                                     m._replace(title=key_prefix + m.title)
-                                     for m in sentence.mentions]
+                                   encoder.sentence_prefix, key_prefix) for p in pages]
         encode_sentences(encoder, [s for sentences in per_page for s in sentences])
         examples = []
         for page, sentences in zip(pages, per_page):
             counts["pages"] += 1
             counts["sentences"] += len(sentences)
-            kept = [s for s in sentences if keep_sentence(s, encoder, limits, counts)]
+            kept = kept_sentences(sentences, page["text"], encoder, limits, counts)
             page_examples = []
             for pack in pack_sentences(kept, limits):
                 if not any(s.mentions for s in pack):
@@ -306,7 +318,7 @@ def examples_from_pages(pages: Sequence[dict], encoder: WordEncoder, locale: str
         for example in examples:
             counts["examples"] += 1
             counts["tokens"] += len(example.word_ids)
-            counts["entities"] += len(example.mentions)
+            counts["entities"] += len(example.entity_ids)
         return examples
 
 

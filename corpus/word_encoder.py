@@ -26,17 +26,25 @@ keys: the first word as it stands, then " " + w for each later word, each encode
 text with any other whitespace (tabs, runs of spaces, where a whitespace pre-token can end
 inside a run) is encoded whole, uncached.
 Any other tokenizer is encoded text by text without the cache.
+
+A sentence is tokenized cut at its mentions' starts and ends (`encode_cut`), each piece on its
+own. With Metaspace the pieces' pre-tokens are the sentence's words, a word cut inside being
+two: so a batch of single-spaced sentences, with a space put in at each cut inside a word, is
+one split into words and one pass of cache lookups, each sentence a slice of the ids.
 Added tokens (`<s>`, `<mask>`, ...) are cut out of the text before all this; the examples
-stage drops every sentence holding their text (examples.keep_sentence), so that never matters.
+stage drops every sentence holding their text (examples.kept_sentences), so that never matters.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from collections import Counter
-from itertools import accumulate, chain, groupby
+from itertools import accumulate, chain, repeat
 from typing import Sequence
+
+import numpy as np
 
 METASPACE = "\u2581"
 # Words cached per worker: on Wikipedia text a few hundred thousand words cover nearly all
@@ -106,6 +114,62 @@ def words(text: str) -> list[str]:
     return parts[1:] if text[0] == " " else parts
 
 
+def cut_pieces(text: str, positions: Sequence[int]) -> tuple[list[str], list[int]]:
+    """`text` cut at ascending character positions as MLukeTokenizer cuts a text at its entity
+    spans (a space before a position goes with the piece after it), and for each position the
+    index of the piece it starts."""
+    pieces: list[str] = []
+    piece_of: list[int] = []
+    cursor = 0
+    for position in positions:
+        cut = position - 1 if position > 0 and text[position - 1] == " " else position
+        if cut != cursor:
+            pieces.append(text[cursor:cut])
+            cursor = cut
+        piece_of.append(len(pieces))
+    pieces.append(text[cursor:])
+    return pieces, piece_of
+
+
+def _single_spaced(text: str) -> bool:
+    """Whether `text` is words joined by single spaces (no space at either end, not empty)."""
+    return bool(text) and text[0] != " " and text[-1] != " " and "  " not in text
+
+
+def _words_cut(text: str, positions: Sequence[int]) -> tuple[str, list[int]]:
+    """A single-spaced `text` cut at `positions` for a Metaspace backend, as words: the text
+    with a space put in at each position inside a word (the text itself when there is none),
+    and for each position the index of the word that starts there. (A piece of cut_pieces is
+    words, the first with its space when the cut was at one; so the pre-tokens of the pieces
+    are the words around the cuts, a word cut in two being two.)"""
+    parts, indices, cursor = [], [], 0
+    end = len(text)
+    for position in positions:
+        if position == end:
+            indices.append(text.count(" ") + len(parts) + 1)
+            continue
+        if position != cursor and text[position - 1] != " " and text[position] != " ":
+            parts.append(text[cursor:position])     # position > 0: cursor starts at 0
+            cursor = position
+        # the spaces before the word that starts at `position`: those of the text up to it
+        # (and the one at it, where a word ends there) and those put in up to it
+        indices.append(text.count(" ", 0, position + 1) + len(parts))
+    if not parts:
+        return text, indices
+    parts.append(text[cursor:])
+    return " ".join(parts), indices
+
+
+def _indices_of_none(values: list) -> list[int]:
+    """The indices of the Nones in `values`, found by list.index (a scan in C per None)."""
+    indices, index = [], -1
+    with contextlib.suppress(ValueError):
+        while True:
+            index = values.index(None, index + 1)
+            indices.append(index)
+    return indices
+
+
 def byte_level_keys(text: str) -> list[str]:
     """The cache keys of a text for byte-level BPE: its first word as it stands, then each
     later word with the space before it."""
@@ -120,15 +184,17 @@ _IRREGULAR_SPACE = re.compile(r"[^\S ]|  ")
 
 def ids_per_word(encoding, words: int) -> list[tuple[int, ...]] | None:
     """The token ids of an encoded text of `words` words, word by word, or None unless its
-    word_ids are one run per word, in order (0, 0, 1, 2, 2, ...)."""
-    ids, out, start = encoding.ids, [], 0
-    for index, run in groupby(encoding.word_ids):
-        if index != len(out):
-            return None
-        count = sum(1 for _ in run)
-        out.append(tuple(ids[start:start + count]))
-        start += count
-    return out if len(out) == words else None
+    word_ids are one run per word, in order (0, 0, 1, 2, 2, ...): they start at 0, end at
+    words - 1 and step by 0 or 1 (found with numpy, not a Python step per token)."""
+    word_ids = encoding.word_ids
+    if not word_ids or None in word_ids or word_ids[0] != 0 or word_ids[-1] != words - 1:
+        return None
+    steps = np.diff(np.asarray(word_ids, dtype=np.int64))
+    if ((steps != 0) & (steps != 1)).any():
+        return None
+    bounds = [0, *(np.flatnonzero(steps) + 1).tolist(), len(word_ids)]
+    ids = encoding.ids
+    return [tuple(ids[start:end]) for start, end in zip(bounds, bounds[1:])]
 
 
 class WordEncoder:
@@ -166,6 +232,8 @@ class WordEncoder:
         special = sorted(special_tokens, key=len, reverse=True) + ([] if byte_level
                                                                    else [METASPACE])
         self.special_text = re.compile("|".join(re.escape(s) for s in special))
+        # Then a whitespace-collapsed sentence holds special text only where its page does.
+        self.special_text_in_words = not any(c.isspace() for s in special for c in s)
         self.cache_mode = cacheable(config)
         self.use_cache = self.cache_mode is not None
         # Byte-level BPE reads a space as part of the word after it ("Ġword"): a sentence is
@@ -182,6 +250,75 @@ class WordEncoder:
         """The ids of each text (no <s>/</s>)."""
         return [ids for ids, _ in self.encode_groups([[text] for text in texts])]
 
+    def encode_cut(self, texts: Sequence[str], cuts: Sequence[Sequence[int]]
+                   ) -> list[tuple[list[int], list[int]]]:
+        """For each text, cut at its character positions `cuts` (ascending, repeats allowed:
+        a sentence's mention starts and ends) as MLukeTokenizer cuts it (cut_pieces): its ids,
+        and the token position where each cut position starts."""
+        if not texts:
+            return []
+        if self.use_cache and self.cache_mode == "metaspace":
+            joined = " ".join(texts)
+            # Every text single-spaced: no space at either end and no run of two (an empty
+            # text or a space at a text's end makes a run where the texts are joined).
+            if joined and joined[0] != " " and joined[-1] != " " and "  " not in joined:
+                return self._metaspace_cut(texts, cuts, joined)
+        return self._cut_by_pieces(texts, cuts)
+
+    def _metaspace_cut(self, texts: Sequence[str], cuts: Sequence[Sequence[int]],
+                       joined: str) -> list[tuple[list[int], list[int]]]:
+        """encode_cut for single-spaced texts (`joined`: joined by spaces). A space is put at
+        every cut inside a word (_words_cut); the words of all texts are looked up in the
+        cache in one pass and their ids joined once, and each text is a slice of that."""
+        with_cuts = [index for index, positions in enumerate(cuts) if positions]
+        cut_texts, word_of = list(texts), {}
+        inserted = False   # any space put in
+        for index in with_cuts:
+            cut_text, word_of[index] = _words_cut(texts[index], cuts[index])
+            if cut_text is not texts[index]:
+                cut_texts[index], inserted = cut_text, True
+        running = (" ".join(cut_texts) if inserted else joined).split(" ")
+        # Looked up once: the misses (a few in a hundred words once warm) are found by a scan
+        # in C and filled in after they are encoded, where a set of all the words to find
+        # the new ones and a second lookup of every word cost a third more.
+        per_word = list(map(self.word_ids.get, running))
+        missing = _indices_of_none(per_word)
+        new = self._new_words(running, {running[i] for i in missing})
+        if new is None:                      # too many new words: the pieces, uncached
+            return self._cut_by_pieces(texts, cuts, cached=False)
+        self._encode_into_cache(new)
+        for index in missing:
+            per_word[index] = self.word_ids[running[index]]
+        self._forget_if_full(new)
+        before = list(accumulate(map(len, per_word), initial=0))  # tokens before each word
+        flat = list(chain.from_iterable(per_word))
+        # each text's first and last word + 1, and the tokens before those
+        word_ends = list(accumulate(map((1).__add__, map(str.count, cut_texts, repeat(" ")))))
+        word_starts = [0] + word_ends[:-1]
+        token_starts = list(map(before.__getitem__, word_starts))
+        ids = list(map(flat.__getitem__, map(slice, token_starts,
+                                             map(before.__getitem__, word_ends))))
+        positions: list[list[int]] = [[] for _ in texts]
+        for index in with_cuts:
+            first, word = token_starts[index], word_starts[index]
+            positions[index] = [before[word + i] - first for i in word_of[index]]
+        return list(zip(ids, positions))
+
+    def _cut_by_pieces(self, texts: Sequence[str], cuts: Sequence[Sequence[int]],
+                       cached: bool = True) -> list[tuple[list[int], list[int]]]:
+        """encode_cut for any texts: each cut into pieces, the pieces encoded as groups."""
+        split = [cut_pieces(text, positions) for text, positions in zip(texts, cuts)]
+        groups = [pieces for pieces, _ in split]
+        if cached:
+            encoded = self.encode_groups(groups)
+        else:
+            encoded = self._groups_text_by_text(groups, [t for g in groups for t in g], None)
+        out = []
+        for (_, piece_of), (ids, piece_starts) in zip(split, encoded):
+            piece_starts.append(len(ids))   # a cut may be where the text ends
+            out.append((ids, [piece_starts[piece] for piece in piece_of]))
+        return out
+
     def encode_groups(self, groups: Sequence[Sequence[str]]) -> list[tuple[list[int], list[int]]]:
         """For each group of texts (a sentence cut at its mention boundaries): the ids of its
         texts one after the other, and the token position where each text starts.
@@ -189,7 +326,7 @@ class WordEncoder:
         MLukeTokenizer maps the backend's tokens to ids with convert_tokens_to_ids, which
         differs from the backend's own ids only for an added token with lstrip (" <mask>"
         becomes <unk>); sentences holding special-token text are dropped
-        (examples.keep_sentence), so for every kept sentence these are its ids."""
+        (examples.kept_sentences), so for every kept sentence these are its ids."""
         texts = [text for group in groups for text in group]
         keys = self._keys(texts) if self.use_cache else None
         new = self._new_words(keys) if self.use_cache else None
@@ -198,10 +335,14 @@ class WordEncoder:
             out = self._metaspace_groups(groups, texts, keys)
         else:
             out = self._groups_text_by_text(groups, texts, new)
-        if new is not None and len(self.word_ids) > MAX_CACHED_WORDS:
+        if new is not None:
+            self._forget_if_full(new)
+        return out
+
+    def _forget_if_full(self, new: list[str]) -> None:
+        if len(self.word_ids) > MAX_CACHED_WORDS:
             for word in new:   # full: keep the words seen first (the frequent ones), not these
                 del self.word_ids[word]
-        return out
 
     def _groups_text_by_text(self, groups: Sequence[Sequence[str]], texts: list[str],
                              new: list[str] | None) -> list[tuple[list[int], list[int]]]:
@@ -257,11 +398,13 @@ class WordEncoder:
         return [key for text in texts if not _IRREGULAR_SPACE.search(text)
                 for key in byte_level_keys(text)]
 
-    def _new_words(self, running: list[str]) -> list[str] | None:
-        """The words of `running` (the texts' cache keys) not in the cache, or None when so
-        many are new that encoding them into the cache would cost more than encoding the texts
-        (a cold start, or a language written without spaces, where a "word" is a phrase)."""
-        new = set(running).difference(self.word_ids)
+    def _new_words(self, running: list[str], new: set[str] | None = None) -> list[str] | None:
+        """The words of `running` (the texts' cache keys) not in the cache (`new`, where the
+        caller found them), or None when so many are new that encoding them into the cache
+        would cost more than encoding the texts (a cold start, or a language written without
+        spaces, where a "word" is a phrase)."""
+        if new is None:
+            new = set(running).difference(self.word_ids)
         self.words_looked_up += len(running)
         if len(new) > MAX_NEW_WORD_SHARE * len(running):
             # Still learn the new words this call repeats, so that a cold cache warms up

@@ -21,6 +21,7 @@ def pages_in_three_chunks() -> pa.Table:
     [2, 3, 4, 5, 6],            # a run across a chunk boundary
     [0, 1, 2, 5, 9, 10, 11],    # runs with gaps (training rows less held-out ones)
     [11, 0, 7, 6, 3],           # any order, single rows (held-out rows drawn at random)
+    [1, 1, 2, 2],               # repeats
     [5],
     [],
 ])

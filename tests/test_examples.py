@@ -361,3 +361,34 @@ def test_workers_read_pages_saved_in_several_files_in_order(en_corpus, tmp_path)
     assert len(list(several.glob("*.arrow"))) == 3
     table = examples_stage._pages(str(several))
     assert table.to_pylist() == datasets.load_from_disk(str(several)).to_list()
+
+
+def test_mentions_at_sentence_edges_and_runs_of_whitespace_round_trip(encoder_and_vocab):
+    """Whitespace at the page's start and end and in runs, mentions that are a whole sentence
+    or start or end one, adjacent ones, one cut inside a word: sentences are collapsed once and
+    their mentions moved with them, and transformers gives back every id."""
+    tokenizer, _, _ = encoder_and_vocab
+    text = ("  \n Estonia\n\nEstonia is here.  Go to   Estonia\tEstoniaEstonia.\n"
+            "   Visit  \t Estonia   and un-Estonian ones.  \n")
+    page = make_page(text, [("Estonia", "Estonia")] * 6 + [("Estonian", "Estonia")])
+    counts = Counter()
+    examples = build(page, encoder_and_vocab, counts)
+    assert sum(len(e.mentions) for e in examples) == 7
+    for example in examples:
+        assert example.text == " ".join(example.text.split())
+        assert all(example.text[m.start:m.end] in ("Estonia", "Estonian")
+                   for m in example.mentions)
+        round_trip(tokenizer, example)
+
+
+def test_a_batch_table_holds_the_examples_rows(encoder_and_vocab):
+    import pyarrow as pa
+
+    sentence = "Estonia is a country in the north of Europe near the sea. "
+    examples = build(make_page(sentence * 12, [("Estonia", "Estonia")] * 12), encoder_and_vocab,
+                     max_seq_length=40)
+    assert len(examples) > 1
+    rows = {column: [e.row()[column] for e in examples] for column in EXAMPLE_COLUMNS}
+    expected = pa.Table.from_pydict(rows, schema=examples_stage.example_schema())
+    assert examples_stage.examples_table(examples).equals(expected)
+    assert examples_stage.examples_table([]).num_rows == 0

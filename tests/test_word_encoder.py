@@ -15,7 +15,7 @@ import pytest
 
 from corpus import word_encoder
 from corpus.schema import TOKENIZER_DIR
-from corpus.word_encoder import WordEncoder, cacheable, words
+from corpus.word_encoder import WordEncoder, cacheable, cut_pieces, words
 from corpus.word_tokenizer import load_tokenizer
 
 AWKWARD = ["", " ", "  ", "Paris", " Paris", "Paris ", "  Paris", "New  York", "a b  c   d ",
@@ -123,7 +123,7 @@ def test_cache_and_backend_agree_on_every_piece_of_the_sample(en_corpus, tokeniz
     """Every sentence piece the examples stage tokenizes on the English sample."""
     from collections import Counter
 
-    from corpus.examples import page_sentences, split_at_mentions
+    from corpus.examples import page_sentences
     from corpus.inspect import CorpusView
 
     _, path = tokenizer_and_json
@@ -133,7 +133,7 @@ def test_cache_and_backend_agree_on_every_piece_of_the_sample(en_corpus, tokeniz
               for sentence in page_sentences(view.pages[row], english.locale,
                                              view.titles(english.language), view.limits,
                                              Counter())
-              for piece in split_at_mentions(sentence.text, sentence.mentions)[0]]
+              for piece in cut_pieces(sentence.text, sentence.cuts)[0]]
     cached, direct = WordEncoder.from_file(path), WordEncoder.from_file(path)
     direct.use_cache = False
     assert cached.encode(pieces * 2) == direct.encode(pieces * 2)
@@ -187,3 +187,59 @@ def test_byte_level_cached_ids_equal_transformers(byte_level_tokenizer, sample_l
     assert encoder.cache_mode == "byte_level" and encoder.sentence_prefix == " "
     assert encoder.encode(texts) == expected
     assert encoder.words_encoded > 0 and encoder.encode(texts) == expected
+
+
+# A sentence cut at its mentions' starts and ends, as the examples stage gives it: cuts at a
+# space, inside a word (before punctuation, in a word's middle), at both ends of the text,
+# two at one position (adjacent mentions), a mention across a space with both ends inside words.
+CUT_TEXTS = [("Estonia is in Europe.", [0, 7, 14, 20]),
+             ("un-Estonian affairs, Estonia.", [3, 11, 21, 28]),
+             ("EstoniaEstonia twice", [0, 7, 7, 14]),
+             ("Go to Estonia", [6, 13]),
+             ("a", [0, 1]),
+             ("abcdef ghi", [1, 2, 2, 4, 5, 8]),
+             ("``Estonia'' said", [2, 9]),
+             ("tab\there x", [4, 8]),
+             ("no mentions at all", [])]
+# Not single-spaced (a leading or trailing space, a run of spaces, an empty text): cut as pieces.
+IRREGULAR_CUT_TEXTS = [(" Paris is", [1, 6]), ("two  spaces here", [5, 16]), ("end ", [0, 3]),
+                       ("", [])]
+
+
+def ids_of_pieces(tokenizer, text: str, cuts: list[int]) -> tuple[list[int], list[int]]:
+    """MLukeTokenizer's ids of a text cut at `cuts` (each piece tokenized alone) and the token
+    position where each cut starts."""
+    pieces, piece_of = cut_pieces(text, cuts)
+    ids, starts = [], []
+    for piece in pieces:
+        starts.append(len(ids))
+        ids += transformers_ids(tokenizer, piece)
+    starts.append(len(ids))
+    return ids, [starts[piece] for piece in piece_of]
+
+
+@pytest.mark.parametrize("cases", [CUT_TEXTS, IRREGULAR_CUT_TEXTS, CUT_TEXTS + IRREGULAR_CUT_TEXTS])
+def test_cut_texts_get_the_ids_of_their_pieces(tokenizer_and_json, cases):
+    """encode_cut as words with spaces put in at cuts inside words (single-spaced texts), or as
+    pieces, cold (most words new: the pieces, uncached) and warm (through the cache)."""
+    tokenizer, path = tokenizer_and_json
+    texts, cuts = [text for text, _ in cases] * 3, [positions for _, positions in cases] * 3
+    expected = [ids_of_pieces(tokenizer, text, positions) for text, positions in zip(texts, cuts)]
+    encoder = WordEncoder.from_file(path)
+    assert encoder.encode_cut(texts, cuts) == expected
+    bypassed = encoder.words_bypassed
+    assert encoder.encode_cut(texts, cuts) == expected
+    assert encoder.words_bypassed == bypassed                 # the second call used the cache
+    assert WordEncoder.from_file(path).encode_cut([], []) == []
+    direct = WordEncoder.from_file(path)
+    direct.use_cache = False                                  # as bench-tokenize's uncached pass
+    assert direct.encode_cut(texts, cuts) == expected
+    assert direct.words_looked_up == 0 and not direct.word_ids
+
+
+def test_words_cut_puts_a_space_only_inside_words():
+    from corpus.word_encoder import _words_cut
+
+    assert _words_cut("ab cd", [0, 2, 3, 5]) == ("ab cd", [0, 1, 1, 2])
+    assert _words_cut("abcd, e", [1, 4, 4]) == ("a bcd , e", [1, 2, 2])
+    assert _words_cut("x", []) == ("x", [])
