@@ -287,7 +287,8 @@ def project(rates: dict[str, StageRates], training: dict[str, float], tables: di
             cores: int) -> dict[str, float]:
     """Seconds per stage for ENGLISH on `cores` cores (one runs the main process). In the pages
     stage's serial part, its tables count at their cost measured at English's size in place of
-    their linear extrapolation from the large dump (sorting and hashing need not be linear),
+    their linear extrapolation from the large dump when that is more (sorting and hashing need
+    not be linear),
     the tokenizer's is its training at
     its cap, its threaded share spread over sentencepiece's threads (at most one per core)."""
     from corpus.word_tokenizer import SP_TRAINING_THREADS
@@ -297,7 +298,9 @@ def project(rates: dict[str, StageRates], training: dict[str, float], tables: di
     for stage, rate in rates.items():
         serial = rate.serial_fixed + rate.serial_per_gb * ENGLISH.xml_gb
         if stage == "pages":
-            serial += tables["cpu_seconds"] - tables["in_fit_cpu_seconds"]
+            # Never below the fit: on a small dump the tables' time is mostly fixed costs,
+            # which the linear extrapolation would blow up.
+            serial += max(0.0, tables["cpu_seconds"] - tables["in_fit_cpu_seconds"])
         if stage == "tokenizer":
             share = training["threaded_share"]
             serial = training["projected_seconds"] * (
