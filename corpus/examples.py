@@ -154,18 +154,15 @@ def collapse_mentions(text: str, offset: int, chunk: str, collapsed_length: int,
     # usual case: a sentence ends with the space before the next one).
     position = (None if collapsed_length == len(chunk.rstrip())
                 else _collapsed_positions(chunk))
-    get = entity_vocab.get
     for start, end, target in links:
         anchor = text[start:end]
         stripped = anchor.strip()
-        entity_id = get(target)
-        if entity_id is not None and stripped:
-            title = key_prefix + target if key_prefix else target
-        else:
-            entity = resolve_entity(stripped, target, entity_vocab, limits, counts)
-            if entity is None:
-                continue
-            title, entity_id = entity
+        entity = resolve_entity(stripped, target, entity_vocab, limits, counts)
+        if entity is None:
+            continue
+        title, entity_id = entity
+        if key_prefix and title != UNK_TITLE:
+            title = key_prefix + title
         first = start - offset
         if len(stripped) != len(anchor):
             first += len(anchor) - len(anchor.lstrip())     # first non-space character
