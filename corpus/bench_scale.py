@@ -288,9 +288,8 @@ def project(rates: dict[str, StageRates], training: dict[str, float], tables: di
     """Seconds per stage for ENGLISH on `cores` cores (one runs the main process). In the pages
     stage's serial part, its tables count at their cost measured at English's size in place of
     their linear extrapolation from the large dump when that is more (sorting and hashing need
-    not be linear),
-    the tokenizer's is its training at
-    its cap, its threaded share spread over sentencepiece's threads (at most one per core)."""
+    not be linear); the tokenizer's is its training at its cap, its threaded share spread over
+    sentencepiece's threads (at most one per core)."""
     from corpus.word_tokenizer import SP_TRAINING_THREADS
 
     workers = max(1, cores - 1)

@@ -228,6 +228,16 @@ def test_marked_list_items_render_as_the_parser_renders_them(wikitext):
     assert parse_page(wikitext, "Cur", EN) == parse_page(wikitext, "Cur", EN, prepass=False)
 
 
+@pytest.mark.parametrize("language, wikitext", [
+    ("ja", "* [[東京]]都の区\n** [[大阪]]\n#: [[京都|京]]市\n; 用語 : 説明"),   # no link trail
+    ("ru", "* [[Москва]]ой\n# [[Санкт-Петербург|Питер]]ом\n: текст"),      # a Cyrillic trail
+])
+def test_marked_list_items_render_as_the_parser_renders_them_in_other_languages(language,
+                                                                                wikitext):
+    site = SiteInfo(language=language)
+    assert parse_page(wikitext, "Cur", site) == parse_page(wikitext, "Cur", site, prepass=False)
+
+
 def test_list_markers_are_marked_only_at_line_starts_outside_nowiki_and_without_semicolons():
     text, marked = mark_list_items("*a * b\n#:c\n;d\n*;e\n<nowiki>\n*f</nowiki>\n:g")
     assert marked
