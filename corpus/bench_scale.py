@@ -11,9 +11,12 @@ other load on the machine; wall seconds are not (the load is printed with them).
 
 Two sizes give each stage's cost as a fixed part plus a part per GB of XML (the difference
 between them), so process start-up does not pass for work that grows with the dump. The
-projection to English Wikipedia (ENGLISH) on C cores adds, per stage: the serial part, the
-parallel part spread over C - 1 workers, and the workers' fixed part once (they pay it side by
-side). The tokenizer stage's training is capped (corpus/word_tokenizer.py), so it is
+projection to English Wikipedia (ENGLISH) on C cores adds, per stage: the serial part the main
+process does while no worker is busy (reading ahead of them, planning between two passes,
+joining at the end), and the longer of two things that run side by side: the parallel part
+spread over C - 1 workers (their fixed part paid once, side by side), and the serial part the
+main process does while they are busy (collecting their results, on the one core left to it;
+corpus/bench_probe.py tells the two serial parts apart). The tokenizer stage's training is capped (corpus/word_tokenizer.py), so it is
 projected at its cap, from the characters it trained on; the share of it sentencepiece ran on
 threads here (from the stage's CPU and wall seconds) is spread over its threads there.
 `--baseline DIR` runs the same commands with the code of another checkout (e.g. `git worktree
@@ -35,6 +38,7 @@ from pathlib import Path
 from corpus.progress import count_progress
 from corpus.reader import Corpus
 from corpus.stages import STAGE_NAMES
+from corpus.stages import stage as declared_stage
 from corpus.synthetic_dump import SyntheticDump, write_synthetic_dump
 
 GB = 1e9
@@ -67,6 +71,8 @@ class StageRun:
     worker_peak_mb: float       # the largest peak RSS of any worker (shared pages included)
     worker_unique_mb: float     # the largest unique memory seen in any worker
     workers: int
+    overlapped_cpu: float = 0.0  # of serial_cpu, what ran while the workers were busy
+    startup_cpu: float = 0.0     # the main process's imports, apart from serial_cpu
 
 
 @dataclass
@@ -85,6 +91,8 @@ class StageRates:
     serial_per_gb: float
     parallel_fixed: float
     parallel_per_gb: float
+    overlapped_fixed: float = 0.0     # of the serial part, what runs beside busy workers
+    overlapped_per_gb: float = 0.0
 
 
 @dataclass
@@ -169,7 +177,8 @@ def measure(args, work: Path) -> ScaleReport:
         serial_s_per_gb=sum(r.serial_per_gb for s, r in rates.items() if s != "tokenizer"),
         tokenizer_training=training,
         tables=tables,
-        projection={cores: project(rates, training, tables, cores) for cores in PROJECTED_CORES},
+        projection={cores: project(rates, training, tables, cores, args.workers)
+                    for cores in PROJECTED_CORES},
         memory=project_memory(large, training, tables), baseline=baseline,
         baseline_dir=str(args.baseline) if args.baseline else None)
     if not training["capped"]:
@@ -200,7 +209,8 @@ def measure_builds(dump: SyntheticDump, builds: dict[str, tuple[Path, Path]], ar
                 command = ["build", str(dump.dump), "--out", str(out), "--until", stage,
                            *build_options(args, dump.articles)]
                 stages[name][stage] = probe(command, code,
-                                            out.with_name(f"{out.name}.{stage}.json"))
+                                            out.with_name(f"{out.name}.{stage}.json"),
+                                            preload=stage_modules(stage))
                 bar.update(1)
     runs = {}
     for name, (out, _) in builds.items():
@@ -212,9 +222,17 @@ def measure_builds(dump: SyntheticDump, builds: dict[str, tuple[Path, Path]], ar
     return runs
 
 
-def probe(command: list[str], code: Path, report: Path) -> StageRun:
-    """Run `luke-corpus COMMAND` with the corpus package under `code`, under the probe."""
-    argv = [str(PROBE), str(report), *command]
+def stage_modules(name: str) -> tuple[str, ...]:
+    """What `build --until NAME` imports as it goes, at least: the build driver, the stage's
+    module and the datasets library every stage writes or reads with."""
+    return ("corpus.build", declared_stage(name).module, "datasets")
+
+
+def probe(command: list[str], code: Path, report: Path, preload: tuple[str, ...] = ()
+          ) -> StageRun:
+    """Run `luke-corpus COMMAND` with the corpus package under `code`, under the probe, which
+    imports the modules `preload` names before it starts."""
+    argv = [str(PROBE), str(report), ",".join(preload), *command]
     starter = (f"import runpy, sys; sys.argv = {argv!r}; "
                f"runpy.run_path({str(PROBE)!r}, run_name='__main__')")
     env = {**os.environ, "PYTHONPATH": str(code), "LUKE_PROGRESS": "0"}
@@ -230,18 +248,22 @@ def probe(command: list[str], code: Path, report: Path) -> StageRun:
                     main_peak_mb=figures["main_peak_rss_bytes"] / 1e6,
                     worker_peak_mb=figures["worker_peak_rss_bytes"] / 1e6,
                     worker_unique_mb=figures["worker_peak_unique_bytes"] / 1e6,
-                    workers=figures["workers"])
+                    workers=figures["workers"],
+                    overlapped_cpu=figures["main_overlapped_cpu_seconds"],
+                    startup_cpu=figures["main_startup_cpu_seconds"])
 
 
 def fit(small: BuildRun, large: BuildRun, stage: str) -> StageRates:
     """A stage's CPU seconds as fixed + per GB of XML, through the two builds (never negative:
-    noise can make the smaller build look dearer)."""
+    noise can make the smaller build look dearer). The main process's start-up (the probe's
+    preloading) is fixed: it goes to the serial part's fixed seconds, out of the slope."""
     extra_gb = (large.xml_bytes - small.xml_bytes) / GB
     rates = []
-    for kind in ("serial_cpu", "parallel_cpu"):
+    for kind in ("serial_cpu", "parallel_cpu", "overlapped_cpu"):
         a, b = getattr(small.stages[stage], kind), getattr(large.stages[stage], kind)
         per_gb = max(0.0, (b - a) / extra_gb)
         rates += [max(0.0, b - per_gb * large.xml_bytes / GB), per_gb]
+    rates[0] += large.stages[stage].startup_cpu
     return StageRates(*rates)
 
 
@@ -284,8 +306,10 @@ def threaded_share(run: StageRun, threads: int) -> float:
 
 
 def project(rates: dict[str, StageRates], training: dict[str, float], tables: dict[str, float],
-            cores: int) -> dict[str, float]:
-    """Seconds per stage for ENGLISH on `cores` cores (one runs the main process). In the pages
+            cores: int, measured_workers: int) -> dict[str, float]:
+    """Seconds per stage for ENGLISH on `cores` cores (one runs the main process): the main
+    process's serial part done alone, then the longer of its part done beside the workers and
+    the workers' parallel part (module docstring). In the pages
     stage's serial part, its tables count at their cost measured at English's size in place of
     their linear extrapolation from the large dump when that is more (sorting and hashing need
     not be linear); the tokenizer's is its training at its cap, its threaded share spread over
@@ -296,16 +320,22 @@ def project(rates: dict[str, StageRates], training: dict[str, float], tables: di
     seconds = {}
     for stage, rate in rates.items():
         serial = rate.serial_fixed + rate.serial_per_gb * ENGLISH.xml_gb
+        overlapped = min(serial, rate.overlapped_fixed + rate.overlapped_per_gb * ENGLISH.xml_gb)
+        alone = serial - overlapped
         if stage == "pages":
-            # Never below the fit: on a small dump the tables' time is mostly fixed costs,
-            # which the linear extrapolation would blow up.
-            serial += max(0.0, tables["cpu_seconds"] - tables["in_fit_cpu_seconds"])
+            # The tables are built between the two passes, with no worker busy. Never below
+            # the fit: on a small dump their time is mostly fixed costs, which the linear
+            # extrapolation would blow up.
+            alone += max(0.0, tables["cpu_seconds"] - tables["in_fit_cpu_seconds"])
         if stage == "tokenizer":
             share = training["threaded_share"]
-            serial = training["projected_seconds"] * (
+            alone = training["projected_seconds"] * (
                 1 - share + share / min(SP_TRAINING_THREADS, cores))
-        seconds[stage] = (serial + rate.parallel_fixed / max(1, workers)
-                          + rate.parallel_per_gb * ENGLISH.xml_gb / workers)
+            overlapped = 0.0
+        # each worker pays its share of the fixed part (start-up) itself, side by side
+        parallel = (rate.parallel_fixed / max(1, measured_workers)
+                    + rate.parallel_per_gb * ENGLISH.xml_gb / workers)
+        seconds[stage] = alone + max(overlapped, parallel)
     seconds["total"] = sum(seconds.values())
     return seconds
 
@@ -400,9 +430,11 @@ def format_report(report: ScaleReport, args) -> str:
             f"parallel {_ratio(large, report.baseline, stage, 'parallel_cpu')}, "
             f"wall {_ratio(large, report.baseline, stage, 'wall')}" for stage in STAGE_NAMES))
     lines.append(f"  per GB of XML (from the {small.articles:,}- and {large.articles:,}-article "
-                 f"builds)   serial fixed s   serial s/GB   parallel fixed s   parallel s/GB")
+                 f"builds)   serial fixed s   serial s/GB   (beside workers)   "
+                 f"parallel fixed s   parallel s/GB")
     for stage, rate in report.rates.items():
         lines.append(f"    {stage:<13}{rate.serial_fixed:22.1f}{rate.serial_per_gb:14.2f}"
+                     f"{rate.overlapped_per_gb:19.2f}"
                      f"{rate.parallel_fixed:19.1f}{rate.parallel_per_gb:16.1f}")
     training = report.tokenizer_training
     lines.append(f"  serial CPU per GB of XML, every stage but the capped tokenizer training: "

@@ -101,6 +101,9 @@ def test_the_scale_benchmark_measures_every_stage_and_projects_them(tmp_path):
     for stage in ("pages", "examples"):                 # the stages with workers
         run = report["large"]["stages"][stage]
         assert run["workers"] >= 2 and run["parallel_cpu"] > 0 and run["worker_peak_mb"] > 0
+    for run in report["large"]["stages"].values():
+        assert run["startup_cpu"] > 0                   # the preloaded imports, apart
+        assert 0 <= run["overlapped_cpu"] <= run["serial_cpu"]
     for cores in ("16", "64"):
         seconds = report["projection"][cores]
         assert seconds["total"] == sum(seconds[s] for s in STAGE_NAMES) > 0
@@ -140,3 +143,21 @@ def test_the_tokenizer_stages_threaded_share_comes_from_its_cpu_and_wall_seconds
     assert threaded_share(run(120, 100), 2) == 0                      # load: never negative
     assert threaded_share(run(40, 100), 2) == 1                       # never above all of it
     assert threaded_share(run(70, 100), 1) == 0                       # one core: no telling
+
+
+def test_the_main_processes_work_beside_busy_workers_is_hidden_unless_it_is_the_longer():
+    from corpus.bench_scale import StageRates, project
+
+    tables = {"cpu_seconds": 0.0, "in_fit_cpu_seconds": 0.0}
+
+    def pages(serial_per_gb, overlapped_per_gb):
+        rates = StageRates(serial_fixed=0.0, serial_per_gb=serial_per_gb, parallel_fixed=0.0,
+                           parallel_per_gb=63.0, overlapped_fixed=0.0,
+                           overlapped_per_gb=overlapped_per_gb)
+        return project({"pages": rates}, {}, tables, cores=64, measured_workers=2)["pages"]
+
+    # English's 100 GB: 63 workers take 100 s; the main process's 100 s of serial work...
+    assert pages(1.0, 0.0) == pytest.approx(200)    # ...all done alone adds to theirs,
+    assert pages(1.0, 0.6) == pytest.approx(140)    # ...60 s of it beside them is hidden,
+    assert pages(3.0, 2.5) == pytest.approx(300)    # ...unless it is the longer: then it bounds
+    assert pages(1.0, 5.0) == pytest.approx(100)    # never more beside them than in all
