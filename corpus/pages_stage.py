@@ -41,7 +41,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -53,8 +53,8 @@ from corpus.arrow_files import (combined_digest, dataset_schema, file_digest, re
 from corpus.dump import MALFORMED_KINDS, DumpError, DumpReader, RawPage
 from corpus.link_resolution import (PartFile, plan_link_jobs, resolve_links, row_sizes,
                                     write_redirect_index, write_title_index)
-from corpus.multistream import read_header_site, read_stream_offsets, \
-    read_stream_pages, stream_ranges
+from corpus.multistream import (iter_stream_ranges, ordered_stream_offsets, read_header_site,
+                                read_stream_pages)
 from corpus.dump_languages import DumpLanguage, dump_languages
 from corpus.manifest import file_fingerprint
 from corpus.options import StageContext
@@ -468,28 +468,35 @@ def _read_plain(dump: Path, options, workers: int, collector: PagesCollector, la
     return site, made[0] if made else context_of(site), reader.xml_bytes, reader.truncation
 
 
-def stream_tasks(offsets: list[int], size: int, workers: int = 1) -> list[tuple[int, int]]:
+def stream_tasks(offsets: Iterable[int], size: int, workers: int = 1
+                 ) -> Iterator[tuple[int, int]]:
     """Byte ranges of consecutive bz2 streams, about TASK_COMPRESSED_BYTES each, or smaller
-    where that leaves fewer than TASKS_PER_WORKER per worker."""
+    where that leaves fewer than TASKS_PER_WORKER per worker; made as the offsets come."""
     task_bytes = max(1, min(TASK_COMPRESSED_BYTES, size // (workers * TASKS_PER_WORKER)))
-    tasks, start, end = [], None, None
-    for first, stop in stream_ranges(offsets, size):
+    start, end = None, None
+    for first, stop in iter_stream_ranges(offsets, size):
         start = first if start is None else start
         end = stop
         if end - start >= task_bytes:
-            tasks.append((start, end))
+            yield start, end
             start = None
     if start is not None:
-        tasks.append((start, end))
-    return tasks
+        yield start, end
 
 
 def _read_multistream(dump: Path, index: Path, parse_ctx: ParseContext, workers: int,
                       collector: PagesCollector):
     size = dump.stat().st_size
-    offsets = read_stream_offsets(index)
+    largest_offset = [-1]
+
+    def offsets() -> Iterator[int]:
+        # read as the workers go: the pool takes tasks a few at a time
+        for offset in ordered_stream_offsets(index):
+            largest_offset[0] = offset
+            yield offset
+
     tasks = ((str(dump), start, end, parse_ctx, collector.next_part())
-             for start, end in stream_tasks(offsets, size, workers))
+             for start, end in stream_tasks(offsets(), size, workers))
     xml_bytes = pages = 0
     truncation = ""
     with byte_progress(size, f"pages ({dump.name}, multistream)") as bar:
@@ -503,10 +510,10 @@ def _read_multistream(dump: Path, index: Path, parse_ctx: ParseContext, workers:
             if result.truncated and not truncation:
                 truncation = f"{dump}: input truncated: a bz2 stream before byte " \
                              f"{result.input_end} ends early; complete pages kept"
-    if offsets[-1] >= size:
+    if largest_offset[0] >= size:
         collector.truncated = True
         truncation = truncation or f"{dump}: input truncated: the index names streams at " \
-                                   f"byte {offsets[-1]}, past the file's end ({size})"
+                                   f"byte {largest_offset[0]}, past the file's end ({size})"
     if truncation:
         log.warning(truncation)
     return xml_bytes, truncation

@@ -457,6 +457,17 @@ def test_truncated_multistream_keeps_the_complete_streams(tmp_path, capsys):
     assert "wiki-multistream.xml.bz2: input truncated" in err
 
 
+def test_an_index_out_of_the_dumps_order_is_refused_naming_the_offset(tmp_path, capsys):
+    dump, index = write_multistream(EN_DUMP, tmp_path)      # 3 streams of 2 pages
+    lines = bz2.open(index, "rt").read().splitlines(keepends=True)
+    index.write_bytes(bz2.compress("".join(lines[2:] + lines[:2]).encode()))
+    code, err = run_cli(capsys, "build", dump, "--out", tmp_path / "o", "--until", "pages")
+    first = int(lines[0].split(":")[0])
+    assert code != 0 and f"stream offset {first} is listed after larger ones: the index is " \
+        f"not in the dump's order" in err
+    assert not (tmp_path / "o" / "pages").exists()
+
+
 # --- the command line -------------------------------------------------------------------------
 
 def test_every_build_option_has_a_flag_with_help(capsys):

@@ -16,8 +16,8 @@ import pytest
 
 from corpus import multistream as corpus_multistream
 from corpus.dump import DumpError, DumpReader, RawPage, language_of_dbname, read_siteinfo
-from corpus.multistream import (find_index, read_header_site, read_stream_offsets,
-                                read_stream_pages, stream_ranges)
+from corpus.multistream import (find_index, ordered_stream_offsets, read_header_site,
+                                read_stream_offsets, read_stream_pages, stream_ranges)
 
 DATA = Path(__file__).parent / "data"
 EN_DUMP = DATA / "enwiki-sample-5-articles.xml.bz2"
@@ -349,3 +349,21 @@ def test_index_offsets_are_read_in_blocks_with_blank_lines_skipped(tmp_path, mon
     index.write_bytes(bz2.compress((lines + "\n12x:1:Bad\n").encode()))
     with pytest.raises(DumpError, match=r"line 42 is not 'offset:page_id:title': '12x:1:Bad'"):
         read_stream_offsets(index)
+
+
+def test_index_offsets_come_in_the_indexs_order_as_its_blocks_are_read(tmp_path, monkeypatch):
+    monkeypatch.setattr(corpus_multistream, "INDEX_BLOCK_BYTES", 16)   # lines across blocks
+    index = tmp_path / "index.txt"
+    lines = "".join(f"{600 * (n // 3)}:{n}:Title {n}\n" for n in range(12))
+    # a stream listed again, later, is passed over
+    index.write_text(lines + "\n600:99:Again\n" + lines)
+    assert list(ordered_stream_offsets(index)) == [0, 600, 1200, 1800]
+    offsets = ordered_stream_offsets(index)
+    assert next(offsets) == 0           # before the rest of the index is read
+    index.write_text(lines + "900:50:Between\n")   # a stream that would be read out of order
+    with pytest.raises(DumpError, match=r"index\.txt: stream offset 900 is listed after larger "
+                                        r"ones: the index is not in the dump's order"):
+        list(ordered_stream_offsets(index))
+    index.write_text("\n\n")
+    with pytest.raises(DumpError, match=r"index\.txt: the multistream index is empty"):
+        list(ordered_stream_offsets(index))
