@@ -34,7 +34,7 @@ from typing import Iterable, NamedTuple, Sequence
 
 from corpus.options import Limits
 from corpus.schema import ENTITY_UNK_ID
-from corpus.sentences import sentence_spans
+from corpus.sentences import sentence_ends, sentence_spans
 from corpus.word_encoder import WordEncoder
 
 UNK_TITLE = "[UNK]"
@@ -115,16 +115,18 @@ def page_links(page: dict) -> list[tuple[int, int, str]]:
 
 
 def page_sentences(page: dict, locale: str, entity_vocab: dict[str, int], limits: Limits,
-                   counts: Counter, prefix: str = "", key_prefix: str = "") -> list[Sentence]:
+                   counts: Counter, prefix: str = "", key_prefix: str = "",
+                   ends: Sequence[int] | None = None) -> list[Sentence]:
     """The page's sentences, whitespace collapsed, each with its mentions (before tokenizing);
     `prefix` (WordEncoder.sentence_prefix) goes before each sentence's text, `key_prefix`
-    before each known mention's title (examples_from_pages)."""
+    before each known mention's title (examples_from_pages); `ends`: ICU's sentence ends of
+    the page's text, where the caller found them (sentences.sentence_ends)."""
     text = page["text"]
     links = page_links(page)
     counts["links"] += len(page["link_start"])
     counts["mentions_overlapping"] += len(page["link_start"]) - len(links)
     sentences, link_index, link_count = [], 0, len(links)
-    for start, end in sentence_spans(text, locale, [(s, e) for s, e, _ in links]):
+    for start, end in sentence_spans(text, locale, [(s, e) for s, e, _ in links], ends):
         chunk = text[start:end]
         collapsed = " ".join(chunk.split())
         mentions: Sequence[tuple] = ()     # most sentences have no link: shared, not made
@@ -296,8 +298,10 @@ def examples_from_pages(pages: Sequence[dict], encoder: WordEncoder, locale: str
     before a title in the entity vocabulary's keys (`en:` in a build of several languages),
     so that each mention's title is its key in entity_vocab.json."""
     with cyclic_gc_paused():
+        ends = sentence_ends([p["text"] for p in pages], locale)    # one ICU breaker for all
         per_page = [page_sentences(p, locale, entity_vocab, limits, counts,
-                                   encoder.sentence_prefix, key_prefix) for p in pages]
+                                   encoder.sentence_prefix, key_prefix, page_ends)
+                    for p, page_ends in zip(pages, ends)]
         encode_sentences(encoder, [s for sentences in per_page for s in sentences])
         examples = []
         for page, sentences in zip(pages, per_page):

@@ -267,6 +267,30 @@ def test_sentence_split_counts_utf16_and_never_cuts_a_mention():
         "Emoji \U0001F600\U0001F600 here.", "Mr. X went home. It ends."]
 
 
+@pytest.mark.parametrize("locale, texts", [
+    ("en", ["Mr. X went home. It ends.", "", "It ends with Mr.", "Dr. Who came.",
+            "Emoji \U0001F600 here. More.", "Line\n\nbreaks. And", "  ", "e.g. this\n"]),
+    ("ja", ["東京は首都です。大阪は都市です！", "「本当？」と聞いた。", "終わりのない文",
+            "\U00020B9F字です。次。"]),
+    ("zh", ["中文句子。第二句！", "没有句号", "他说：“好。”然后走了。"]),
+    ("bg", ["Г-н Иванов дойде. Тръгна си.", "Това е т.е. пример. Край"]),
+])
+def test_sentence_ends_of_many_texts_at_once_are_each_texts_own(locale, texts):
+    """One ICU breaker over texts joined by paragraph separators gives each text the ends it
+    has alone, also where a suppression ("Mr.", "e.g.") stands at a text's end or start."""
+    from icu4py.breakers import SentenceBreaker
+
+    from corpus.sentences import icu_locale, sentence_ends, utf16_to_index
+
+    def alone(text):
+        breaker = SentenceBreaker(text, icu_locale(locale))
+        return utf16_to_index(text, [end for _, end in breaker.segments()]) if text else []
+
+    texts = texts + texts[::-1]               # every text before and after every other kind
+    assert sentence_ends(texts, locale) == [alone(text) for text in texts]
+    assert sentence_ends([], locale) == [] and sentence_ends([""], locale) == [[]]
+
+
 # --- the stage: workers, resume ---
 
 def stage_context(corpus: Path, workers: int) -> StageContext:
