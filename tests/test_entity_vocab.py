@@ -86,3 +86,14 @@ def test_vocabulary_is_deterministic_and_dense(tmp_path):
     ordered = [(-c["count"], c["entities"][0][0]) for c in counts[4:]]
     assert ordered == sorted(ordered)
     assert all(vocab[c["entities"][0][0]] == c["id"] for c in counts)
+
+
+def test_the_vocab_file_is_written_as_json_dump_with_indent_0_writes_it():
+    import json
+
+    from corpus.entity_vocab import vocab_json
+
+    vocab = {"[PAD]": 0, 'Quote "x" \\ y': 1, "Zürich": 2, "東京": 3, "en:Tab\there": 4,
+             "\U0001F600": 5}
+    assert "".join(vocab_json(vocab.items())) == json.dumps(vocab, ensure_ascii=False, indent=0)
+    assert "".join(vocab_json([])) == json.dumps({}, indent=0)
