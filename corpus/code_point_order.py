@@ -1,0 +1,71 @@
+"""The code point order of millions of strings, the order `pyarrow.compute.sort_indices` gives,
+in a fraction of its time.
+
+UTF-8 keeps code point order in byte order, so strings sort as their bytes do. Arrow compares
+whole strings at every step of its sort, each comparison reading two places far apart in memory.
+Here each string's first bytes become a 64-bit integer that numpy sorts on its own; only the
+strings that still tie (same first bytes, and longer) go on to their next bytes, in rounds, each
+round sorting what is still tied within its group. English Wikipedia's redirect titles are
+settled in a few rounds.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+CHUNK = 7            # bytes of a string per key; the key's eighth byte holds how many remain
+# KEEP_TOP[n]: a mask of a 64-bit big-endian word's first n bytes
+KEEP_TOP = np.array([((1 << 64) - 1) ^ ((1 << (64 - 8 * n)) - 1) for n in range(CHUNK + 1)],
+                    dtype=np.uint64)
+
+
+def code_point_order(strings: pa.Array) -> np.ndarray:
+    """The row numbers of `strings` in code point order, equal strings in row order."""
+    if len(strings) == 0:
+        return np.zeros(0, dtype=np.int64)
+    if strings.null_count:               # nulls go last in Arrow's order: leave them to Arrow
+        return pc.sort_indices(strings).to_numpy()
+    words, starts, lengths = _byte_words(strings)
+    order = np.arange(len(strings), dtype=np.int64)
+    tied = order.copy()                  # positions in `order` still tied with a neighbour
+    group = np.zeros(len(order), dtype=np.int64)   # which run of equal prefixes each belongs to
+    offset = 0
+    while len(tied):
+        rows = order[tied]
+        keys = _keys(words, starts[rows] + offset, lengths[rows] - offset)
+        within = np.lexsort((keys, group))         # stable: equal keys keep their order
+        order[tied] = rows[within]
+        keys, group = keys[within], group[within]
+        # neighbours in one group with equal keys and more bytes to come still tie
+        pairs = (group[1:] == group[:-1]) & (keys[1:] == keys[:-1]) & (keys[1:] & 0xFF > CHUNK)
+        still = np.zeros(len(keys), dtype=bool)
+        still[1:] |= pairs
+        still[:-1] |= pairs
+        starts_run = still & ~np.concatenate([[False], pairs])
+        tied, group = tied[still], np.cumsum(starts_run)[still]
+        offset += CHUNK
+    return order
+
+
+def _byte_words(strings: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(for every byte position of the strings' data, the 8 bytes from there as a big-endian
+    integer; each string's start in the data; its length in bytes)."""
+    offset_type = np.int64 if pa.types.is_large_string(strings.type) else np.int32
+    offsets = np.frombuffer(strings.buffers()[1], dtype=offset_type)
+    offsets = offsets[strings.offset:strings.offset + len(strings) + 1].astype(np.int64)
+    data = np.zeros(int(offsets[-1]) + 8, dtype=np.uint8)   # 8 zero bytes so no word overruns
+    if strings.buffers()[2] is not None:
+        data[:offsets[-1]] = np.frombuffer(strings.buffers()[2], dtype=np.uint8)[:offsets[-1]]
+    words = np.ndarray(shape=(len(data) - 7,), dtype=">u8", buffer=data, strides=(1,))
+    return words, offsets[:-1], np.diff(offsets)
+
+
+def _keys(words: np.ndarray, starts: np.ndarray, remaining: np.ndarray) -> np.ndarray:
+    """The sort key of each string from `starts` on: its next CHUNK bytes (zero past its end),
+    then how many bytes remain, up to CHUNK + 1. A string that ends sorts before every longer
+    one with the same bytes, as a prefix does; CHUNK + 1 marks one with more to compare."""
+    taken = np.minimum(remaining, CHUNK)
+    return (words[starts].astype(np.uint64) & KEEP_TOP[taken]) \
+        | np.minimum(remaining, CHUNK + 1).astype(np.uint64)
