@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from corpus.code_point_order import code_point_order
+from corpus.fast_order import code_point_order
 from corpus.dump import DumpError
 from corpus.title_index import TitleIndex, distinct_rows, hash_order, title_hashes
 
