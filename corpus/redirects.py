@@ -24,8 +24,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from corpus.fast_order import code_point_order
 from corpus.dump import DumpError
+from corpus.fast_order import code_point_order
 from corpus.title_index import TitleIndex, distinct_rows, hash_order, title_hashes
 
 
@@ -63,15 +63,12 @@ def resolve_redirect_table(sources: pa.Array, targets: pa.Array) -> RedirectTabl
     hops, last, loop_bound = _follow_chains(successor)
     ends = ~loop_bound
     kept = np.nonzero(ends)[0]
-    kept_sources = sources.take(pa.array(kept))
-    by_title = kept[code_point_order(kept_sources)]     # source rows in the table's order
-    table_row = np.empty(len(sources), dtype=np.int64)
-    table_row[by_title] = np.arange(len(by_title))
+    by_title = kept[code_point_order(sources.take(pa.array(kept)))]   # the table's rows
     return RedirectTable(sources.take(pa.array(by_title)), targets.take(pa.array(last[by_title])),
                          loops=_count_cycles(successor, loop_bound),
                          in_loops=int(loop_bound.sum()),
                          longest_chain=int(hops[ends].max()) if ends.any() else 0,
-                         **_hash_order_of_rows(hashes[by_title], table_row[by_hash[ends[by_hash]]]))
+                         **_table_hash_order(hashes, by_title, by_hash[ends[by_hash]]))
 
 
 def resolve_redirects(raw: Mapping[str, str]) -> ResolvedRedirects:
@@ -138,14 +135,18 @@ def _last_of_each(sources: pa.Array, targets: pa.Array, hashes: np.ndarray, by_h
     return sources.take(take), targets.take(take), hashes[rows], new_row[by_hash[keep]]
 
 
-def _hash_order_of_rows(hashes: np.ndarray, by_hash: np.ndarray) -> dict[str, np.ndarray]:
-    """The RedirectTable fields `source_hashes` and `hash_order` from the table's hashes and its
-    rows in hash order (ties, should titles share a hash, in any order): ties put in row order,
-    as a sort of the table itself would."""
-    sorted_hashes = hashes[by_hash]
+def _table_hash_order(hashes: np.ndarray, by_title: np.ndarray, kept_by_hash: np.ndarray
+                      ) -> dict[str, np.ndarray]:
+    """RedirectTable's `source_hashes` and `hash_order`, from the sources' `hashes`, the table's
+    rows among the sources (`by_title`) and those rows in hash order (`kept_by_hash`): the
+    resolution's hash order, renumbered, so the lookup file needs no sort of its own."""
+    table_row = np.empty(len(hashes), dtype=np.int64)
+    table_row[by_title] = np.arange(len(by_title))
+    table_hashes, by_hash = hashes[by_title], table_row[kept_by_hash]
+    sorted_hashes = table_hashes[by_hash]
     if (sorted_hashes[1:] == sorted_hashes[:-1]).any():
-        by_hash = hash_order(hashes)
-    return {"source_hashes": hashes, "hash_order": by_hash}
+        by_hash = hash_order(table_hashes)  # titles sharing a hash: ties go in the table's order
+    return {"source_hashes": table_hashes, "hash_order": by_hash}
 
 
 def _string_array(values) -> pa.Array:
