@@ -9,8 +9,7 @@ UTF-8 keeps code point order in byte order, so strings sort as their bytes do. A
 whole strings at every step of its sort, each comparison reading two places far apart in memory.
 Here each string's first bytes become a 64-bit integer that numpy sorts on its own; only the
 strings that still tie (same first bytes, and longer) go on to their next bytes, in rounds, each
-round sorting what is still tied within its group. English Wikipedia's redirect titles are
-settled in a few rounds.
+round sorting what is still tied within its group, so a round costs what is still tied.
 """
 
 from __future__ import annotations
@@ -68,8 +67,8 @@ def search_order(values: np.ndarray) -> np.ndarray:
 
 
 def _packed_order(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(the row numbers by the values' high bits, ties in row order; those high bits, sorted):
-    what is left of 64 bits beside a row number."""
+    """(the row numbers by the values' high bits, ties in row order; those high bits, sorted).
+    The high bits are as many as 64 bits leave beside a row number: 40 for 10 M rows."""
     row_bits = max(1, (len(values) - 1).bit_length())
     packed = np.sort((values >> np.uint64(row_bits) << np.uint64(row_bits))
                      | np.arange(len(values), dtype=np.uint64))
