@@ -404,7 +404,7 @@ def english_tables(work: str, redirects: int, articles: int) -> str:
     started = time.process_time()
     table = resolve_redirect_table(sources, targets)
     write_redirects_tsv(table, Path(work) / "redirects.tsv")
-    write_redirect_index(table.sources, table.targets, Path(work) / "redirects.index")
+    write_redirect_index(table, Path(work) / "redirects.index")
     write_title_index(names, Path(work) / "articles.index")
     return json.dumps({"cpu_seconds": time.process_time() - started,
                        "peak_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,

@@ -28,7 +28,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from corpus.arrow_files import data_file_name, read_table, write_table
-from corpus.title_index import TitleIndex
+from corpus.redirects import RedirectTable
+from corpus.title_index import TitleIndex, distinct_rows, hash_order, title_hashes
 
 TARGET_FILE_BYTES = 64 << 20     # text per output file: a job's memory, and what a worker holds
 ROWS_PER_BATCH = 1000
@@ -64,14 +65,20 @@ class LinkResult:
     digest: str                  # of the output file's bytes
 
 
-def write_redirect_index(sources: pa.Array, finals: pa.Array, path: Path) -> Path:
-    """The lookup file of a redirect table (source -> final target) for `resolve_links`."""
-    return TitleIndex.build(sources, **{FINAL_TARGET: finals}).write(path)
+def write_redirect_index(redirects: RedirectTable, path: Path) -> Path:
+    """The lookup file of a redirect table (source -> final target) for `resolve_links`, in the
+    hash order the resolution found."""
+    return TitleIndex.from_rows(redirects.sources, redirects.source_hashes, redirects.hash_order,
+                                **{FINAL_TARGET: redirects.targets}).write(path)
 
 
 def write_title_index(titles: pa.Array, path: Path) -> Path:
-    """The lookup file of a set of titles (the dump's articles) for `resolve_links`."""
-    return TitleIndex.build(pc.unique(titles) if len(titles) else titles).write(path)
+    """The lookup file of a set of titles (the dump's articles) for `resolve_links`, each title
+    once (at its first row, should it repeat)."""
+    hashes = title_hashes(titles)
+    by_hash = hash_order(hashes)
+    distinct = by_hash[distinct_rows(titles, hashes, by_hash)]
+    return TitleIndex.from_rows(titles, hashes, distinct).write(path)
 
 
 def plan_link_jobs(parts: list[PartFile], row_bytes: np.ndarray, out_dir: Path,

@@ -552,8 +552,7 @@ def resolve_all_links(parts: list[PartFile], row_bytes: np.ndarray, redirects: R
     through `redirects` and `id_offset` added to every page id (in `workers` processes);
     (link counts, the files' digests)."""
     pages_dir.mkdir(parents=True, exist_ok=True)
-    redirect_index = write_redirect_index(redirects.sources, redirects.targets,
-                                          scratch / "redirects.index")
+    redirect_index = write_redirect_index(redirects, scratch / "redirects.index")
     titles = pa.concat_arrays([read_table(Path(p.path)).column("title").combine_chunks()
                                for p in parts]) if parts else pa.array([], pa.string())
     article_index = write_title_index(titles, scratch / "articles.index")

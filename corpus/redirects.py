@@ -16,7 +16,7 @@ redirect graph, whatever order the dump lists its pages in.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
@@ -25,7 +25,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from corpus.dump import DumpError
-from corpus.title_index import TitleIndex
+from corpus.fast_order import code_point_order
+from corpus.title_index import TitleIndex, distinct_rows, hash_order, title_hashes
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,10 @@ class RedirectTable:
     loops: int                # distinct cycles found
     in_loops: int             # sources dropped because their chain never ends
     longest_chain: int        # the most redirects any chain that ends passes through
+    # the sources' title hashes, and the rows in hash order (ties in row order), kept from the
+    # resolution for the redirect lookup file (link_resolution.write_redirect_index)
+    source_hashes: np.ndarray = field(repr=False, compare=False, default=None)
+    hash_order: np.ndarray = field(repr=False, compare=False, default=None)
 
 
 @dataclass(frozen=True)
@@ -49,22 +54,21 @@ class ResolvedRedirects:
 def resolve_redirect_table(sources: pa.Array, targets: pa.Array) -> RedirectTable:
     """The final target of every redirect source. A source listed twice keeps its last target
     (a later page of the same title replaces an earlier one)."""
-    sources, targets = _last_of_each(_string_array(sources), _string_array(targets))
-    count = len(sources)
-    index = TitleIndex.build(sources, position=pa.array(np.arange(count, dtype=np.int64)))
-    rows = index.find(targets)
-    positions = index.column("position").to_numpy()
-    successor = np.where(rows >= 0, positions[np.maximum(rows, 0)], -1)
+    sources, targets = _string_array(sources), _string_array(targets)
+    hashes = title_hashes(sources)
+    sources, targets, hashes, by_hash = _last_of_each(sources, targets, hashes,
+                                                      hash_order(hashes))
+    rows = TitleIndex.from_rows(sources, hashes, by_hash).find(targets)
+    successor = np.where(rows >= 0, by_hash[np.maximum(rows, 0)], -1)
     hops, last, loop_bound = _follow_chains(successor)
     ends = ~loop_bound
-    order = np.nonzero(ends)[0]
-    finals = targets.take(pa.array(last[order]))
-    kept = sources.take(pa.array(order))
-    by_title = pc.sort_indices(kept)
-    return RedirectTable(kept.take(by_title), finals.take(by_title),
+    kept = np.nonzero(ends)[0]
+    by_title = kept[code_point_order(sources.take(pa.array(kept)))]   # the table's rows
+    return RedirectTable(sources.take(pa.array(by_title)), targets.take(pa.array(last[by_title])),
                          loops=_count_cycles(successor, loop_bound),
                          in_loops=int(loop_bound.sum()),
-                         longest_chain=int(hops[ends].max()) if ends.any() else 0)
+                         longest_chain=int(hops[ends].max()) if ends.any() else 0,
+                         **_table_hash_order(hashes, by_title, by_hash[ends[by_hash]]))
 
 
 def resolve_redirects(raw: Mapping[str, str]) -> ResolvedRedirects:
@@ -116,16 +120,33 @@ def _count_cycles(successor: np.ndarray, loop_bound: np.ndarray) -> int:
     return len(np.unique(least[on_cycle]))
 
 
-def _last_of_each(sources: pa.Array, targets: pa.Array) -> tuple[pa.Array, pa.Array]:
-    """The pairs whose source does not come again later, in their order."""
-    if len(sources) < 2:
-        return sources, targets
-    codes = pc.dictionary_encode(sources[::-1]).indices.to_numpy()
-    _, first_from_end = np.unique(codes, return_index=True)
-    if len(first_from_end) == len(sources):
-        return sources, targets
-    keep = pa.array(np.sort(len(sources) - 1 - first_from_end))
-    return sources.take(keep), targets.take(keep)
+def _last_of_each(sources: pa.Array, targets: pa.Array, hashes: np.ndarray, by_hash: np.ndarray
+                  ) -> tuple[pa.Array, pa.Array, np.ndarray, np.ndarray]:
+    """The pairs whose source does not come again later, in their order, with their hashes and
+    their rows in hash order (`by_hash`: all rows in hash order, ties in row order)."""
+    keep = distinct_rows(sources, hashes, by_hash, last=True)
+    if keep.all():
+        return sources, targets, hashes, by_hash
+    kept = np.zeros(len(sources), dtype=bool)
+    kept[by_hash[keep]] = True
+    rows = np.nonzero(kept)[0]
+    new_row = np.cumsum(kept) - 1                  # each kept row's number among the kept
+    take = pa.array(rows)
+    return sources.take(take), targets.take(take), hashes[rows], new_row[by_hash[keep]]
+
+
+def _table_hash_order(hashes: np.ndarray, by_title: np.ndarray, kept_by_hash: np.ndarray
+                      ) -> dict[str, np.ndarray]:
+    """RedirectTable's `source_hashes` and `hash_order`, from the sources' `hashes`, the table's
+    rows among the sources (`by_title`) and those rows in hash order (`kept_by_hash`): the
+    resolution's hash order, renumbered, so the lookup file needs no sort of its own."""
+    table_row = np.empty(len(hashes), dtype=np.int64)
+    table_row[by_title] = np.arange(len(by_title))
+    table_hashes, by_hash = hashes[by_title], table_row[kept_by_hash]
+    sorted_hashes = table_hashes[by_hash]
+    if (sorted_hashes[1:] == sorted_hashes[:-1]).any():
+        by_hash = hash_order(table_hashes)  # titles sharing a hash: ties go in the table's order
+    return {"source_hashes": table_hashes, "hash_order": by_hash}
 
 
 def _string_array(values) -> pa.Array:

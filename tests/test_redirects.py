@@ -11,9 +11,11 @@ import datasets
 import pyarrow as pa
 
 from corpus.build import build
+from corpus.link_resolution import FINAL_TARGET, write_redirect_index, write_title_index
 from corpus.options import BuildOptions
 from corpus.redirects import (read_redirects_tsv, resolve_redirect_table, resolve_redirects,
                               write_redirects_tsv)
+from corpus.title_index import TitleIndex
 from test_dump import write_dump
 
 
@@ -111,3 +113,20 @@ def test_a_source_listed_twice_keeps_its_last_target_and_the_table_round_trips(t
         "Alpha\tTwo\nZed\tThree\nÉté\tFour\n"
     assert read_redirects_tsv(tmp_path / "r.tsv") == {"Alpha": "Two", "Zed": "Three",
                                                       "Été": "Four"}
+
+
+def test_lookup_files_are_the_indexes_built_from_the_tables_themselves(tmp_path):
+    """The redirect lookup file reuses the resolution's hash order, and the article one dedupes
+    through its own: both hold what building an index of the final table (of the distinct
+    titles, in their first order) holds."""
+    rng = random.Random(1)
+    for _ in range(30):
+        pairs = [(f"T{rng.randrange(60)}", f"T{rng.randrange(80)}") for _ in range(50)]
+        table = resolve_redirect_table(pa.array([s for s, _ in pairs]),
+                                       pa.array([t for _, t in pairs]))
+        made = TitleIndex.open(write_redirect_index(table, tmp_path / "r.index"))
+        assert made.table.equals(TitleIndex.build(table.sources,
+                                                  **{FINAL_TARGET: table.targets}).table)
+        titles = [f"A{rng.randrange(40)}" for _ in range(60)]
+        made = TitleIndex.open(write_title_index(pa.array(titles), tmp_path / "a.index"))
+        assert made.table.equals(TitleIndex.build(pa.array(list(dict.fromkeys(titles)))).table)
