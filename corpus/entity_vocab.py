@@ -31,6 +31,10 @@ from corpus.options import StageContext
 from corpus.schema import (ENTITY_COUNTS_FILE, ENTITY_SPECIALS, ENTITY_VOCAB_DIR,
                            ENTITY_VOCAB_FILE, PAGES_DIR)
 
+# json.dumps(x, ensure_ascii=False) builds a new encoder at every call: a third of the time of
+# writing the vocabulary's files, entity by entity. One encoder, the same text.
+_TO_JSON = json.JSONEncoder(ensure_ascii=False).encode
+
 
 def count_link_targets(pages) -> pa.Table:
     """A table (title, count) of every resolved link target of a pages dataset."""
@@ -63,8 +67,8 @@ def write_vocab(entities: list[tuple[str, int]], language: str, vocab_dir: Path)
         f.writelines(vocab_json((title, entity_id) for entity_id, (title, _) in enumerate(rows)))
     with open(vocab_dir / ENTITY_COUNTS_FILE, "w", encoding="utf-8") as f:
         for entity_id, (title, count) in enumerate(rows):
-            f.write(json.dumps({"id": entity_id, "entities": [[title, language]], "count": count},
-                               ensure_ascii=False) + "\n")
+            f.write(_TO_JSON({"id": entity_id, "entities": [[title, language]], "count": count})
+                    + "\n")
 
 
 def vocab_json(entries: Iterable[tuple[str, int]]) -> Iterator[str]:
@@ -73,7 +77,7 @@ def vocab_json(entries: Iterable[tuple[str, int]]) -> Iterator[str]:
     here goes through the C one."""
     separator = "{\n"
     for key, entity_id in entries:
-        yield f"{separator}{json.dumps(key, ensure_ascii=False)}: {entity_id}"
+        yield f"{separator}{_TO_JSON(key)}: {entity_id}"
         separator = ",\n"
     yield "{}" if separator == "{\n" else "\n}"
 
@@ -161,8 +165,7 @@ def write_keyed_vocab(entities: list[Entity], vocab_dir: Path) -> None:
             for entity_id, (keys, _, _) in rows() for language, title in keys))
     with open(vocab_dir / ENTITY_COUNTS_FILE, "w", encoding="utf-8") as counts:
         for entity_id, (keys, count, item) in rows():
-            counts.write(json.dumps({"id": entity_id,
-                                     "entities": [[title, language] for language, title in keys],
-                                     "count": count,
-                                     "item": None if item is None else f"Q{item}"},
-                                    ensure_ascii=False) + "\n")
+            counts.write(_TO_JSON({"id": entity_id,
+                                   "entities": [[title, language] for language, title in keys],
+                                   "count": count,
+                                   "item": None if item is None else f"Q{item}"}) + "\n")
