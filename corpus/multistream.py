@@ -23,7 +23,9 @@ from corpus.dump import DumpError, RawPage, XmlPageParser, check_encoding
 from corpus.siteinfo import SiteInfo
 
 _ROOT_OPEN, _ROOT_CLOSE = b"<mediawiki>", b"</mediawiki>"
-INDEX_BLOCK_BYTES = 1 << 26       # index text read at a time (English's is ~1 GB)
+# Index text read at a time: English's is ~1 GB. The workers start on the streams of the first
+# block while the rest is read, so a block is small: what they wait for before any work.
+INDEX_BLOCK_BYTES = 1 << 22
 MAX_OFFSET_DIGITS = 18            # a byte offset fits an int64
 
 
