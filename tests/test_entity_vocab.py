@@ -88,12 +88,28 @@ def test_vocabulary_is_deterministic_and_dense(tmp_path):
     assert all(vocab[c["entities"][0][0]] == c["id"] for c in counts)
 
 
-def test_the_vocab_file_is_written_as_json_dump_with_indent_0_writes_it():
+def test_the_vocab_files_are_written_as_json_writes_them(tmp_path):
     import json
 
-    from corpus.entity_vocab import vocab_json
+    import pyarrow as pa
+    import pyarrow.compute as pc
 
-    vocab = {"[PAD]": 0, 'Quote "x" \\ y': 1, "Zürich": 2, "東京": 3, "en:Tab\there": 4,
-             "\U0001F600": 5}
-    assert "".join(vocab_json(vocab.items())) == json.dumps(vocab, ensure_ascii=False, indent=0)
-    assert "".join(vocab_json([])) == json.dumps({}, indent=0)
+    from corpus.entity_vocab import json_strings, vocab_json, write_vocab
+
+    keys = ["[PAD]", 'Quote "x" \\ y', "Zürich", "東京", "\U0001F600", "Line\u2028sep", ""]
+    ids = list(range(len(keys)))
+    vocab = dict(zip(keys, ids))
+    as_text = pc.cast(pa.array(ids, pa.int64()), pa.string())
+    assert vocab_json(json_strings(pa.array(keys)), as_text) == json.dumps(
+        vocab, ensure_ascii=False, indent=0)
+    assert vocab_json(pa.array([], pa.string()), pa.array([], pa.string())) == "{}"
+    with_control = ["Tab\there", "bell\x07", 'plain "q"']    # control characters go through json
+    assert json_strings(pa.array(with_control)).to_pylist() == [
+        json.dumps(key, ensure_ascii=False) for key in with_control]
+    write_vocab([(key, 10 - n) for n, key in enumerate(keys[1:])], "en", tmp_path)
+    # one entry a line; U+2028 in a title is a line break only to str.splitlines
+    lines = (tmp_path / "counts.jsonl").read_text(encoding="utf-8").split("\n")[:-1]
+    assert [json.loads(line) for line in lines][-1] == {"id": 9, "entities": [["", "en"]],
+                                                        "count": 5}
+    assert lines[4] == json.dumps({"id": 4, "entities": [[keys[1], "en"]], "count": 10},
+                                  ensure_ascii=False)
