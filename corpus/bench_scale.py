@@ -26,6 +26,7 @@ the ratios.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -109,6 +110,7 @@ class ScaleReport:
     tables: dict[str, float]    # the pages stage's title and redirect tables at English's size
     projection: dict[int, dict[str, float]]
     memory: dict[str, float]
+    reference_seconds: list[float] = field(default_factory=list)   # before each stage
     baseline: BuildRun | None = None
     baseline_dir: str | None = None
     notes: list[str] = field(default_factory=list)
@@ -155,13 +157,14 @@ def measure(args, work: Path) -> ScaleReport:
     code = Path(__file__).resolve().parents[1]
     small_dump = write_synthetic_dump(args.dump, args.scale // REFERENCE_FRACTION,
                                       work / "dump-small", workers=args.workers)
-    small = measure_builds(small_dump, {"small": (work / "build-small", code)}, args)["small"]
     dump = write_synthetic_dump(args.dump, args.scale, work / "dump-large", workers=args.workers)
-    builds = {"large": (work / "build-large", code)}
+    builds = {"small": (work / "build-small", code, small_dump),
+              "large": (work / "build-large", code, dump)}
     if args.baseline is not None:
-        builds["baseline"] = (work / "build-baseline", args.baseline.resolve())
-    measured = measure_builds(dump, builds, args)
-    large, baseline = measured["large"], measured.get("baseline")
+        builds["baseline"] = (work / "build-baseline", args.baseline.resolve(), dump)
+    speeds: list[float] = []
+    measured = measure_builds(builds, args, speeds)
+    small, large, baseline = measured["small"], measured["large"], measured.get("baseline")
     print(f"luke-corpus bench: the pages stage's tables at {args.tables_scale:g} x English's "
           f"size (about a minute at 1)", file=sys.stderr)
     tables = measure_tables(code, args.tables_scale)
@@ -179,7 +182,8 @@ def measure(args, work: Path) -> ScaleReport:
         tables=tables,
         projection={cores: project(rates, training, tables, cores, args.workers)
                     for cores in PROJECTED_CORES},
-        memory=project_memory(large, training, tables), baseline=baseline,
+        memory=project_memory(large, training, tables), reference_seconds=speeds,
+        baseline=baseline,
         baseline_dir=str(args.baseline) if args.baseline else None)
     if not training["capped"]:
         report.notes.append(
@@ -194,17 +198,19 @@ def build_options(args, articles: int) -> list[str]:
             "--word-vocab-size", str(args.word_vocab_size or ENGLISH.pieces)]
 
 
-def measure_builds(dump: SyntheticDump, builds: dict[str, tuple[Path, Path]], args
-                   ) -> dict[str, BuildRun]:
-    """Builds of `dump`, one per (output directory, code checkout), stage by stage, one command
-    each; with several checkouts each stage runs in turn with each, so that a change in the
-    machine's load weighs on all of them alike."""
+def measure_builds(builds: dict[str, tuple[Path, Path, SyntheticDump]], args,
+                   speeds: list[float]) -> dict[str, BuildRun]:
+    """Builds, one per (output directory, code checkout, dump), stage by stage, one command
+    each. Each stage runs in turn for every build, so that a change in the machine's speed
+    (load, or its host's) weighs on all of them alike: the per-GB fit takes the difference of
+    the small and the large build of a stage, which drift between them would skew. Before
+    each stage, `speeds` gets the CPU seconds of a fixed piece of work (reference_seconds)."""
     stages: dict[str, dict[str, StageRun]] = {name: {} for name in builds}
     # The stages' own bars are off under the probe: one bar over the commands instead.
-    with count_progress(len(STAGE_NAMES) * len(builds), f"builds of {dump.articles:,} articles",
-                        unit="stage") as bar:
+    with count_progress(len(STAGE_NAMES) * len(builds), "builds", unit="stage") as bar:
         for stage in STAGE_NAMES:
-            for name, (out, code) in builds.items():
+            speeds.append(reference_seconds())
+            for name, (out, code, dump) in builds.items():
                 bar.set_postfix_str(f"{name}: {stage}")
                 command = ["build", str(dump.dump), "--out", str(out), "--until", stage,
                            *build_options(args, dump.articles)]
@@ -213,13 +219,37 @@ def measure_builds(dump: SyntheticDump, builds: dict[str, tuple[Path, Path]], ar
                                             preload=stage_modules(stage))
                 bar.update(1)
     runs = {}
-    for name, (out, _) in builds.items():
+    for name, (out, _, dump) in builds.items():
         corpus = Corpus.open(out, needs=())
         counts = {"pages": corpus.pages.counts, "entity_vocab": corpus.entity_vocab.counts,
                   "tokenizer": corpus.tokenizer.counts, "examples": corpus.examples.counts}
         runs[name] = BuildRun(dump.articles, dump.redirects, dump.xml_bytes, dump.links,
                               stages[name], {s: dict(c) for s, c in counts.items()})
     return runs
+
+
+def reference_seconds() -> float:
+    """The CPU seconds this process takes to decompress a fixed 15 MB of text from bz2 (the
+    best of three, under half a second each): the machine's speed at that moment, so that runs
+    can be compared. On a shared host it drifts by a fifth within an hour, and the CPU seconds
+    of every stage with it."""
+    import bz2
+
+    data = _reference_data()
+    best = float("inf")
+    for _ in range(3):
+        started = time.process_time()
+        bz2.decompress(data)
+        best = min(best, time.process_time() - started)
+    return best
+
+
+@functools.lru_cache(maxsize=1)
+def _reference_data() -> bytes:
+    import bz2
+
+    return bz2.compress(b"".join(b"%d reference %d text\n" % (n, n * n % 99991)
+                                 for n in range(600_000)))
 
 
 def stage_modules(name: str) -> tuple[str, ...]:
@@ -417,6 +447,11 @@ def format_report(report: ScaleReport, args) -> str:
              + (f" --baseline {report.baseline_dir}" if report.baseline_dir else ""),
              f"  {report.cores} CPU cores, load average {report.load_average:.1f} at start "
              f"(CPU seconds are robust to load, wall seconds are not)"]
+    if report.reference_seconds:
+        fastest, slowest = min(report.reference_seconds), max(report.reference_seconds)
+        lines.append(f"  machine speed: a fixed bz2 decompression took {fastest:.3f}-"
+                     f"{slowest:.3f} CPU s before the stages ({100 * (slowest / fastest - 1):.0f}"
+                     f"% apart; compare runs by it)")
     for build in (small, large):
         lines.append(f"  synthetic multistream dump: {build.articles:,} articles, "
                      f"{build.redirects:,} redirects, {build.xml_bytes / 1e6:,.0f} MB of XML, "

@@ -108,6 +108,9 @@ def test_the_scale_benchmark_measures_every_stage_and_projects_them(tmp_path):
         seconds = report["projection"][cores]
         assert seconds["total"] == sum(seconds[s] for s in STAGE_NAMES) > 0
     assert report["serial_s_per_gb"] >= 0 and report["memory"]["pages_main_mb"] > 0
+    # the machine's speed, taken before each stage's builds (small and large in turn)
+    assert len(report["reference_seconds"]) == len(STAGE_NAMES)
+    assert all(seconds > 0 for seconds in report["reference_seconds"])
     tables = report["tables"]                   # 10,000 redirects, 7,000 articles
     assert (tables["redirects"], tables["articles"]) == (10_000, 7_000)
     assert tables["cpu_seconds"] > 0 and tables["peak_mb"] > 0
