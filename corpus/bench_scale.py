@@ -10,15 +10,17 @@ workers' are the parallel work, and the peak memory of each is kept. CPU seconds
 other load on the machine; wall seconds are not (the load is printed with them).
 
 Two sizes give each stage's cost as a fixed part plus a part per GB of XML (the difference
-between them), so process start-up does not pass for work that grows with the dump. The
-projection to English Wikipedia (ENGLISH) on C cores adds, per stage: the serial part the main
-process does while no worker is busy (reading ahead of them, planning between two passes,
-joining at the end), and the longer of two things that run side by side: the parallel part
-spread over C - 1 workers (their fixed part paid once, side by side), and the serial part the
-main process does while they are busy (collecting their results, on the one core left to it;
-corpus/bench_probe.py tells the two serial parts apart). The tokenizer stage's training is capped (corpus/word_tokenizer.py), so it is
-projected at its cap, from the characters it trained on; the share of it sentencepiece ran on
-threads here (from the stage's CPU and wall seconds) is spread over its threads there.
+between them), so process start-up does not pass for work that grows with the dump; each stage
+is built for both sizes in turn, so that the machine's speed drifts little between them (a
+timed reference before each stage shows how much it did). The projection to English Wikipedia
+(ENGLISH) on C cores adds, per stage: the serial part the main process does while no worker is
+busy (reading ahead of them, planning between two passes, joining at the end), and the longer
+of two things that run side by side: the parallel part spread over C - 1 workers (their fixed
+part paid once, side by side), and the serial part the main process does while they are busy
+(collecting their results, on the one core left to it; corpus/bench_probe.py tells the two
+serial parts apart). The tokenizer stage's training is capped (corpus/word_tokenizer.py), so it
+is projected at its cap, from the characters it trained on; the share of it sentencepiece ran
+on threads here (from the stage's CPU and wall seconds) is spread over its threads there.
 `--baseline DIR` runs the same commands with the code of another checkout (e.g. `git worktree
 add /tmp/base main`) on the larger dump, each stage in turn with this checkout's, and prints
 the ratios.
