@@ -10,10 +10,10 @@ The script forks. The child is the command's main process: it imports the module
 (comma-separated, may be empty: the modules the command would import as it goes), then runs
 `corpus.cli.main(ARGS)`. Importing takes a second or two of CPU that varies with the machine's
 load; it is a fixed cost, reported on its own, and leaving it out of the command's figures keeps
-its noise out of what grows with the dump.
-the parent is a subreaper (Linux prctl PR_SET_CHILD_SUBREAPER), so the worker processes,
-their forkserver and anything else the command leaves behind become its children once the
-command exits, and it reaps every one of them. Then:
+its noise out of what grows with the dump. The parent is a subreaper (Linux prctl
+PR_SET_CHILD_SUBREAPER), so the worker processes, their forkserver and anything else the
+command leaves behind become its children once the command exits, and it reaps every one of
+them. Then:
   - the main process's CPU seconds and peak RSS are its own wait4 figures (the forkserver and
     the workers are not its children, so none of theirs is in them), less the preloading's CPU
     seconds (reported apart);

@@ -64,9 +64,8 @@ def write_vocab(entities: list[tuple[str, int]], language: str, vocab_dir: Path)
     took seconds)."""
     vocab_dir.mkdir(parents=True, exist_ok=True)
     titles = pa.array([*ENTITY_SPECIALS, *(title for title, _ in entities)], pa.string())
-    ids = pc.cast(pa.array(range(len(titles)), pa.int64()), pa.string())
-    counts = pc.cast(pa.array([0] * len(ENTITY_SPECIALS) + [count for _, count in entities],
-                              pa.int64()), pa.string())
+    ids = _numbers_as_text(range(len(titles)))
+    counts = _numbers_as_text([0] * len(ENTITY_SPECIALS) + [count for _, count in entities])
     quoted = json_strings(titles)
     (vocab_dir / ENTITY_VOCAB_FILE).write_text(vocab_json(quoted, ids), encoding="utf-8")
     lines = pc.binary_join_element_wise(
@@ -83,6 +82,10 @@ def json_strings(values: pa.Array) -> pa.Array:
         return pa.array([_TO_JSON(value) for value in values.to_pylist()], pa.string())
     escaped = pc.replace_substring(pc.replace_substring(values, "\\", "\\\\"), '"', '\\"')
     return pc.binary_join_element_wise('"', escaped, '"', "")
+
+
+def _numbers_as_text(numbers) -> pa.Array:
+    return pc.cast(pa.array(numbers, pa.int64()), pa.string())
 
 
 def vocab_json(keys: pa.Array, ids: pa.Array) -> str:
@@ -175,7 +178,7 @@ def write_keyed_vocab(entities: list[Entity], vocab_dir: Path) -> None:
              for entity_id, (keys, _, _) in rows() for language, title in keys]
     (vocab_dir / ENTITY_VOCAB_FILE).write_text(vocab_json(
         json_strings(pa.array([key for key, _ in keyed], pa.string())),
-        pc.cast(pa.array([entity_id for _, entity_id in keyed], pa.int64()), pa.string())),
+        _numbers_as_text([entity_id for _, entity_id in keyed])),
         encoding="utf-8")
     with open(vocab_dir / ENTITY_COUNTS_FILE, "w", encoding="utf-8") as counts:
         for entity_id, (keys, count, item) in rows():
