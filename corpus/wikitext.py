@@ -6,8 +6,12 @@
   2. corpus/wikitext_links.py resolves the simple links and leaves a marker in their place
      (the parser would spend more on their nodes than on the rest of the text), and
      corpus/wikitext_lists.py marks list items (half the parser's time went to their nodes);
-  3. mwparserfromhell parses what remains; the walk below writes the visible text, puts the
-     stashed links back and records every article link as a span;
+  3. mwparserfromhell's tokenizer reads what remains; the walk below goes over its tokens,
+     writes the visible text, puts the stashed links back and records every article link as
+     a span. It reads the tokens as mwparserfromhell's builder would make them into nodes,
+     without making them (the nodes cost more than the tokenizing): a construct's pieces are
+     the tokens between its opening and closing ones, and only an entity, or a link title or
+     tag name holding markup (whose wikitext str() gives), goes through the builder;
   4. corpus/wikitext_layout.py tidies paragraphs and whitespace while the spans follow.
 On wikis whose language has variants, corpus/wikitext_variants.py first renders the `-{...}-`
 markup (after step 1, before step 2) in the variant asked for.
@@ -46,8 +50,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-import mwparserfromhell
-from mwparserfromhell.nodes import Comment, ExternalLink, Heading, HTMLEntity, Tag, Text, Wikilink
+from mwparserfromhell.parser import Builder, CTokenizer, ParserError, tokens
+from mwparserfromhell.parser.tokenizer import Tokenizer as PythonTokenizer
 from mwparserfromhell.wikicode import Wikicode
 
 from corpus.siteinfo import SiteInfo
@@ -67,6 +71,21 @@ _LIST_ITEM_TAGS = frozenset({"li", "dt", "dd"})
 _BREAK_TAGS = frozenset({"li", "dt", "dd", "br", "hr", "p", "div", "blockquote", "center",
                          "ul", "ol", "dl", "poem"})
 _PARAGRAPH_BREAK = "\n\n"   # what finish_layout reads as a paragraph break
+# mwparserfromhell's tokenizer, its C one where the installed wheel has it (as its parse()).
+_Tokenizer = CTokenizer or PythonTokenizer
+# The tokens that open and close a construct (one node of mwparserfromhell's tree), and those
+# that part one construct's pieces.
+_OPENING_TOKENS = frozenset((tokens.TemplateOpen, tokens.ArgumentOpen, tokens.WikilinkOpen,
+                             tokens.ExternalLinkOpen, tokens.HTMLEntityStart, tokens.HeadingStart,
+                             tokens.CommentStart, tokens.TagOpenOpen))
+_CLOSING_TOKENS = frozenset((tokens.TemplateClose, tokens.ArgumentClose, tokens.WikilinkClose,
+                             tokens.ExternalLinkClose, tokens.HTMLEntityEnd, tokens.HeadingEnd,
+                             tokens.CommentEnd, tokens.TagCloseSelfclose, tokens.TagCloseClose))
+_WIKILINK_SEPARATOR = frozenset((tokens.WikilinkSeparator,))
+_EXTERNAL_LINK_SEPARATOR = frozenset((tokens.ExternalLinkSeparator,))
+_TAG_NAME_ENDS = frozenset((tokens.TagAttrStart, tokens.TagCloseOpen, tokens.TagCloseSelfclose))
+_TAG_OPEN_ENDS = frozenset((tokens.TagCloseOpen, tokens.TagCloseSelfclose))
+_TAG_CONTENTS_END = frozenset((tokens.TagOpenClose,))
 # Bold/italic quotes: the parser keeps them as text (skip_style_tags, cheaper than building
 # nodes for them) and each text node drops them here, so runs never merge across a link edge.
 _QUOTE_RUN = re.compile(r"''+")
@@ -198,7 +217,8 @@ def parse_page(wikitext: str, title: str, site: SiteInfo, *, prepass: bool = Tru
         source, list_marks = mark_list_items(source)
     context = _Context(rules, stash, list_marks)
     builder = _TextBuilder(context)
-    _write_nodes(mwparserfromhell.parse(source, skip_style_tags=True), context, builder)
+    toks = _Tokenizer().tokenize(source, 0, True)    # skip_style_tags: quotes stay text
+    _write_tokens(toks, 0, len(toks), context, builder)
     raw = builder.joined()
     text, spans = finish_layout(raw, builder.spans, keep_empty=True)
     on_anchor = sum(_on_anchor(raw[before[0]:before[1]], text[after[0]:after[1]])
@@ -215,68 +235,125 @@ def _on_anchor(written: str, kept: str) -> bool:
     return bool(kept) and (written == kept or " ".join(written.split()) == kept)
 
 
-def _write_nodes(code: Wikicode, context: _Context, out: _TextBuilder) -> None:
-    """Write the visible text of code's nodes into out."""
-    for node in code.nodes:
-        kind = type(node)
-        if kind is Text:
-            out.text(node.value)
+def _write_tokens(toks: list, start: int, stop: int, context: _Context, out: _TextBuilder
+                  ) -> None:
+    """Write the visible text of toks[start:stop] (whole constructs) into out."""
+    index = start
+    while index < stop:
+        token = toks[index]
+        kind = type(token)
+        if kind is tokens.Text:
+            out.text(token["text"])
+            index += 1
             continue
-        if kind is Comment:
-            continue        # MediaWiki removes comments first: `[[a]]<!-- -->s` is "as"
+        end = _construct_end(toks, index)
+        if kind is tokens.CommentStart:
+            index = end     # MediaWiki removes comments first: `[[a]]<!-- -->s` is "as"
+            continue
         out.close_trail()   # only text right after a link can extend it
-        if kind is Wikilink:
-            _write_link(node, context, out)
-        elif kind is Tag:
-            _write_tag(node, context, out)
-        elif kind is HTMLEntity:
-            out.text(node.normalize())
-        elif kind is ExternalLink:
-            if node.title is not None:   # a bare URL or [http://x] shows no words
-                _write_nodes(node.title, context, out)
-        elif kind is Heading:
+        if kind is tokens.WikilinkOpen:
+            _write_link(toks, index, end, context, out)
+        elif kind is tokens.TagOpenOpen:
+            _write_tag(toks, index, end, context, out)
+        elif kind is tokens.HTMLEntityStart:
+            out.text(_nodes(toks, index, end).nodes[0].normalize())
+        elif kind is tokens.ExternalLinkOpen:
+            separator = _at_top(toks, index, end, _EXTERNAL_LINK_SEPARATOR)
+            if separator is not None:   # a bare URL or [http://x] shows no words
+                _write_tokens(toks, separator + 1, end - 1, context, out)
+        elif kind is tokens.HeadingStart:
             out.text(_PARAGRAPH_BREAK)
         # Template, Argument: nothing visible.
+        index = end
 
 
-def _write_tag(node: Tag, context: _Context, out: _TextBuilder) -> None:
-    name = str(node.tag).strip().lower()
+def _construct_end(toks: list, start: int) -> int:
+    """The index after the construct (a node of mwparserfromhell's tree) that toks[start]
+    opens."""
+    depth = 0
+    for index in range(start, len(toks)):
+        kind = type(toks[index])
+        if kind in _OPENING_TOKENS:
+            depth += 1
+        elif kind in _CLOSING_TOKENS:
+            depth -= 1
+            if not depth:
+                return index + 1
+    raise ParserError(f"{type(toks[start]).__name__} at token {start} is never closed")
+
+
+def _at_top(toks: list, start: int, end: int, kinds: frozenset) -> int | None:
+    """The index of the first token of `kinds` in the construct toks[start:end] that belongs
+    to it, not to a construct inside it; None if there is none."""
+    depth = 0
+    for index in range(start, end):
+        kind = type(toks[index])
+        if depth == 1 and kind in kinds:
+            return index
+        if kind in _OPENING_TOKENS:
+            depth += 1
+        elif kind in _CLOSING_TOKENS:
+            depth -= 1
+    return None
+
+
+def _nodes(toks: list, start: int, stop: int) -> Wikicode:
+    """mwparserfromhell's nodes for toks[start:stop] (whole constructs), built by its
+    builder: for what the walk needs as a node (an entity) or as wikitext (str())."""
+    return Builder().build(toks[start:stop])
+
+
+def _source(toks: list, start: int, stop: int) -> str:
+    """The wikitext of toks[start:stop], as str() of their nodes gives it."""
+    if all(type(toks[index]) is tokens.Text for index in range(start, stop)):
+        return "".join(toks[index]["text"] for index in range(start, stop))
+    return str(_nodes(toks, start, stop))
+
+
+def _write_tag(toks: list, start: int, end: int, context: _Context, out: _TextBuilder
+               ) -> None:
+    name = _source(toks, start + 1, _at_top(toks, start, end, _TAG_NAME_ENDS)).strip().lower()
     if name in _DROPPED_TAG_NAMES:
         return
-    if name in _LIST_ITEM_TAGS and node.wiki_markup:
+    if name in _LIST_ITEM_TAGS and toks[start].get("wiki_markup"):
         out.open_list_item()
     elif name in _BREAK_TAGS:
         out.text(_PARAGRAPH_BREAK)
-    if node.contents is not None and not node.self_closing:
-        _write_nodes(node.contents, context, out)
+    opened = _at_top(toks, start, end, _TAG_OPEN_ENDS)
+    if type(toks[opened]) is tokens.TagCloseOpen:     # not self-closing: it has contents
+        _write_tokens(toks, opened + 1, _at_top(toks, start, end, _TAG_CONTENTS_END),
+                      context, out)
         if name in _BREAK_TAGS:
             out.text(_PARAGRAPH_BREAK)
 
 
-def _write_link(node: Wikilink, context: _Context, out: _TextBuilder) -> None:
-    raw_target = str(node.title)
+def _write_link(toks: list, start: int, end: int, context: _Context, out: _TextBuilder
+                ) -> None:
+    separator = _at_top(toks, start, end, _WIKILINK_SEPARATOR)
+    raw_target = _source(toks, start + 1, end - 1 if separator is None else separator)
     if MARKER_OPEN in raw_target and context.stash:
         # `[[a [[b]] c]]`: a target holding a link is no link (MediaWiki shows the brackets
         # as text, which the layout drops); the inner link stays one.
-        label = "" if node.text is None else f"|{node.text}"
+        label = "" if separator is None else f"|{_source(toks, separator + 1, end - 1)}"
         out.text(restore_list_marks(f"[[{raw_target}{label}]]"))
         return
     renders, article = context.rules.lookup(raw_target)
     if renders:
-        out.link(_anchor_text(node, raw_target, context), article)
+        out.link(_anchor_text(toks, separator, end, raw_target, context), article)
 
 
-def _anchor_text(node: Wikilink, raw_target: str, context: _Context) -> str:
-    """The text MediaWiki shows for a link: its label without markup, else the target as
-    written (percent-encoding and entities decoded, leading ':' removed).
+def _anchor_text(toks: list, separator: int | None, end: int, raw_target: str,
+                 context: _Context) -> str:
+    """The text MediaWiki shows for a link: its label (after `separator`) without markup, else
+    the target as written (percent-encoding and entities decoded, leading ':' removed).
 
     A label that is empty here was emptied by a cut (`[[Foo|{{lang|fr|bar}}]]`): the link
     shows nothing. (It is not MediaWiki's pipe trick `[[Foo (bar)|]]`: saving a page expands
     that, so dumps do not hold it.)
     """
-    if node.text is None:
+    if separator is None:
         return context.rules.shown_target(raw_target)
     label = _TextBuilder(context, links=False)
-    _write_nodes(node.text, context, label)
+    _write_tokens(toks, separator + 1, end - 1, context, label)
     shown = label.joined()
     return shown.replace("\n", " ") if shown.strip() else ""

@@ -116,6 +116,18 @@ CASES = [
     ("a {{x}}, b (born {{date}}) c ({{lang|de|x}}; born 1900) ({{IPA|x}} said) __NOTOC__d",
      "a, b (born) c (born 1900) (said) d", []),
     ("<noinclude>shown</noinclude> <includeonly>hidden</includeonly>", "shown", []),
+    # what the walk reads from the tokenizer's tokens: a tag's name apart from its attributes
+    # and its contents down to its own closing tag, a heading dropped whole (a link in it
+    # too), an external link's label with markup, entities (named, decimal, hexadecimal), a
+    # link title holding an entity, a label holding tags, a trail after a comment
+    ('<span style="color:red" class=x>a <b>b [[c]]s</b></span>d <div>e</div>f',
+     "a b csd\ne\nf", [("cs", "C")]),
+    ("== [[X]] and {{y}} ==\ntext [[z]]<br />more", "text z\nmore", [("z", "Z")]),
+    ("a [http://x.com a [[b]] &amp; <i>c</i>] d [[e|<i>f</i>&#x41;&#66;]]g",
+     "a a b & c d fABg", [("b", "B"), ("fABg", "E")]),
+    ("x [[A&amp;B|<small>s</small> t]] y [[C&eacute;|c]]s <!-- c -->[[d]]e",
+     "x s t y cs de", [("s t", "A&B"), ("cs", "Cé"), ("de", "D")]),
+    ('<ref group="a">x</ref><p>para</p>q<center>[[w]]</center>', "para\nq\nw", [("w", "W")]),
 ]
 
 
