@@ -15,6 +15,7 @@ from collections import Counter
 from pathlib import Path
 
 import datasets
+import numpy as np
 import pytest
 
 from corpus import examples_stage
@@ -368,6 +369,24 @@ def test_a_worker_builds_a_shard_without_datasets_transformers_or_torch(en_corpu
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                          check=True).stdout.split(maxsplit=1)
     assert out == ["True", "[]\n"]
+
+
+def test_held_out_pages_are_sharded_like_training_pages(tmp_path):
+    """Many held-out pages become several validation shards of at most MAX_PAGES_PER_SHARD
+    pages, in row order after the training shards: one shard of them all would be one
+    worker's work after the others end."""
+    pages = 5 * examples_stage.MAX_PAGES_PER_SHARD
+    held_out = examples_stage.choose_validation_rows(pages, pages // 2 + 1, seed=0)
+    plan = examples_stage.LanguagePlan("en", "en", range(pages), "")
+    jobs = examples_stage.plan_jobs([plan], {"en": held_out}, tmp_path / "pages",
+                                    tmp_path / "tokenizer", Limits(), tmp_path)
+    validation = [job for job in jobs if job.split == "validation"]
+    assert [job.split for job in jobs] == ["examples"] * (len(jobs) - 3) + ["validation"] * 3
+    assert [job.name for job in validation] == [f"validation-{i:05d}" for i in range(3)]
+    assert all(0 < len(job.rows) <= examples_stage.MAX_PAGES_PER_SHARD for job in validation)
+    assert np.concatenate([job.rows for job in validation]).tolist() == held_out
+    training = np.concatenate([job.rows for job in jobs if job.split == "examples"])
+    assert sorted([*training.tolist(), *held_out]) == list(range(pages))
 
 
 def test_impossible_limits_are_refused_by_name(en_corpus_copy):
