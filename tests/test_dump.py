@@ -351,6 +351,17 @@ def test_index_offsets_are_read_in_blocks_with_blank_lines_skipped(tmp_path, mon
         read_stream_offsets(index)
 
 
+def test_index_blocks_start_small_and_double(tmp_path, monkeypatch):
+    """The workers wait for the first block only: it is small, and the next ones grow."""
+    monkeypatch.setattr(corpus_multistream, "FIRST_INDEX_BLOCK_BYTES", 64)
+    monkeypatch.setattr(corpus_multistream, "INDEX_BLOCK_BYTES", 256)
+    index = tmp_path / "index.txt"
+    index.write_text("".join(f"{n:07d}:1:Title\n" for n in range(100)))   # 16 bytes a line
+    sizes = [len(block) for block in corpus_multistream._index_blocks(index)]
+    assert sizes == [4, 8, 16, 16, 16, 16, 16, 8, 0]
+    assert list(ordered_stream_offsets(index)) == list(range(100))
+
+
 def test_index_offsets_come_in_the_indexs_order_as_its_blocks_are_read(tmp_path, monkeypatch):
     monkeypatch.setattr(corpus_multistream, "INDEX_BLOCK_BYTES", 16)   # lines across blocks
     index = tmp_path / "index.txt"
