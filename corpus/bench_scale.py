@@ -110,6 +110,8 @@ class ScaleReport:
     serial_s_per_gb: float      # every stage's serial part per GB but the capped training
     tokenizer_training: dict[str, float]
     tables: dict[str, float]    # the pages stage's title and redirect tables at English's size
+    # per stage, the work that grows with the entity vocabulary (capped at English's size)
+    entity_files: dict[str, dict[str, float]]
     projection: dict[int, dict[str, float]]
     memory: dict[str, float]
     reference_seconds: list[float] = field(default_factory=list)   # before each stage
@@ -174,6 +176,7 @@ def measure(args, work: Path) -> ScaleReport:
     # stage's per-GB fit already holds of the tables, extrapolated linearly to English.
     large_share = large.xml_bytes / (ENGLISH.xml_gb * GB)
     tables["in_fit_cpu_seconds"] = measure_tables(code, large_share)["cpu_seconds"] / large_share
+    entity_files = measure_entity_work(code, large)
     rates = {stage: fit(small, large, stage) for stage in STAGE_NAMES}
     training = tokenizer_training(small, large)
     report = ScaleReport(
@@ -181,8 +184,8 @@ def measure(args, work: Path) -> ScaleReport:
         small=small, large=large, rates=rates,
         serial_s_per_gb=sum(r.serial_per_gb for s, r in rates.items() if s != "tokenizer"),
         tokenizer_training=training,
-        tables=tables,
-        projection={cores: project(rates, training, tables, cores, args.workers)
+        tables=tables, entity_files=entity_files,
+        projection={cores: project(rates, training, tables, cores, args.workers, entity_files)
                     for cores in PROJECTED_CORES},
         memory=project_memory(large, training, tables), reference_seconds=speeds,
         baseline=baseline,
@@ -338,14 +341,18 @@ def threaded_share(run: StageRun, threads: int) -> float:
 
 
 def project(rates: dict[str, StageRates], training: dict[str, float], tables: dict[str, float],
-            cores: int, measured_workers: int) -> dict[str, float]:
+            cores: int, measured_workers: int,
+            entity_files: dict[str, dict[str, float]] | None = None) -> dict[str, float]:
     """Seconds per stage for ENGLISH on `cores` cores (one runs the main process): the main
     process's serial part done alone, then the longer of its part done beside the workers and
     the workers' parallel part (module docstring). In the pages
     stage's serial part, its tables count at their cost measured at English's size in place of
     their linear extrapolation from the large dump when that is more (sorting and hashing need
     not be linear); the tokenizer's is its training at its cap, its threaded share spread over
-    sentencepiece's threads (at most one per core)."""
+    sentencepiece's threads (at most one per core). The work that grows with the entity
+    vocabulary (`entity_files`, done alone) counts at its cost measured at English's capped
+    size in place of its linear extrapolation, which assumes the vocabulary grows with the
+    dump past the cap."""
     from corpus.word_tokenizer import SP_TRAINING_THREADS
 
     workers = max(1, cores - 1)
@@ -359,6 +366,9 @@ def project(rates: dict[str, StageRates], training: dict[str, float], tables: di
             # the fit: on a small dump their time is mostly fixed costs, which the linear
             # extrapolation would blow up.
             alone += max(0.0, tables["cpu_seconds"] - tables["in_fit_cpu_seconds"])
+        if entity_files and stage in entity_files:
+            measured = entity_files[stage]
+            alone = max(0.0, alone + measured["cpu_seconds"] - measured["in_fit_cpu_seconds"])
         if stage == "tokenizer":
             share = training["threaded_share"]
             alone = training["projected_seconds"] * (
@@ -391,17 +401,60 @@ def measure_tables(code: Path, scale: float) -> dict[str, float]:
     """CPU seconds and peak memory of the pages stage's table work (`english_tables`) at
     `scale` times English's number of redirects and articles, in a process of its own."""
     redirects, articles = int(ENGLISH.redirects * scale), int(ENGLISH.articles * scale)
-    with tempfile.TemporaryDirectory() as work:
-        script = (f"from corpus.bench_scale import english_tables; "
-                  f"print(english_tables({work!r}, {redirects}, {articles}))")
-        done = subprocess.run([sys.executable, "-c", script], cwd=work, capture_output=True,
-                              text=True, env={**os.environ, "PYTHONPATH": str(code)})
-    if done.returncode:
-        raise RuntimeError(f"the English-size tables failed: {done.stderr.strip()[-2000:]}")
-    figures = json.loads(done.stdout)
+    figures = _measure_apart(code, "english_tables", redirects, articles)
     figures.update(redirects=redirects, articles=articles,
                    peak_mb=figures["peak_kb"] / 1e3)
     return figures
+
+
+def _measure_apart(code: Path, function: str, *args) -> dict:
+    """The JSON that `function(work, *args)` of this module (under `code`) prints, run in a
+    process of its own in a temporary directory `work`."""
+    with tempfile.TemporaryDirectory() as work:
+        call = ", ".join(repr(a) for a in (work, *args))
+        script = f"from corpus.bench_scale import {function}; print({function}({call}))"
+        done = subprocess.run([sys.executable, "-c", script], cwd=work, capture_output=True,
+                              text=True, env={**os.environ, "PYTHONPATH": str(code)})
+    if done.returncode:
+        raise RuntimeError(f"{function} failed: {done.stderr.strip()[-2000:]}")
+    return json.loads(done.stdout)
+
+
+def measure_entity_work(code: Path, large: BuildRun) -> dict[str, dict[str, float]]:
+    """Per stage, the CPU seconds of the work that grows with the entity vocabulary's size
+    (`entity_files`) at English's size, and what the per-GB fit extrapolates of it: the same
+    work at the large build's size, scaled linearly to English's GB as the fit does."""
+    size = int(large.counts["entity_vocab"].get("size", 0))
+    english = _measure_apart(code, "entity_files", ENGLISH.entities)
+    at_large = _measure_apart(code, "entity_files", size)
+    scale = ENGLISH.xml_gb * GB / large.xml_bytes
+    return {stage: {"cpu_seconds": english[stage], "in_fit_cpu_seconds": at_large[stage] * scale,
+                    "entities": ENGLISH.entities, "large_entities": size}
+            for stage in english}
+
+
+def entity_files(work: str, entities: int) -> str:
+    """What grows with the entity vocabulary, not with the dump, for `entities` titles made
+    up here: the entity_vocab stage writing its two files, and the examples stage writing the
+    lookup file its workers map (before they start). Prints each one's CPU seconds as JSON."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from corpus.entity_vocab import write_vocab
+    from corpus.examples_stage import write_entity_index
+
+    titles = pc.binary_join_element_wise(
+        "Entity", pc.cast(pa.array(np.arange(entities)), pa.string()), "(title)", " ")
+    ranked = list(zip(titles.to_pylist(), range(entities + 1, 1, -1)))   # count descending
+    vocab_dir, parts_dir = Path(work) / "entity_vocab", Path(work) / "parts"
+    parts_dir.mkdir()
+    started = time.process_time()
+    write_vocab(ranked, "en", vocab_dir)
+    written = time.process_time()
+    write_entity_index(vocab_dir, parts_dir)    # reads entity_vocab.json as from the tokenizer
+    return json.dumps({"entity_vocab": written - started,
+                       "examples": time.process_time() - written})
 
 
 def english_tables(work: str, redirects: int, articles: int) -> str:
@@ -496,6 +549,11 @@ def format_report(report: ScaleReport, args) -> str:
                  f": {tables['cpu_seconds']:.1f} CPU s in the main process, peak "
                  f"{tables['peak_mb']:,.0f} MB (in the pages stage's projection, in place "
                  f"of the {tables['in_fit_cpu_seconds']:.1f} s the per-GB fit extrapolates)")
+    for stage, measured in report.entity_files.items():
+        lines.append(f"  the {stage} stage's work on the entity vocabulary alone at "
+                     f"{measured['entities']:,} entities: {measured['cpu_seconds']:.1f} CPU s "
+                     f"(in its projection, in place of the {measured['in_fit_cpu_seconds']:.1f} "
+                     f"s the per-GB fit extrapolates from {measured['large_entities']:,})")
     lines.append(f"  memory at English's size: the pages stage's main process "
                  f"{memory['pages_main_mb']:,.0f} MB, the tokenizer stage's "
                  f"{memory['tokenizer_main_mb']:,.0f} MB (training on "

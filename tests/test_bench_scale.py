@@ -115,6 +115,14 @@ def test_the_scale_benchmark_measures_every_stage_and_projects_them(tmp_path):
     assert (tables["redirects"], tables["articles"]) == (10_000, 7_000)
     assert tables["cpu_seconds"] > 0 and tables["peak_mb"] > 0
     assert tables["in_fit_cpu_seconds"] > 0      # the same work at the large dump's size
+    # the entity vocabulary's files and lookup file, at English's 500,000 entities and at the
+    # large build's (extrapolated as the per-GB fit does)
+    entity_files = report["entity_files"]
+    assert set(entity_files) == {"entity_vocab", "examples"}
+    for measured in entity_files.values():
+        assert measured["entities"] == 500_000
+        assert measured["large_entities"] == report["large"]["counts"]["entity_vocab"]["size"]
+        assert measured["cpu_seconds"] > 0 and measured["in_fit_cpu_seconds"] > 0
 
 
 @pytest.mark.parametrize("args, message", [
@@ -164,3 +172,24 @@ def test_the_main_processes_work_beside_busy_workers_is_hidden_unless_it_is_the_
     assert pages(1.0, 0.6) == pytest.approx(140)    # ...60 s of it beside them is hidden,
     assert pages(3.0, 2.5) == pytest.approx(300)    # ...unless it is the longer: then it bounds
     assert pages(1.0, 5.0) == pytest.approx(100)    # never more beside them than in all
+
+
+def test_work_on_the_entity_vocabulary_counts_at_its_capped_size_not_its_extrapolation():
+    """The vocabulary stops growing at its cap: its measured cost there replaces what the
+    per-GB fit extrapolates, down as well as up, never below nothing."""
+    from corpus.bench_scale import StageRates, project
+
+    rates = {"entity_vocab": StageRates(serial_fixed=1.0, serial_per_gb=0.2, parallel_fixed=0.0,
+                                        parallel_per_gb=0.0)}
+
+    def entity_vocab(cpu_seconds, in_fit_cpu_seconds):
+        measured = {"entity_vocab": {"cpu_seconds": cpu_seconds,
+                                     "in_fit_cpu_seconds": in_fit_cpu_seconds}}
+        return project(rates, {}, {}, cores=64, measured_workers=1,
+                       entity_files=measured)["entity_vocab"]
+
+    assert project(rates, {}, {}, cores=64, measured_workers=1)["entity_vocab"] == \
+        pytest.approx(21)                            # 1 + 0.2 s/GB x 100 GB
+    assert entity_vocab(1.5, 8.0) == pytest.approx(14.5)    # 8 s of the fit are 1.5 s
+    assert entity_vocab(9.0, 8.0) == pytest.approx(22)
+    assert entity_vocab(0.0, 50.0) == 0
