@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import bz2
 import html
+import random
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -16,6 +17,7 @@ from corpus.languages import link_trail
 from corpus.siteinfo import SiteInfo
 from corpus.titles import namespace_of, resolve_link_target
 from corpus.wikitext import ParsedPage, parse_page
+from corpus import wikitext_layout as layout
 from corpus.wikitext_layout import finish_layout
 from corpus.wikitext_links import LinkRules, stash_simple_links
 from corpus.wikitext_lists import mark_list_items
@@ -278,6 +280,20 @@ def test_layout_moves_spans_with_the_text():
     assert text == "a big cat sat\non, the mat"
     assert [(text[s:e], t) for s, e, t in moved] == [
         ("big cat", "BIG\u00a0CAT"), ("sat", "SAT"), ("on", "ON"), ("the mat", "THE  MAT ")]
+
+
+def test_whitespace_runs_are_found_where_the_patterns_own_search_finds_them():
+    """The layout looks for whitespace runs only where one can start; on text made of the
+    characters that matter (spaces of every kind, line breaks, closing punctuation) it finds
+    exactly the runs that the pattern's own search finds."""
+    pieces = [" ", "  ", "\n", "\n\n", "\t", "\xa0", "\u3000", " \n ", ",", ".", ")", "]",
+              "\uff09", "a", "bc", "x ."]
+    rng = random.Random(0)
+    for _ in range(20_000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 30)))
+        found = [(m.start(), m.end(), layout._whitespace_repl(m))
+                 for m in layout._WHITESPACE.finditer(text)]
+        assert list(layout._whitespace_edits(text)) == found, repr(text)
 
 
 @pytest.mark.parametrize("language, wikitext, text, links", [
