@@ -30,7 +30,7 @@ Any other tokenizer is encoded text by text without the cache.
 A sentence is tokenized cut at its mentions' starts and ends (`encode_cut`), each piece on its
 own. With Metaspace the pieces' pre-tokens are the sentence's words, a word cut inside being
 two: so a batch of single-spaced sentences, with a space put in at each cut inside a word, is
-one split into words and one pass of cache lookups, each sentence a slice of the ids.
+one split into words and one pass of cache lookups, each sentence the ids of its words.
 Added tokens (`<s>`, `<mask>`, ...) are cut out of the text before all this; the examples
 stage drops every sentence holding their text (examples.kept_sentences), so that never matters.
 """
@@ -269,7 +269,7 @@ class WordEncoder:
                        joined: str) -> list[tuple[list[int], list[int]]]:
         """encode_cut for single-spaced texts (`joined`: joined by spaces). A space is put at
         every cut inside a word (_words_cut); the words of all texts are looked up in the
-        cache in one pass and their ids joined once, and each text is a slice of that."""
+        cache in one pass, and each text's ids are its words' joined."""
         with_cuts = [index for index, positions in enumerate(cuts) if positions]
         cut_texts, word_of = list(texts), {}
         inserted = False   # any space put in
@@ -290,18 +290,14 @@ class WordEncoder:
         for index in missing:
             per_word[index] = self.word_ids[running[index]]
         self._forget_if_full(new)
-        before = list(accumulate(map(len, per_word), initial=0))  # tokens before each word
-        flat = list(chain.from_iterable(per_word))
-        # each text's first and last word + 1, and the tokens before those
+        # each text's words: from its first to its last + 1
         word_ends = list(accumulate(map((1).__add__, map(str.count, cut_texts, repeat(" ")))))
-        word_starts = [0] + word_ends[:-1]
-        token_starts = list(map(before.__getitem__, word_starts))
-        ids = list(map(flat.__getitem__, map(slice, token_starts,
-                                             map(before.__getitem__, word_ends))))
+        words_of = list(map(per_word.__getitem__, map(slice, [0, *word_ends[:-1]], word_ends)))
+        ids = list(map(list, map(chain.from_iterable, words_of)))
         positions: list[list[int]] = [[] for _ in texts]
         for index in with_cuts:
-            first, word = token_starts[index], word_starts[index]
-            positions[index] = [before[word + i] - first for i in word_of[index]]
+            before = list(accumulate(map(len, words_of[index]), initial=0))  # tokens before
+            positions[index] = list(map(before.__getitem__, word_of[index]))  # each word
         return list(zip(ids, positions))
 
     def _cut_by_pieces(self, texts: Sequence[str], cuts: Sequence[Sequence[int]],
