@@ -31,11 +31,27 @@ MARKER = re.compile(f"{MARKER_OPEN}([0-9]+){MARKER_CLOSE}")
 _SIMPLE_LINK = re.compile(r"\[\[([^\[\]{}<>|\n]+)(?:\|((?:[^\[\]{}<>|\n'&]|'(?!'))+))?\]\]")
 
 StashedLink = tuple[str, "str | None"]      # (anchor text, resolved article title or None)
+# Answers shared by the pages of a wiki (one set of namespace names and case rule): a target's
+# answer does not depend on the page linking it, but for `[[#Section]]` (the page itself), and
+# a wiki's pages link the same popular titles again and again. New answers past this many are
+# not kept.
+MAX_SHARED_ANSWERS = 100_000   # ~15 MB
+_SHARED_ANSWERS: dict[tuple[int, str], tuple[dict, dict]] = {}
+
+
+def _shared_answers(ids: dict[str, int], case: str) -> dict[str, tuple[bool, str | None]]:
+    """The answers of the wiki whose namespace names are `ids` (titles.namespace_names gives
+    one dict per wiki: it is kept here with its answers, so its id names no other)."""
+    entry = _SHARED_ANSWERS.get((id(ids), case))
+    if entry is None or entry[0] is not ids:
+        entry = _SHARED_ANSWERS[(id(ids), case)] = (ids, {})
+    return entry[1]
 
 
 class LinkRules:
-    """Visibility, shown text and article target of the link targets of one page, memoized;
-    the wiki language's link trail (None: nothing joins) and variants (None: it has none)."""
+    """Visibility, shown text and article target of the link targets of one page, memoized
+    (for the wiki's pages together, but for fragments of this page); the wiki language's link
+    trail (None: nothing joins) and variants (None: it has none)."""
 
     def __init__(self, title: str, site: SiteInfo) -> None:
         self.title = title
@@ -43,19 +59,24 @@ class LinkRules:
         self.namespace_ids = namespace_names(site)
         self.trail = link_trail(site.language)
         self.variants = variant_rules(site.language)
-        self._answers: dict[str, tuple[bool, str | None]] = {}
+        self._answers = _shared_answers(self.namespace_ids, site.case)
+        self._page_answers: dict[str, tuple[bool, str | None]] = {}
 
     def lookup(self, raw_target: str) -> tuple[bool, str | None]:
         """(renders, article): renders is False for a file, category tag or language link
         (no leading ':'), which show no text at all; article is the normalized title the link
         points at, None outside namespace 0."""
-        answer = self._answers.get(raw_target)
+        answer = self._answers.get(raw_target) or self._page_answers.get(raw_target)
         if answer is None:
             ns = namespace_of(raw_target, self.site, self.namespace_ids)
             renders = ns not in INVISIBLE_LINK_NAMESPACES or raw_target.lstrip().startswith(":")
             article = (resolve_link_target(raw_target, self.title, self.site, self.namespace_ids)
                        if ns == 0 else None)
-            answer = self._answers[raw_target] = (renders, article)
+            answer = (renders, article)
+            if raw_target.strip().startswith("#"):    # the page itself: this page's answer
+                self._page_answers[raw_target] = answer
+            elif len(self._answers) < MAX_SHARED_ANSWERS:
+                self._answers[raw_target] = answer
         return answer
 
     def shown_target(self, raw_target: str) -> str:

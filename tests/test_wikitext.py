@@ -282,6 +282,17 @@ def test_layout_moves_spans_with_the_text():
         ("big cat", "BIG\u00a0CAT"), ("sat", "SAT"), ("on", "ON"), ("the mat", "THE  MAT ")]
 
 
+def test_link_answers_are_shared_by_a_wikis_pages_but_for_fragments():
+    """A target points at the same article from every page of a wiki, and its answer is kept
+    for them all; `[[#Section]]` points at the page itself, whichever page links it."""
+    for title in ("First page", "Second page", "First page"):
+        page = parse_page("[[#History|here]] and [[paris]] and [[ #Early]]", title, EN)
+        assert [(page.text[s:e], target) for s, e, target in page.links] == [
+            ("here", title), ("paris", "Paris"), ("#Early", title)]
+    bulgarian = parse_page("[[Категория:X]] [[Файл:Y.png]] [[Z]]", "Page", bulgarian_site())
+    assert [target for _, _, target in bulgarian.links] == ["Z"]
+
+
 def test_whitespace_runs_are_found_where_the_patterns_own_search_finds_them():
     """The layout looks for whitespace runs only where one can start; on text made of the
     characters that matter (spaces of every kind, line breaks, closing punctuation) it finds
