@@ -37,6 +37,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from corpus.progress import count_progress
 from corpus.reader import Corpus
@@ -62,6 +63,9 @@ class EnglishWikipedia:
 
 
 ENGLISH = EnglishWikipedia()
+# Runs of each short measurement apart from the builds (the tables and the entity work at the
+# two dumps' sizes), the least taken.
+REPEATS_APART = 3
 
 
 @dataclass
@@ -172,11 +176,13 @@ def measure(args, work: Path) -> ScaleReport:
     print(f"luke-corpus bench: the pages stage's tables at {args.tables_scale:g} x English's "
           f"size (about a minute at 1)", file=sys.stderr)
     tables = measure_tables(code, args.tables_scale)
-    # The same work at the large dump's size (it has English's titles per GB): what the pages
-    # stage's per-GB fit already holds of the tables, extrapolated linearly to English.
-    large_share = large.xml_bytes / (ENGLISH.xml_gb * GB)
-    tables["in_fit_cpu_seconds"] = measure_tables(code, large_share)["cpu_seconds"] / large_share
-    entity_files = measure_entity_work(code, large)
+    # The same work at both dumps' sizes (they have English's titles per GB): what the pages
+    # stage's per-GB fit already holds of the tables, extrapolated to English as the fit is.
+    shares = [build.xml_bytes / (ENGLISH.xml_gb * GB) for build in (small, large)]
+    tables["in_fit_cpu_seconds"] = fit_share(
+        *shares, *(_best_of(REPEATS_APART, lambda: measure_tables(code, share)["cpu_seconds"])
+                   for share in shares))
+    entity_files = measure_entity_work(code, small, large)
     rates = {stage: fit(small, large, stage) for stage in STAGE_NAMES}
     training = tokenizer_training(small, large)
     report = ScaleReport(
@@ -420,16 +426,36 @@ def _measure_apart(code: Path, function: str, *args) -> dict:
     return json.loads(done.stdout)
 
 
-def measure_entity_work(code: Path, large: BuildRun) -> dict[str, dict[str, float]]:
+def fit_share(small_share: float, large_share: float, small_cpu: float, large_cpu: float
+              ) -> float:
+    """What the per-GB fit extrapolates to English of a piece of work that cost `small_cpu`
+    and `large_cpu` CPU seconds at the small and large builds' shares of English: the fit
+    takes the difference of the two builds, so the work's fixed part is not in it."""
+    if large_share <= small_share:
+        return 0.0
+    return max(0.0, (large_cpu - small_cpu) / (large_share - small_share))
+
+
+def _best_of(runs: int, measure: Callable[[], float]) -> float:
+    """The least of `runs` measurements of a short piece of work (a fraction of a second,
+    which a pause of the host can double)."""
+    return min(measure() for _ in range(runs))
+
+
+def measure_entity_work(code: Path, small: BuildRun, large: BuildRun
+                        ) -> dict[str, dict[str, float]]:
     """Per stage, the CPU seconds of the work that grows with the entity vocabulary's size
     (`entity_files`) at English's size, and what the per-GB fit extrapolates of it: the same
-    work at the large build's size, scaled linearly to English's GB as the fit does."""
-    size = int(large.counts["entity_vocab"].get("size", 0))
+    work at both builds' sizes, as the fit takes it."""
+    sizes = [int(build.counts["entity_vocab"].get("size", 0)) for build in (small, large)]
     english = _measure_apart(code, "entity_files", ENGLISH.entities)
-    at_large = _measure_apart(code, "entity_files", size)
-    scale = ENGLISH.xml_gb * GB / large.xml_bytes
-    return {stage: {"cpu_seconds": english[stage], "in_fit_cpu_seconds": at_large[stage] * scale,
-                    "entities": ENGLISH.entities, "large_entities": size}
+    at = [[_measure_apart(code, "entity_files", size) for _ in range(REPEATS_APART)]
+          for size in sizes]
+    shares = [build.xml_bytes / (ENGLISH.xml_gb * GB) for build in (small, large)]
+    return {stage: {"cpu_seconds": english[stage],
+                    "in_fit_cpu_seconds": fit_share(*shares, *(min(run[stage] for run in runs)
+                                                               for runs in at)),
+                    "entities": ENGLISH.entities, "large_entities": sizes[1]}
             for stage in english}
 
 
