@@ -37,7 +37,6 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from corpus.progress import count_progress
 from corpus.reader import Corpus
@@ -180,9 +179,8 @@ def measure(args, work: Path) -> ScaleReport:
     # stage's per-GB fit already holds of the tables, extrapolated to English as the fit is.
     shares = [build.xml_bytes / (ENGLISH.xml_gb * GB) for build in (small, large)]
     tables["in_fit_cpu_seconds"] = fit_share(
-        *shares, *(_best_of(REPEATS_APART, lambda: measure_tables(code, share)["cpu_seconds"])
-                   for share in shares))
-    entity_files = measure_entity_work(code, small, large)
+        *shares, *(measure_tables(code, share, REPEATS_APART)["cpu_seconds"] for share in shares))
+    entity_files = measure_entity_work(code, small, large, shares)
     rates = {stage: fit(small, large, stage) for stage in STAGE_NAMES}
     training = tokenizer_training(small, large)
     report = ScaleReport(
@@ -353,8 +351,8 @@ def project(rates: dict[str, StageRates], training: dict[str, float], tables: di
     process's serial part done alone, then the longer of its part done beside the workers and
     the workers' parallel part (module docstring). In the pages
     stage's serial part, its tables count at their cost measured at English's size in place of
-    their linear extrapolation from the large dump when that is more (sorting and hashing need
-    not be linear); the tokenizer's is its training at its cap, its threaded share spread over
+    the fit's linear extrapolation of them when that is more (sorting and hashing need not be
+    linear); the tokenizer's is its training at its cap, its threaded share spread over
     sentencepiece's threads (at most one per core). The work that grows with the entity
     vocabulary (`entity_files`, done alone) counts at its cost measured at English's capped
     size in place of its linear extrapolation, which assumes the vocabulary grows with the
@@ -369,8 +367,7 @@ def project(rates: dict[str, StageRates], training: dict[str, float], tables: di
         alone = serial - overlapped
         if stage == "pages":
             # The tables are built between the two passes, with no worker busy. Never below
-            # the fit: on a small dump their time is mostly fixed costs, which the linear
-            # extrapolation would blow up.
+            # the fit: of the two figures for them, the larger counts.
             alone += max(0.0, tables["cpu_seconds"] - tables["in_fit_cpu_seconds"])
         if entity_files and stage in entity_files:
             measured = entity_files[stage]
@@ -403,27 +400,33 @@ def project_memory(large: BuildRun, training: dict, tables: dict[str, float]
             "workers_63_gb": 63 * worker_own / 1e3}
 
 
-def measure_tables(code: Path, scale: float) -> dict[str, float]:
+def measure_tables(code: Path, scale: float, runs: int = 1) -> dict[str, float]:
     """CPU seconds and peak memory of the pages stage's table work (`english_tables`) at
-    `scale` times English's number of redirects and articles, in a process of its own."""
+    `scale` times English's number of redirects and articles, in a process of its own (the
+    least of `runs` runs)."""
     redirects, articles = int(ENGLISH.redirects * scale), int(ENGLISH.articles * scale)
-    figures = _measure_apart(code, "english_tables", redirects, articles)
+    figures = _measure_apart(code, "english_tables", redirects, articles, runs=runs)
     figures.update(redirects=redirects, articles=articles,
                    peak_mb=figures["peak_kb"] / 1e3)
     return figures
 
 
-def _measure_apart(code: Path, function: str, *args) -> dict:
+def _measure_apart(code: Path, function: str, *args, runs: int = 1) -> dict:
     """The JSON that `function(work, *args)` of this module (under `code`) prints, run in a
-    process of its own in a temporary directory `work`."""
-    with tempfile.TemporaryDirectory() as work:
-        call = ", ".join(repr(a) for a in (work, *args))
-        script = f"from corpus.bench_scale import {function}; print({function}({call}))"
-        done = subprocess.run([sys.executable, "-c", script], cwd=work, capture_output=True,
-                              text=True, env={**os.environ, "PYTHONPATH": str(code)})
-    if done.returncode:
-        raise RuntimeError(f"{function} failed: {done.stderr.strip()[-2000:]}")
-    return json.loads(done.stdout)
+    process of its own in a temporary directory `work`; with several `runs`, the least of
+    each figure (a short piece of work, a fraction of a second, which a pause of the host can
+    double)."""
+    figures = []
+    for _ in range(runs):
+        with tempfile.TemporaryDirectory() as work:
+            call = ", ".join(repr(a) for a in (work, *args))
+            script = f"from corpus.bench_scale import {function}; print({function}({call}))"
+            done = subprocess.run([sys.executable, "-c", script], cwd=work, capture_output=True,
+                                  text=True, env={**os.environ, "PYTHONPATH": str(code)})
+        if done.returncode:
+            raise RuntimeError(f"{function} failed: {done.stderr.strip()[-2000:]}")
+        figures.append(json.loads(done.stdout))
+    return {key: min(run[key] for run in figures) for key in figures[0]}
 
 
 def fit_share(small_share: float, large_share: float, small_cpu: float, large_cpu: float
@@ -436,25 +439,17 @@ def fit_share(small_share: float, large_share: float, small_cpu: float, large_cp
     return max(0.0, (large_cpu - small_cpu) / (large_share - small_share))
 
 
-def _best_of(runs: int, measure: Callable[[], float]) -> float:
-    """The least of `runs` measurements of a short piece of work (a fraction of a second,
-    which a pause of the host can double)."""
-    return min(measure() for _ in range(runs))
-
-
-def measure_entity_work(code: Path, small: BuildRun, large: BuildRun
+def measure_entity_work(code: Path, small: BuildRun, large: BuildRun, shares: list[float]
                         ) -> dict[str, dict[str, float]]:
     """Per stage, the CPU seconds of the work that grows with the entity vocabulary's size
     (`entity_files`) at English's size, and what the per-GB fit extrapolates of it: the same
-    work at both builds' sizes, as the fit takes it."""
+    work at both builds' sizes (`shares`: each build's share of English), as the fit takes
+    it."""
     sizes = [int(build.counts["entity_vocab"].get("size", 0)) for build in (small, large)]
     english = _measure_apart(code, "entity_files", ENGLISH.entities)
-    at = [[_measure_apart(code, "entity_files", size) for _ in range(REPEATS_APART)]
-          for size in sizes]
-    shares = [build.xml_bytes / (ENGLISH.xml_gb * GB) for build in (small, large)]
+    at = [_measure_apart(code, "entity_files", size, runs=REPEATS_APART) for size in sizes]
     return {stage: {"cpu_seconds": english[stage],
-                    "in_fit_cpu_seconds": fit_share(*shares, *(min(run[stage] for run in runs)
-                                                               for runs in at)),
+                    "in_fit_cpu_seconds": fit_share(*shares, *(figures[stage] for figures in at)),
                     "entities": ENGLISH.entities, "large_entities": sizes[1]}
             for stage in english}
 
