@@ -45,7 +45,8 @@ from corpus.workers import process_map
 PARTS_DIR = ".examples-parts"
 MAX_PAGES_PER_SHARD = 1000
 MAX_SHARDS = 64              # on a small dump: shards of fewer pages, down to one page each
-PAGES_PER_CALL = 64          # pages tokenized per backend call (bounded memory)
+PAGES_PER_CALL = 256         # pages tokenized per call: the more, the fewer distinct words per
+                             # running word (WordEncoder); 256 pages hold tens of MB as objects
 ROWS_PER_BATCH = 1000        # examples per record batch of the saved files
 ENTITY_INDEX_FILE = "entity_vocab.index"
 ENTITY_ID = "id"

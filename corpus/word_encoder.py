@@ -30,7 +30,8 @@ Any other tokenizer is encoded text by text without the cache.
 A sentence is tokenized cut at its mentions' starts and ends (`encode_cut`), each piece on its
 own. With Metaspace the pieces' pre-tokens are the sentence's words, a word cut inside being
 two: so a batch of single-spaced sentences, with a space put in at each cut inside a word, is
-one split into words and one pass of cache lookups, each sentence the ids of its words.
+split into words once (by Arrow), its distinct words looked up in the cache once, and each
+sentence is the ids of its words (gathered by numpy).
 Added tokens (`<s>`, `<mask>`, ...) are cut out of the text before all this; the examples
 stage drops every sentence holding their text (examples.kept_sentences), so that never matters.
 """
@@ -41,10 +42,12 @@ import contextlib
 import json
 import re
 from collections import Counter
-from itertools import accumulate, chain, repeat
-from typing import Sequence
+from itertools import accumulate, chain
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 METASPACE = "\u2581"
 # Words cached per worker: on Wikipedia text a few hundred thousand words cover nearly all
@@ -262,42 +265,59 @@ class WordEncoder:
             # Every text single-spaced: no space at either end and no run of two (an empty
             # text or a space at a text's end makes a run where the texts are joined).
             if joined and joined[0] != " " and joined[-1] != " " and "  " not in joined:
-                return self._metaspace_cut(texts, cuts, joined)
+                return self._metaspace_cut(texts, cuts)
         return self._cut_by_pieces(texts, cuts)
 
-    def _metaspace_cut(self, texts: Sequence[str], cuts: Sequence[Sequence[int]],
-                       joined: str) -> list[tuple[list[int], list[int]]]:
-        """encode_cut for single-spaced texts (`joined`: joined by spaces). A space is put at
-        every cut inside a word (_words_cut); the words of all texts are looked up in the
-        cache in one pass, and each text's ids are its words' joined."""
+    def _metaspace_cut(self, texts: Sequence[str], cuts: Sequence[Sequence[int]]
+                       ) -> list[tuple[list[int], list[int]]]:
+        """encode_cut for single-spaced texts. A space is put at every cut inside a word
+        (_words_cut). The texts are split into words, and the words told apart, by Arrow's
+        kernels; only the distinct words are looked up in the cache (on English, a quarter of
+        the running words of 64 pages), and each running word's ids are gathered by numpy: a
+        Python step per running word (split, lookup, join) was half the examples stage."""
         with_cuts = [index for index, positions in enumerate(cuts) if positions]
-        cut_texts, word_of = list(texts), {}
-        inserted = False   # any space put in
+        cut_texts, word_of = list(texts), []
         for index in with_cuts:
-            cut_text, word_of[index] = _words_cut(texts[index], cuts[index])
-            if cut_text is not texts[index]:
-                cut_texts[index], inserted = cut_text, True
-        running = (" ".join(cut_texts) if inserted else joined).split(" ")
-        # Looked up once: the misses (a few in a hundred words once warm) are found by a scan
-        # in C and filled in after they are encoded, where a set of all the words to find
-        # the new ones and a second lookup of every word cost a third more.
-        per_word = list(map(self.word_ids.get, running))
+            cut_texts[index], starts = _words_cut(texts[index], cuts[index])
+            word_of.append(starts)
+        split = pc.split_pattern(pa.array(cut_texts, pa.string()), " ")
+        words = pc.dictionary_encode(split.flatten())
+        distinct = words.dictionary.to_pylist()
+        occurrences = words.indices.to_numpy()
+        per_word = list(map(self.word_ids.get, distinct))
         missing = _indices_of_none(per_word)
-        new = self._new_words(running, {running[i] for i in missing})
+        new = self._new_words(len(occurrences), {distinct[i] for i in missing},
+                              lambda: dict(zip(distinct, np.bincount(occurrences).tolist())))
         if new is None:                      # too many new words: the pieces, uncached
             return self._cut_by_pieces(texts, cuts, cached=False)
         self._encode_into_cache(new)
         for index in missing:
-            per_word[index] = self.word_ids[running[index]]
+            per_word[index] = self.word_ids[distinct[index]]
         self._forget_if_full(new)
-        # each text's words: from its first to its last + 1
-        word_ends = list(accumulate(map((1).__add__, map(str.count, cut_texts, repeat(" ")))))
-        words_of = list(map(per_word.__getitem__, map(slice, [0, *word_ends[:-1]], word_ends)))
-        ids = list(map(list, map(chain.from_iterable, words_of)))
+        # the token ids of every running word, one after the other: each occurrence's ids are
+        # those of its distinct word, found in `tokens` from that word's first token
+        lengths = np.fromiter(map(len, per_word), np.int64, len(per_word))
+        tokens = np.fromiter(chain.from_iterable(per_word), np.int64, int(lengths.sum()))
+        occurrence_lengths = lengths[occurrences]
+        before = np.zeros(len(occurrences) + 1, np.int64)      # tokens before each occurrence
+        np.cumsum(occurrence_lengths, out=before[1:])
+        first_token = np.cumsum(lengths) - lengths
+        shift = np.repeat(before[:-1] - first_token[occurrences], occurrence_lengths)
+        flat = tokens[np.arange(before[-1]) - shift].tolist()
+        # each text's words, from its first to its last + 1, and the tokens before each word
+        word_bounds = split.offsets.to_numpy()
+        text_bounds = before[word_bounds].tolist()
+        ids = list(map(flat.__getitem__, map(slice, text_bounds[:-1], text_bounds[1:])))
         positions: list[list[int]] = [[] for _ in texts]
-        for index in with_cuts:
-            before = list(accumulate(map(len, words_of[index]), initial=0))  # tokens before
-            positions[index] = list(map(before.__getitem__, word_of[index]))  # each word
+        if with_cuts:
+            counts = list(map(len, word_of))
+            first_word = np.repeat(word_bounds[with_cuts], counts)
+            cut_words = first_word + np.fromiter(chain.from_iterable(word_of), np.int64,
+                                                 sum(counts))
+            cut_tokens = (before[cut_words] - before[first_word]).tolist()
+            ends = list(accumulate(counts))
+            for index, stop, count in zip(with_cuts, ends, counts):
+                positions[index] = cut_tokens[stop - count:stop]
         return list(zip(ids, positions))
 
     def _cut_by_pieces(self, texts: Sequence[str], cuts: Sequence[Sequence[int]],
@@ -325,7 +345,8 @@ class WordEncoder:
         (examples.kept_sentences), so for every kept sentence these are its ids."""
         texts = [text for group in groups for text in group]
         keys = self._keys(texts) if self.use_cache else None
-        new = self._new_words(keys) if self.use_cache else None
+        new = (self._new_words(len(keys), set(keys).difference(self.word_ids),
+                               lambda: Counter(keys)) if self.use_cache else None)
         if new is not None and self.cache_mode == "metaspace":
             self._encode_into_cache(new)
             out = self._metaspace_groups(groups, texts, keys)
@@ -394,21 +415,20 @@ class WordEncoder:
         return [key for text in texts if not _IRREGULAR_SPACE.search(text)
                 for key in byte_level_keys(text)]
 
-    def _new_words(self, running: list[str], new: set[str] | None = None) -> list[str] | None:
-        """The words of `running` (the texts' cache keys) not in the cache (`new`, where the
-        caller found them), or None when so many are new that encoding them into the cache
-        would cost more than encoding the texts (a cold start, or a language written without
-        spaces, where a "word" is a phrase)."""
-        if new is None:
-            new = set(running).difference(self.word_ids)
-        self.words_looked_up += len(running)
-        if len(new) > MAX_NEW_WORD_SHARE * len(running):
+    def _new_words(self, running: int, new: set[str], repeats: Callable[[], Mapping[str, int]]
+                   ) -> list[str] | None:
+        """The `new` words (not in the cache) of `running` running words, as a list, or None
+        when so many are new that encoding them into the cache would cost more than encoding
+        the texts (a cold start, or a language written without spaces, where a "word" is a
+        phrase). `repeats()`: how often each word runs, asked for only then."""
+        self.words_looked_up += running
+        if len(new) > MAX_NEW_WORD_SHARE * running:
             # Still learn the new words this call repeats, so that a cold cache warms up
             # (on English the first batch of pages has about a quarter of its words new).
-            repeated = Counter(running)
+            repeated = repeats()
             room = max(0, MAX_CACHED_WORDS - len(self.word_ids))
             self._encode_into_cache([w for w in new if repeated[w] > 1][:room])
-            self.words_bypassed += len(running)
+            self.words_bypassed += running
             return None
         return list(new)
 
