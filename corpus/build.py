@@ -16,7 +16,10 @@ examples), each a module with `run(ctx) -> dict`. What it guarantees:
     build into the same DIR is refused naming the first one's pid; the kernel drops the lock of
     a build that dies however it dies, and the next build takes over its directory;
   - truncated input: the pages kept are saved and the manifest says truncated, then the build
-    stops with TruncatedInput unless options.allow_truncated.
+    stops with TruncatedInput unless options.allow_truncated;
+  - work ahead: a later stage's long part that reads only an earlier stage's outputs starts
+    in a process of its own once that stage is done (the tokenizer's training beside the
+    entity vocabulary, corpus/ahead.py), and is stopped if the build stops first.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from corpus.ahead import AheadWork
 from corpus.dump import DumpError
 from corpus.manifest import (ManifestError, empty_manifest, file_fingerprint, read_manifest,
                              write_manifest)
@@ -59,18 +63,45 @@ def build(options: BuildOptions, until: str | None = None, overwrite: bool = Fal
     _validate(options, until)
     out = Path(options.out)
     _refuse_foreign(out, overwrite)       # before the lock file is written into it
+    names = STAGE_NAMES[: STAGE_NAMES.index(until) + 1 if until else len(STAGE_NAMES)]
     with exclusive_writer(out):
         manifest = _open_out_dir(out, options, overwrite)
         ran: dict[str, float] = {}
-        for name in STAGE_NAMES[: STAGE_NAMES.index(until) + 1 if until else len(STAGE_NAMES)]:
-            if not _is_current(name, manifest, options, out):
-                started = time.perf_counter()
-                manifest = _run_stage(name, manifest, options, out)
-                ran[name] = time.perf_counter() - started
-            if name == "pages":
-                _check_truncated(manifest, options, ran)
+        ahead: dict[str, AheadWork] = {}
+        try:
+            for name in names:
+                if not _is_current(name, manifest, options, out):
+                    started = time.perf_counter()
+                    manifest = _run_stage(name, manifest, options, out, ahead.pop(name, None))
+                    ran[name] = time.perf_counter() - started
+                if name == "pages":
+                    _check_truncated(manifest, options, ran)
+                ahead.update(_start_ahead(name, names, manifest, options, out))
+        finally:
+            for work in ahead.values():     # the build stopped before collecting it
+                work.cancel()
     print(format_summary(manifest, ran, out), file=sys.stderr)
     return manifest
+
+
+def _start_ahead(done: str, names: tuple[str, ...], manifest: dict[str, Any],
+                 options: BuildOptions, out: Path) -> dict[str, AheadWork]:
+    """The long parts that may start now that stage `done` is done: those of the later stages
+    this build runs that start after it (Stage.starts_after). Such a stage runs unless it and
+    every stage between are current; a stage in between that runs redoes it anyway."""
+    started = {}
+    for position, name in enumerate(names):
+        if stage(name).starts_after != done:
+            continue
+        between = names[names.index(done) + 1: position + 1]
+        if all(_is_current(s, manifest, options, out) for s in between):
+            continue
+        module = importlib.import_module(stage(name).module)
+        work = module.work_ahead(out, options, manifest["stages"])
+        if work is not None:
+            func, args, what = work
+            started[name] = AheadWork(func, args, what)
+    return started
 
 
 @contextlib.contextmanager
@@ -264,9 +295,10 @@ def _is_current(name: str, manifest: dict[str, Any], options: BuildOptions, out:
     return same and not _changed_input(name, section, options)
 
 
-def _run_stage(name: str, manifest: dict[str, Any], options: BuildOptions, out: Path
-               ) -> dict[str, Any]:
-    """Run one stage in its staging directory, move its outputs in, record its section."""
+def _run_stage(name: str, manifest: dict[str, Any], options: BuildOptions, out: Path,
+               ahead: AheadWork | None = None) -> dict[str, Any]:
+    """Run one stage in its staging directory, move its outputs in, record its section;
+    `ahead`: its long part, started early (_start_ahead)."""
     spec = stage(name)
     module = importlib.import_module(spec.module)
     downstream = downstream_of(name)
@@ -278,7 +310,7 @@ def _run_stage(name: str, manifest: dict[str, Any], options: BuildOptions, out: 
     staging = _make_staging(spec.outputs, name, out)
     try:
         ctx = StageContext(options=dataclasses.replace(options, out=staging), build_dir=out,
-                           manifest=manifest["stages"], workers=options.workers)
+                           manifest=manifest["stages"], workers=options.workers, ahead=ahead)
         section = dict(module.run(ctx))
         outputs = _move_outputs(staging, out)
     finally:

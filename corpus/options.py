@@ -96,6 +96,8 @@ class StageContext:
     workers: int = 1
     extra: dict[str, Any] = field(default_factory=dict)
     build_dir: Path | None = None        # DIR itself: where work kept across runs may lie
+    ahead: Any = None                    # the stage's long part, started early by the build
+                                         # (corpus.ahead.AheadWork), or None: do it here
 
     @property
     def out_dir(self) -> Path:

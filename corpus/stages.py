@@ -4,7 +4,9 @@ writes into the build directory DIR, and the build options its output depends on
 The build driver (corpus/build.py) runs the stages in this order, skips one whose recorded
 options and upstream fingerprints are unchanged, and drops everything downstream of a stage
 it reruns; the typed reader (corpus/reader.py) refuses a build that lacks any of them. A stage
-module has `run(ctx: StageContext) -> dict` (corpus/options.py) returning its manifest section.
+module has `run(ctx: StageContext) -> dict` (corpus/options.py) returning its manifest section,
+and a stage with `starts_after` has `work_ahead(build_dir, options, manifest)` too: the
+function and arguments of its long part, or None when these options give it none.
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ class Stage:
                                    # outputs are tracked by their fingerprints instead)
     inputs: tuple[str, ...] = ()   # those options that name input files: their contents are
                                    # fingerprinted too, so a changed file redoes the stage
+    starts_after: str | None = None   # an earlier stage whose outputs are all that this one's
+                                   # long part reads: its module's `work_ahead` starts that
+                                   # part once the earlier one is done (corpus/ahead.py)
 
 
 STAGES: tuple[Stage, ...] = (
@@ -34,7 +39,8 @@ STAGES: tuple[Stage, ...] = (
           ("partial_dump", "entity_vocab_size", "min_link_count", "wikidata_ids",
            "min_languages", "local_entities"), inputs=("wikidata_ids",)),
     Stage("tokenizer", "corpus.tokenizer_stage", (TOKENIZER_DIR,),
-          ("word_vocab_size", "tokenizer", "base_model", "language_alpha", "seed")),
+          ("word_vocab_size", "tokenizer", "base_model", "language_alpha", "seed"),
+          starts_after="pages"),   # training reads the pages; entity_vocab runs beside it
     Stage("examples", "corpus.examples_stage", (EXAMPLES_DIR, VALIDATION_DIR),
           ("max_seq_length", "max_entities", "max_mention_length", "min_sentence_tokens",
            "unk_entities", "validation_pages", "language", "seed")),

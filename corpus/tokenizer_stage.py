@@ -11,13 +11,16 @@ Three ways, chosen by the build options:
     all of it when it fits sentencepiece's caps (1 M paragraphs, 100 M characters), else whole
     pages drawn at random from the seed until a cap is reached (`sample_training_lines`); in a
     build of several languages, each language's share of the caps is proportional to its
-    paragraphs to the power `--language-alpha` (`balanced_sample`).
+    paragraphs to the power `--language-alpha` (`balanced_sample`). The training reads the
+    pages alone, so a build starts it in a process of its own as soon as the pages stage is
+    done, and the entity_vocab stage runs beside it (`work_ahead`, corpus/ahead.py).
 The manifest section records what the trainer and the examples stage need to know of it: its
 kind, its special ids, its size, its fingerprint, and the base model it came from.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -26,13 +29,21 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from corpus import word_tokenizer as wt
+from corpus.ahead import AheadCrashed
 from corpus.arrow_files import take_rows
 from corpus.language_shares import quotas
 from corpus.options import StageContext
 from corpus.schema import ENTITY_VOCAB_DIR, ENTITY_VOCAB_FILE, PAGES_DIR, TOKENIZER_DIR
 
+log = logging.getLogger(__name__)
+
 PROBE_LINES = 2000   # paragraphs on which a base model's LUKE tokenizer is checked against it
 SAMPLE_BLOCK = 1000  # pages read from Arrow at a time
+# The training starts ahead, beside the entity_vocab stage, from this much XML on. A process
+# of its own costs seconds to start (it imports datasets and sentencepiece), and the
+# entity_vocab stage it hides takes about 1.5 s plus 0.3 s per GB of XML (measured, English
+# composition): below ten GB, it gains less than it costs.
+AHEAD_MIN_XML_BYTES = 10 * 1024 ** 3
 
 
 def run(ctx: StageContext) -> dict:
@@ -41,8 +52,7 @@ def run(ctx: StageContext) -> dict:
     out_dir = ctx.out_dir / TOKENIZER_DIR
     vocab_path = ctx.out_dir / ENTITY_VOCAB_DIR / ENTITY_VOCAB_FILE
     entity_vocab = wt.read_entity_vocab(vocab_path)
-    base = sample = None
-    shares: dict[str, dict[str, int]] = {}
+    base = trained = None
     if options.base_model is not None:
         from corpus.base_tokenizer import open_base_model, write_base_tokenizer_dir
 
@@ -54,25 +64,62 @@ def run(ctx: StageContext) -> dict:
         wt.check_same_entity_vocab(Path(options.tokenizer), entity_vocab, vocab_path)
         wt.copy_tokenizer_dir(Path(options.tokenizer), out_dir)
     else:
-        texts = page_texts(ctx.out_dir / PAGES_DIR)
-        languages = ctx.manifest["pages"]["languages"]
-        if len(languages) == 1:
-            sample = sample_training_lines(texts, options.seed, wt.SP_MAX_TRAINING_LINES,
-                                           wt.SP_MAX_TRAINING_CHARS)
-        else:
-            sample, shares = balanced_sample(texts, languages, options.language_alpha,
-                                             options.seed)
-        sp_model, _ = wt.train_sentencepiece(sample.lines, options.word_vocab_size,
-                                             seed=options.seed)
-        wt.write_tokenizer_dir(out_dir, sp_model, entity_vocab)
+        trained = _trained_words(ctx)
+        wt.write_tokenizer_dir(out_dir, trained.model, entity_vocab)
     section = manifest_section(out_dir, ctx, base)
-    if sample is not None:
-        section["counts"].update(training_pages=sample.pages, training_lines=len(sample.lines),
-                                 training_characters=sample.characters,
-                                 training_sample_capped=int(sample.capped))
-    if shares:
-        section["training_lines"] = shares
+    if trained is not None:
+        section["counts"].update(trained.counts)
+        if trained.shares:
+            section["training_lines"] = trained.shares
     return section
+
+
+@dataclass(frozen=True)
+class TrainedWords:
+    model: bytes                                  # the serialized sentencepiece model
+    counts: dict[str, int]                        # its training sample, for the manifest
+    shares: dict[str, dict[str, int]]             # per language (balanced_sample), or empty
+
+
+def train_words(pages_dir: str, languages: list[dict], options) -> TrainedWords:
+    """The sentencepiece model of the pages' text (`languages`: the pages stage's entries),
+    trained on its sample (module docstring). It reads the pages alone, so the build starts it
+    as soon as they are written (work_ahead)."""
+    texts = page_texts(Path(pages_dir))
+    shares: dict[str, dict[str, int]] = {}
+    if len(languages) == 1:
+        sample = sample_training_lines(texts, options.seed, wt.SP_MAX_TRAINING_LINES,
+                                       wt.SP_MAX_TRAINING_CHARS)
+    else:
+        sample, shares = balanced_sample(texts, languages, options.language_alpha, options.seed)
+    model, _ = wt.train_sentencepiece(sample.lines, options.word_vocab_size, seed=options.seed)
+    counts = {"training_pages": sample.pages, "training_lines": len(sample.lines),
+              "training_characters": sample.characters,
+              "training_sample_capped": int(sample.capped)}
+    return TrainedWords(model, counts, shares)
+
+
+def work_ahead(build_dir: Path, options, sections: dict) -> tuple | None:
+    """The training (function, arguments, what it is), to start once DIR/pages is written,
+    when these options train a model (not with a base model's or a given tokenizer) and the
+    dump is large enough for that to pay (AHEAD_MIN_XML_BYTES)."""
+    if options.base_model is not None or options.tokenizer is not None:
+        return None
+    if sections["pages"]["counts"].get("xml_bytes", 0) < AHEAD_MIN_XML_BYTES:
+        return None
+    return (train_words, (str(build_dir / PAGES_DIR), sections["pages"]["languages"], options),
+            "the tokenizer's training")
+
+
+def _trained_words(ctx: StageContext) -> TrainedWords:
+    """The training the build started ahead, else (or if its process died) trained here."""
+    if ctx.ahead is not None:
+        try:
+            return ctx.ahead.result()
+        except AheadCrashed as error:
+            log.warning(f"{error}; training here instead")
+    return train_words(str(ctx.out_dir / PAGES_DIR), ctx.manifest["pages"]["languages"],
+                       ctx.options)
 
 
 @dataclass(frozen=True)

@@ -89,13 +89,13 @@ def _worker_loop(tasks, results, watch: PageWatch) -> None:
         try:
             result = func(*args, skip=skip, watch=watch)
         except BaseException as error:       # sent back, raised in the main process
-            result = _TaskError(_picklable(error))
+            result = _TaskError(picklable(error))
         watch.started.value = 0.0
         results.put((task_id, result))
         watch.task.value = -1
 
 
-def _picklable(error: BaseException) -> BaseException:
+def picklable(error: BaseException) -> BaseException:
     try:
         pickle.loads(pickle.dumps(error))
         return error

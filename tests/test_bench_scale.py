@@ -195,6 +195,25 @@ def test_work_on_the_entity_vocabulary_counts_at_its_capped_size_not_its_extrapo
     assert entity_vocab(0.0, 50.0) == 0
 
 
+def test_the_entity_vocabulary_counts_beside_the_tokenizers_training_at_englishs_size():
+    """English's dump is over the size from which the tokenizer trains ahead: the
+    entity_vocab stage runs beside that training, and the total counts the longer of them."""
+    from corpus.bench_scale import StageRates, project
+
+    def serial(fixed):
+        return StageRates(serial_fixed=fixed, serial_per_gb=0.0, parallel_fixed=0.0,
+                          parallel_per_gb=0.0)
+
+    training = {"projected_seconds": 40.0, "threaded_share": 0.0}
+    for entity_vocab, total in ((25.0, 110.0), (60.0, 130.0)):
+        rates = {"pages": serial(50.0), "entity_vocab": serial(entity_vocab),
+                 "tokenizer": serial(40.0), "examples": serial(20.0)}
+        seconds = project(rates, training, {"cpu_seconds": 0.0, "in_fit_cpu_seconds": 0.0},
+                          cores=64, measured_workers=2)
+        assert seconds["entity_vocab"] == entity_vocab and seconds["tokenizer"] == 40
+        assert seconds["total"] == pytest.approx(total)   # 50 + max(ev, 40) + 20
+
+
 def test_what_the_fit_holds_of_a_piece_of_work_leaves_its_fixed_part_out():
     """The per-GB fit takes the difference of the two builds: a piece of work's share of it,
     extrapolated to English, is its growth between the builds' sizes, not its cost at the
