@@ -106,7 +106,10 @@ def test_the_scale_benchmark_measures_every_stage_and_projects_them(tmp_path):
         assert 0 <= run["overlapped_cpu"] <= run["serial_cpu"]
     for cores in ("16", "64"):
         seconds = report["projection"][cores]
-        assert seconds["total"] == sum(seconds[s] for s in STAGE_NAMES) > 0
+        # English's entity_vocab stage runs beside its tokenizer's training
+        beside = min(seconds["entity_vocab"], seconds["tokenizer"])
+        assert seconds["total"] == pytest.approx(sum(seconds[s] for s in STAGE_NAMES) - beside)
+        assert seconds["total"] > 0
     assert report["serial_s_per_gb"] >= 0 and report["memory"]["pages_main_mb"] > 0
     # the machine's speed, taken before each stage's builds (small and large in turn)
     assert len(report["reference_seconds"]) == len(STAGE_NAMES)
