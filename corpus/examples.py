@@ -32,12 +32,15 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Iterable, NamedTuple, Sequence
 
+import numpy as np
+
 from corpus.options import Limits
 from corpus.schema import ENTITY_UNK_ID
 from corpus.sentences import sentence_ends, sentence_spans
 from corpus.word_encoder import WordEncoder
 
 UNK_TITLE = "[UNK]"
+_NO_IDS = np.zeros(0, np.int32)                 # a sentence's ids before it is encoded
 
 
 class Mention(NamedTuple):
@@ -59,7 +62,7 @@ class Sentence:
         self.text = text
         self.mentions = mentions
         self.cuts = cuts                 # start, end of each mention, in order
-        self.word_ids: list[int] = []
+        self.word_ids: np.ndarray = _NO_IDS   # a view of its batch's ids (encode_sentences)
         self.token_cuts: list[int] = []  # token position of each of `cuts`
 
 
@@ -68,7 +71,7 @@ class Example:
     """One packed sequence; the text and character spans it was tokenized from are made from
     its sentences when asked for (inspection, tests), not by the examples stage."""
     page_id: int
-    word_ids: list[int]              # <s> ... </s>
+    word_ids: np.ndarray             # <s> ... </s> (int32)
     entity_ids: list[int]
     entity_start: list[int]          # token positions in word_ids, end exclusive
     entity_end: list[int]
@@ -90,16 +93,19 @@ class Example:
 
     def row(self) -> dict:
         """The stored columns (schema.EXAMPLE_COLUMNS); the lists are the example's own."""
-        return {"word_ids": self.word_ids, "entity_ids": self.entity_ids,
+        return {"word_ids": self.word_ids.tolist(), "entity_ids": self.entity_ids,
                 "entity_start": self.entity_start, "entity_end": self.entity_end,
                 "page_id": self.page_id}
 
 
 def encode_sentences(encoder: WordEncoder, sentences: Sequence[Sentence]) -> None:
-    """Fill each sentence's word_ids and token_cuts (one encoder call for all of them)."""
-    encoded = encoder.encode_cut([s.text for s in sentences], [s.cuts for s in sentences])
-    for sentence, (ids, token_cuts) in zip(sentences, encoded):
-        sentence.word_ids = ids
+    """Fill each sentence's word_ids (a view of one array for all of them: one encoder call)
+    and token_cuts."""
+    encoded = encoder.encode_cut_arrays([s.text for s in sentences], [s.cuts for s in sentences])
+    ids, bounds = encoded.ids, encoded.bounds.tolist()
+    for sentence, start, end, token_cuts in zip(sentences, bounds, bounds[1:],
+                                                encoded.positions):
+        sentence.word_ids = ids[start:end]
         sentence.token_cuts = token_cuts
 
 
@@ -272,10 +278,10 @@ def make_example(page_id: int, pack: Sequence[Sentence], encoder: WordEncoder,
     space); token spans shift by the tokens before (+1 for <s>), and a mention longer than
     max_mention_length keeps its first tokens."""
     longest = limits.max_mention_length
-    word_ids, entity_ids, starts, ends = [encoder.bos_id], [], [], []
+    entity_ids, starts, ends = [], [], []
+    offset = 1                                  # tokens before the sentence: <s> first
     for sentence in pack:
         if sentence.mentions:
-            offset = len(word_ids)
             cuts = iter(sentence.token_cuts)
             for mention, start, end in zip(sentence.mentions, cuts, cuts):
                 if end - start > longest:
@@ -284,8 +290,10 @@ def make_example(page_id: int, pack: Sequence[Sentence], encoder: WordEncoder,
                 starts.append(start + offset)
                 ends.append(end + offset)
                 entity_ids.append(mention[3])
-        word_ids += sentence.word_ids
-    word_ids.append(encoder.eos_id)
+        offset += len(sentence.word_ids)
+    word_ids = np.concatenate([np.array([encoder.bos_id], np.int32),
+                               *(sentence.word_ids for sentence in pack),
+                               np.array([encoder.eos_id], np.int32)])
     return Example(page_id, word_ids, entity_ids, starts, ends, tuple(pack),
                    "" if encoder.sentence_prefix else " ")
 

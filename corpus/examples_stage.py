@@ -241,10 +241,17 @@ def build_shard(job: ShardJob) -> dict:
 
 
 def examples_table(examples: list[Example]) -> pa.Table:
-    """The examples as an Arrow table of example_schema(), column by column."""
+    """The examples as an Arrow table of example_schema(), column by column; the word ids from
+    the examples' arrays joined, not converted int by int."""
     schema = example_schema()
-    return pa.Table.from_pydict({name: [getattr(example, name) for example in examples]
-                                 for name in schema.names}, schema=schema)
+    columns = {name: [getattr(example, name) for example in examples]
+               for name in schema.names if name != "word_ids"}
+    arrays = [example.word_ids for example in examples]
+    offsets = np.zeros(len(arrays) + 1, np.int32)
+    np.cumsum([len(ids) for ids in arrays], out=offsets[1:])
+    words = np.concatenate(arrays) if arrays else np.zeros(0, np.int32)
+    columns["word_ids"] = pa.ListArray.from_arrays(pa.array(offsets), pa.array(words, pa.int32()))
+    return pa.Table.from_pydict({name: columns[name] for name in schema.names}, schema=schema)
 
 
 def batch_entity_vocab(batch: pa.Table, entities: TitleIndex, key_prefix: str = ""

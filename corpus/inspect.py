@@ -168,7 +168,7 @@ def example_json(example: Example, row: int) -> dict:
     return {"text": example.text,
             "entities": [m.title for m in example.mentions],
             "entity_spans": [[m.start, m.end] for m in example.mentions],
-            "word_ids": list(example.word_ids), "entity_ids": example.entity_ids,
+            "word_ids": example.word_ids.tolist(), "entity_ids": example.entity_ids,
             "page_id": example.page_id, "row": row}
 
 

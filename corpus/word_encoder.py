@@ -43,7 +43,7 @@ import json
 import re
 from collections import Counter
 from itertools import accumulate, chain
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -163,6 +163,22 @@ def _words_cut(text: str, positions: Sequence[int]) -> tuple[str, list[int]]:
     return " ".join(parts), indices
 
 
+class CutIds(NamedTuple):
+    """Texts' ids as arrays (WordEncoder.encode_cut_arrays): text i's ids are
+    ids[bounds[i]:bounds[i + 1]], and positions[i] the token position of each of its cuts."""
+    ids: np.ndarray            # int32
+    bounds: np.ndarray         # int64, one more than there are texts
+    positions: list[list[int]]
+
+
+def _as_arrays(encoded: list[tuple[list[int], list[int]]]) -> CutIds:
+    """encode_cut's lists as CutIds."""
+    bounds = np.zeros(len(encoded) + 1, np.int64)
+    np.cumsum([len(ids) for ids, _ in encoded], out=bounds[1:])
+    ids = np.fromiter(chain.from_iterable(ids for ids, _ in encoded), np.int32, int(bounds[-1]))
+    return CutIds(ids, bounds, [positions for _, positions in encoded])
+
+
 def _indices_of_none(values: list) -> list[int]:
     """The indices of the Nones in `values`, found by list.index (a scan in C per None)."""
     indices, index = [], -1
@@ -258,19 +274,28 @@ class WordEncoder:
         """For each text, cut at its character positions `cuts` (ascending, repeats allowed:
         a sentence's mention starts and ends) as MLukeTokenizer cuts it (cut_pieces): its ids,
         and the token position where each cut position starts."""
+        encoded = self.encode_cut_arrays(texts, cuts)
+        flat, bounds = encoded.ids.tolist(), encoded.bounds.tolist()
+        return list(zip(map(flat.__getitem__, map(slice, bounds[:-1], bounds[1:])),
+                        encoded.positions))
+
+    def encode_cut_arrays(self, texts: Sequence[str], cuts: Sequence[Sequence[int]]
+                          ) -> CutIds:
+        """encode_cut as arrays: every text's ids one after the other, where each text's
+        start, and the token positions of its cuts (the examples stage packs and stores the
+        ids as arrays, never as a Python int per token)."""
         if not texts:
-            return []
+            return CutIds(np.zeros(0, np.int32), np.zeros(1, np.int64), [])
         if self.use_cache and self.cache_mode == "metaspace":
             joined = " ".join(texts)
             # Every text single-spaced: no space at either end and no run of two (an empty
             # text or a space at a text's end makes a run where the texts are joined).
             if joined and joined[0] != " " and joined[-1] != " " and "  " not in joined:
                 return self._metaspace_cut(texts, cuts)
-        return self._cut_by_pieces(texts, cuts)
+        return _as_arrays(self._cut_by_pieces(texts, cuts))
 
-    def _metaspace_cut(self, texts: Sequence[str], cuts: Sequence[Sequence[int]]
-                       ) -> list[tuple[list[int], list[int]]]:
-        """encode_cut for single-spaced texts. A space is put at every cut inside a word
+    def _metaspace_cut(self, texts: Sequence[str], cuts: Sequence[Sequence[int]]) -> CutIds:
+        """encode_cut_arrays for single-spaced texts. A space is put at every cut inside a word
         (_words_cut). The texts are split into words, and the words told apart, by Arrow's
         kernels; only the distinct words are looked up in the cache (on English, a quarter of
         the running words of 64 pages), and each running word's ids are gathered by numpy: a
@@ -289,7 +314,7 @@ class WordEncoder:
         new = self._new_words(len(occurrences), {distinct[i] for i in missing},
                               lambda: dict(zip(distinct, np.bincount(occurrences).tolist())))
         if new is None:                      # too many new words: the pieces, uncached
-            return self._cut_by_pieces(texts, cuts, cached=False)
+            return _as_arrays(self._cut_by_pieces(texts, cuts, cached=False))
         self._encode_into_cache(new)
         for index in missing:
             per_word[index] = self.word_ids[distinct[index]]
@@ -297,17 +322,15 @@ class WordEncoder:
         # the token ids of every running word, one after the other: each occurrence's ids are
         # those of its distinct word, found in `tokens` from that word's first token
         lengths = np.fromiter(map(len, per_word), np.int64, len(per_word))
-        tokens = np.fromiter(chain.from_iterable(per_word), np.int64, int(lengths.sum()))
+        tokens = np.fromiter(chain.from_iterable(per_word), np.int32, int(lengths.sum()))
         occurrence_lengths = lengths[occurrences]
         before = np.zeros(len(occurrences) + 1, np.int64)      # tokens before each occurrence
         np.cumsum(occurrence_lengths, out=before[1:])
         first_token = np.cumsum(lengths) - lengths
         shift = np.repeat(before[:-1] - first_token[occurrences], occurrence_lengths)
-        flat = tokens[np.arange(before[-1]) - shift].tolist()
+        flat = tokens[np.arange(before[-1]) - shift]
         # each text's words, from its first to its last + 1, and the tokens before each word
         word_bounds = split.offsets.to_numpy()
-        text_bounds = before[word_bounds].tolist()
-        ids = list(map(flat.__getitem__, map(slice, text_bounds[:-1], text_bounds[1:])))
         positions: list[list[int]] = [[] for _ in texts]
         if with_cuts:
             counts = list(map(len, word_of))
@@ -318,7 +341,7 @@ class WordEncoder:
             ends = list(accumulate(counts))
             for index, stop, count in zip(with_cuts, ends, counts):
                 positions[index] = cut_tokens[stop - count:stop]
-        return list(zip(ids, positions))
+        return CutIds(flat, before[word_bounds], positions)
 
     def _cut_by_pieces(self, texts: Sequence[str], cuts: Sequence[Sequence[int]],
                        cached: bool = True) -> list[tuple[list[int], list[int]]]:
