@@ -315,6 +315,8 @@ def _run_stage(name: str, manifest: dict[str, Any], options: BuildOptions, out: 
         outputs = _move_outputs(staging, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        if ahead is not None:
+            ahead.cancel()     # a stage that failed before collecting it: it must not go on
     section.update(options=options.subset(spec.options),
                    input_digests=input_digests(name, options),
                    upstream=_upstream(name, manifest), outputs=outputs,

@@ -118,3 +118,17 @@ def test_a_build_stopped_beside_the_training_stops_it(tmp_path, monkeypatch, cap
     assert code == 130 and INTERRUPTED_BUILD in err
     assert _Recorded.started == ["the tokenizer's training"] and not _ahead_processes()
     assert "entity_vocab" not in manifest_of(out)["stages"]
+
+
+def test_a_stage_that_fails_before_collecting_its_work_stops_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(tokenizer_stage, "AHEAD_MIN_XML_BYTES", 0)
+    _Recorded.started = []
+    monkeypatch.setattr(corpus.build, "AheadWork", _Recorded)
+
+    def unreadable(path):                  # the stage fails before it asks for the training
+        raise OSError(f"{path}: unreadable")
+
+    monkeypatch.setattr(tokenizer_stage.wt, "read_entity_vocab", unreadable)
+    with pytest.raises(OSError, match="unreadable"):
+        build(_options(tmp_path / "out"))
+    assert _Recorded.started == ["the tokenizer's training"] and not _ahead_processes()
