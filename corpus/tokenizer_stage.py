@@ -12,8 +12,9 @@ Three ways, chosen by the build options:
     pages drawn at random from the seed until a cap is reached (`sample_training_lines`); in a
     build of several languages, each language's share of the caps is proportional to its
     paragraphs to the power `--language-alpha` (`balanced_sample`). The training reads the
-    pages alone, so a build starts it in a process of its own as soon as the pages stage is
-    done, and the entity_vocab stage runs beside it (`work_ahead`, corpus/ahead.py).
+    pages alone, so a build of 10 GB of XML or more starts it in a process of its own as soon
+    as the pages stage is done, and the entity_vocab stage runs beside it (`work_ahead`,
+    corpus/ahead.py).
 The manifest section records what the trainer and the examples stage need to know of it: its
 kind, its special ids, its size, its fingerprint, and the base model it came from.
 """
