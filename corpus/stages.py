@@ -5,8 +5,9 @@ The build driver (corpus/build.py) runs the stages in this order, skips one whos
 options and upstream fingerprints are unchanged, and drops everything downstream of a stage
 it reruns; the typed reader (corpus/reader.py) refuses a build that lacks any of them. A stage
 module has `run(ctx: StageContext) -> dict` (corpus/options.py) returning its manifest section,
-and a stage with `starts_after` has `work_ahead(build_dir, options, manifest)` too: the
-function and arguments of its long part, or None when these options give it none.
+and a stage with `starts_after` has `work_ahead(build_dir, options, sections)` too (`sections`:
+the manifest's sections of the stages done): the function, arguments and name of its long
+part, or None when these options give it none.
 """
 
 from __future__ import annotations

@@ -297,9 +297,10 @@ class WordEncoder:
     def _metaspace_cut(self, texts: Sequence[str], cuts: Sequence[Sequence[int]]) -> CutIds:
         """encode_cut_arrays for single-spaced texts. A space is put at every cut inside a word
         (_words_cut). The texts are split into words, and the words told apart, by Arrow's
-        kernels; only the distinct words are looked up in the cache (on English, a quarter of
-        the running words of 64 pages), and each running word's ids are gathered by numpy: a
-        Python step per running word (split, lookup, join) was half the examples stage."""
+        kernels; only the distinct words are looked up in the cache (on English, a sixth of the
+        running words of 256 pages, a quarter of 64), and each running word's ids are gathered
+        by numpy: a Python step per running word (split, lookup, join) was half the examples
+        stage."""
         with_cuts = [index for index, positions in enumerate(cuts) if positions]
         cut_texts, word_of = list(texts), []
         for index in with_cuts:
